@@ -1,0 +1,101 @@
+// PostgreSQL access through libpq: a fixed-size connection pool, named prepared
+// statements (parameters are always bound, never spliced into SQL), transactions,
+// SQLSTATE → status mapping and per-schema migrations that are safe when several
+// replicas start at once. All calls block: never call them on a gRPC completion thread.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <unordered_set>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/config.h"
+
+namespace redflag {
+
+// A statement with a stable name, prepared once per connection on first use.
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+using Params = std::vector<std::optional<std::string>>;
+
+// Owns a PGresult. Accessors take (row, column) and return text values.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r, &PQclear) {}
+  int Rows() const { return PQntuples(r_.get()); }
+  int AffectedRows() const;
+  bool IsNull(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string Text(int row, int col) const;
+  int64_t Int(int row, int col) const;
+  bool Bool(int row, int col) const;
+  // Timestamps are selected as epoch microseconds (bigint).
+  absl::Time TimeFromMicros(int row, int col) const;
+  const PGresult* raw() const { return r_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+// Maps a SQLSTATE to a status code; unknown errors become INTERNAL with a generic message.
+absl::Status SqlStateToStatus(absl::string_view sqlstate, absl::string_view detail);
+
+class PgConnection {
+ public:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  absl::StatusOr<PgResult> Exec(const Statement& stmt, const Params& params = {});
+  // Runs parameterless SQL (migrations, BEGIN/COMMIT). Never for user input.
+  absl::Status ExecScript(absl::string_view sql);
+  // Reconnects if the server connection was lost.
+  bool EnsureHealthy();
+  PGconn* raw() { return conn_; }
+
+ private:
+  static absl::Status ResultStatus(const PGresult* r, absl::string_view what);
+  PGconn* conn_;
+  std::unordered_set<std::string> prepared_;
+};
+
+class PgPool {
+ public:
+  // Opens `config.pool_size` connections; fails with UNAVAILABLE naming host:port.
+  static absl::StatusOr<std::unique_ptr<PgPool>> Connect(const DbConfig& config);
+
+  // Runs `fn` with a connection to itself; waits up to `wait` for one to be free.
+  absl::Status WithConnection(const std::function<absl::Status(PgConnection&)>& fn,
+                              absl::Duration wait = absl::Seconds(10));
+  // Runs `fn` inside BEGIN/COMMIT; rolls back when fn fails.
+  absl::Status InTransaction(const std::function<absl::Status(PgConnection&)>& fn,
+                             absl::Duration wait = absl::Seconds(10));
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<PgConnection>> idle_;
+};
+
+// Applies `steps[i]` (i from the number already applied) in order, each once, under a
+// transaction-scoped advisory lock, recording progress in <schema>.schema_migrations.
+absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
+                             const std::vector<std::string>& steps);
+
+// Escapes a string as a JSON string literal (for json_to_recordset batch parameters).
+std::string JsonQuote(absl::string_view s);
+
+}  // namespace redflag

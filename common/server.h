@@ -1,0 +1,36 @@
+// Builds every RedFlag gRPC server the same way: reflection and grpc.health.v1 on,
+// explicit HTTP/2 keepalive and stream limits, a ResourceQuota capping memory and
+// threads. Serves until SIGINT/SIGTERM, then drains with a deadline.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace redflag {
+
+struct ServerOptions {
+  std::string address;
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  std::vector<grpc::Service*> services;
+  // Memory the server may use for calls before it refuses new work.
+  size_t memory_quota_bytes = 512u << 20;
+  // Threads of the sync API's pool (handlers that block on the database run there).
+  int max_threads = 64;
+  int max_concurrent_streams_per_connection = 100;
+};
+
+// Starts the server; UNAVAILABLE naming the address when it cannot listen.
+// `bound_port` receives the port actually bound (for ":0").
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(const ServerOptions& options,
+                                                          int* bound_port = nullptr);
+
+// Blocks until SIGINT or SIGTERM. Call BlockShutdownSignals() first thing in main().
+void BlockShutdownSignals();
+void WaitForShutdownSignal();
+
+}  // namespace redflag
