@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config.h"
+#include "common/status.h"
 
 namespace redflag {
 
@@ -61,3 +62,10 @@ class PeerPolicy {
 };
 
 }  // namespace redflag
+
+// Returns the policy's refusal from a gRPC handler when the calling service is not allowed.
+#define REDFLAG_CHECK_PEER(policy, ctx)                                  \
+  do {                                                                   \
+    ::absl::Status redflag_peer_status_ = (policy).Check(*(ctx));        \
+    if (!redflag_peer_status_.ok()) return ::redflag::ToGrpcStatus(redflag_peer_status_); \
+  } while (0)

@@ -1,0 +1,25 @@
+// Who an internal call is on behalf of. The gateway authenticates the operator or agent
+// and forwards the identity in metadata; internal services trust it only after
+// PeerPolicy has verified the caller is the gateway's certificate.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+namespace redflag {
+
+inline constexpr char kActorKey[] = "x-redflag-actor";
+inline constexpr char kRoleKey[] = "x-redflag-role";
+inline constexpr char kSourceKey[] = "x-redflag-source";
+
+struct Actor {
+  std::string subject;
+  std::string role;
+  std::string source;
+};
+
+Actor ActorFromMetadata(const grpc::ServerContextBase& ctx);
+void AttachActor(grpc::ClientContext& ctx, const Actor& actor);
+
+}  // namespace redflag

@@ -1,0 +1,51 @@
+#include "common/runtime.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace redflag {
+
+absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
+                                                     const std::string& listen_address,
+                                                     const std::string& metrics_address) {
+  SetLogComponent(name);
+  ServiceRuntime rt;
+  rt.name = name;
+  rt.listen_address = listen_address;
+  REDFLAG_RETURN_IF_ERROR(InitCrypto());
+  REDFLAG_ASSIGN_OR_RETURN(TlsFiles files, TlsFiles::FromEnv());
+  REDFLAG_ASSIGN_OR_RETURN(rt.tls, TlsMaterial::Load(files));
+  REDFLAG_ASSIGN_OR_RETURN(DbConfig db, DbConfig::FromEnv());
+  REDFLAG_ASSIGN_OR_RETURN(rt.pool, PgPool::Connect(db));
+  rt.events = std::make_unique<SecurityEventWriter>(*rt.pool, name);
+  REDFLAG_RETURN_IF_ERROR(rt.events->Migrate());
+  REDFLAG_ASSIGN_OR_RETURN(rt.metrics, MetricsServer::Start(metrics_address));
+  return rt;
+}
+
+int ServiceRuntime::ServeUntilSignal(grpc::Service* service) {
+  ServerOptions opts;
+  opts.address = listen_address;
+  opts.credentials = MutualTlsServerCredentials(tls);
+  opts.services = {service};
+  int port = 0;
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
+  if (!server.ok()) return ExitWithError(name, server.status());
+  LogInfo(absl::StrCat(name, " serving mTLS gRPC on ", listen_address, " (port ", port, ")"));
+  WaitForShutdownSignal();
+  LogInfo("shutting down");
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return 0;
+}
+
+int ExitWithError(const std::string& name, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s\n", name.c_str(), status.ToString().c_str());
+  return 1;
+}
+
+}  // namespace redflag

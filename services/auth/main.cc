@@ -1,0 +1,57 @@
+// redflag-auth: accounts, sessions and registration tokens, served over mTLS.
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/config.h"
+#include "common/jwt.h"
+#include "common/runtime.h"
+#include "common/status.h"
+#include "services/auth/password.h"
+#include "services/auth/service.h"
+#include "services/auth/store.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:9101", "address for the mTLS gRPC server");
+ABSL_FLAG(std::string, metrics, "0.0.0.0:9201", "address for Prometheus /metrics");
+
+namespace {
+
+absl::StatusOr<redflag::auth::AuthSettings> SettingsFromEnv() {
+  redflag::auth::AuthSettings s;
+  REDFLAG_ASSIGN_OR_RETURN(int64_t tokens, redflag::Env::Int("REDFLAG_MAX_TOKENS", 100, 1, 100000));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t seats, redflag::Env::Int("REDFLAG_MAX_SEATS", 50, 1, 100000));
+  s.limits = {static_cast<int>(tokens), static_cast<int>(seats)};
+  return s;
+}
+
+int Run() {
+  using namespace redflag;
+  BlockShutdownSignals();
+  absl::StatusOr<std::string> jwt_secret = Env::Secret("REDFLAG_JWT_SECRET", 32);
+  if (!jwt_secret.ok()) return ExitWithError("redflag-auth", jwt_secret.status());
+  absl::StatusOr<JwtCodec> jwt = JwtCodec::Create(*std::move(jwt_secret));
+  if (!jwt.ok()) return ExitWithError("redflag-auth", jwt.status());
+  absl::StatusOr<std::string> admin_password = Env::Secret("REDFLAG_ADMIN_PASSWORD", 12);
+  if (!admin_password.ok()) return ExitWithError("redflag-auth", admin_password.status());
+  absl::StatusOr<auth::AuthSettings> settings = SettingsFromEnv();
+  if (!settings.ok()) return ExitWithError("redflag-auth", settings.status());
+
+  absl::StatusOr<ServiceRuntime> rt =
+      ServiceRuntime::Start("redflag-auth", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  if (!rt.ok()) return ExitWithError("redflag-auth", rt.status());
+
+  auth::AuthStore store(*rt->pool);
+  if (absl::Status s = store.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
+  absl::StatusOr<std::string> admin_hash = auth::HashPassword(*admin_password);
+  if (!admin_hash.ok()) return ExitWithError(rt->name, admin_hash.status());
+  if (absl::Status s = store.EnsureUser("admin", *admin_hash, "admin"); !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
+  auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), *settings);
+  return rt->ServeUntilSignal(&service);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

@@ -1,0 +1,251 @@
+#include "services/auth/service.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/actor.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "services/auth/password.h"
+
+namespace redflag::auth {
+namespace {
+
+constexpr char kRefreshPrefix[] = "rf_rt_";
+constexpr char kRegistrationPrefix[] = "rf_reg_";
+constexpr size_t kShownPrefix = 12;
+
+std::string NewSecret(const char* prefix) {
+  return absl::StrCat(prefix, Base64UrlEncode(RandomBytes(32)));
+}
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  ts->set_seconds(absl::ToUnixSeconds(t));
+}
+
+v1::Role RoleEnum(const std::string& role) {
+  if (role == "admin") return v1::ADMIN;
+  if (role == "operator") return v1::OPERATOR;
+  if (role == "viewer") return v1::VIEWER;
+  return v1::ROLE_UNSPECIFIED;
+}
+
+}  // namespace
+
+
+AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
+                                 const SecurityEventWriter& events, prometheus::Registry& metrics,
+                                 AuthSettings settings)
+    : store_(store),
+      jwt_(jwt),
+      events_(events),
+      failures_(prometheus::BuildCounter()
+                    .Name("redflag_auth_failures_total")
+                    .Help("Authentication failures by reason")
+                    .Register(metrics)),
+      seats_consumed_(prometheus::BuildCounter()
+                          .Name("redflag_registration_seats_consumed_total")
+                          .Help("Registration token seats consumed by agent registrations")
+                          .Register(metrics)
+                          .Add({})),
+      settings_(settings) {}
+
+grpc::Status AuthServiceImpl::Fail(const grpc::ServerContext& ctx, const std::string& reason,
+                                   const std::string& actor, const absl::Status& status) {
+  failures_.Add({{"reason", reason}}).Increment();
+  absl::Status recorded = events_.Record(
+      {"AUTH_FAILURE", actor, ActorFromMetadata(ctx).source,
+       absl::StrCat("{\"reason\":", JsonQuote(reason), "}")});
+  if (!recorded.ok()) LogError(absl::StrCat("cannot record AUTH_FAILURE: ", recorded.message()));
+  return ToGrpcStatus(status);
+}
+
+v1::TokenPair AuthServiceImpl::AccessToken(const std::string& subject, const std::string& role,
+                                           const std::string& audience) const {
+  absl::Time now = absl::Now();
+  JwtClaims c{subject, role, audience, kIssuer, RandomUuid(), now, now, now + settings_.access_ttl};
+  v1::TokenPair pair;
+  pair.set_access_token(jwt_.Sign(c));
+  SetTime(pair.mutable_access_expires_at(), c.exp);
+  pair.set_role(RoleEnum(role));
+  pair.set_subject(subject);
+  return pair;
+}
+
+absl::StatusOr<v1::TokenPair> AuthServiceImpl::StartSession(const std::string& subject,
+                                                           const std::string& role,
+                                                           const std::string& audience) {
+  std::string refresh = NewSecret(kRefreshPrefix);
+  absl::Time refresh_exp = absl::Now() + settings_.refresh_ttl;
+  REDFLAG_RETURN_IF_ERROR(
+      store_.CreateSession(subject, role, audience, Sha256Hex(refresh), refresh_exp).status());
+  v1::TokenPair pair = AccessToken(subject, role, audience);
+  pair.set_refresh_token(refresh);
+  SetTime(pair.mutable_refresh_expires_at(), refresh_exp);
+  return pair;
+}
+
+grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
+                                    v1::TokenPair* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->username().empty() || req->password().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "username and password are required");
+  }
+  absl::StatusOr<std::optional<UserRow>> user = store_.FindUser(req->username());
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  bool ok = false;
+  if (user->has_value()) {
+    ok = VerifyPassword((*user)->password_hash, req->password());
+  } else {
+    VerifyDummyPassword(req->password());  // same cost whether or not the user exists
+  }
+  if (!ok) {
+    return Fail(*ctx, "bad_credentials", req->username(),
+                absl::UnauthenticatedError("invalid username or password"));
+  }
+  absl::StatusOr<v1::TokenPair> pair = StartSession((*user)->username, (*user)->role,
+                                                    kOperatorAudience);
+  if (!pair.ok()) return ToGrpcStatus(pair.status());
+  *resp = *std::move(pair);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::RefreshRequest* req,
+                                      v1::TokenPair* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->refresh_token().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refresh_token is required");
+  }
+  std::string fresh = NewSecret(kRefreshPrefix);
+  absl::Time fresh_exp = absl::Now() + settings_.refresh_ttl;
+  absl::StatusOr<RotateResult> r =
+      store_.RotateRefresh(Sha256Hex(req->refresh_token()), Sha256Hex(fresh), fresh_exp);
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  switch (r->outcome) {
+    case RotateOutcome::kRotated:
+      break;
+    case RotateOutcome::kUnknown:
+      return Fail(*ctx, "unknown_refresh_token", "",
+                  absl::UnauthenticatedError("refresh token not recognised"));
+    case RotateOutcome::kExpired:
+      return Fail(*ctx, "expired_refresh_token", r->session.subject,
+                  absl::UnauthenticatedError("refresh token has expired; log in again"));
+    case RotateOutcome::kRevoked:
+      return Fail(*ctx, "revoked_session", r->session.subject,
+                  absl::UnauthenticatedError("session was revoked; log in again"));
+    case RotateOutcome::kReused: {
+      absl::Status s = events_.Record({"REFRESH_TOKEN_REUSE", r->session.subject,
+                                       ActorFromMetadata(*ctx).source,
+                                       absl::StrCat("{\"session\":", JsonQuote(r->session.session_id),
+                                                    "}")});
+      if (!s.ok()) LogError(absl::StrCat("cannot record REFRESH_TOKEN_REUSE: ", s.message()));
+      return Fail(*ctx, "refresh_token_reuse", r->session.subject,
+                  absl::UnauthenticatedError(
+                      "refresh token was already used; the session has been revoked"));
+    }
+  }
+  *resp = AccessToken(r->session.subject, r->session.role, r->session.audience);
+  resp->set_refresh_token(fresh);
+  SetTime(resp->mutable_refresh_expires_at(), fresh_exp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req,
+                                     v1::LogoutResponse*) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->refresh_token().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refresh_token is required");
+  }
+  return ToGrpcStatus(store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token())));
+}
+
+grpc::Status AuthServiceImpl::CreateRegistrationToken(
+    grpc::ServerContext* ctx, const v1::CreateRegistrationTokenRequest* req,
+    v1::CreateRegistrationTokenResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->seats() < 1 || req->seats() > settings_.limits.max_seats) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("seats must be between 1 and ", settings_.limits.max_seats,
+                                     " (REDFLAG_MAX_SEATS), got ", req->seats()));
+  }
+  if (req->ttl_seconds() < 0 || req->ttl_seconds() > 365LL * 24 * 3600) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "ttl_seconds must be between 0 (default 24 h) and one year");
+  }
+  if (req->label().size() > 200) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "label is longer than 200 characters");
+  }
+  absl::Duration ttl = req->ttl_seconds() == 0 ? settings_.default_registration_ttl
+                                               : absl::Seconds(req->ttl_seconds());
+  std::string secret = NewSecret(kRegistrationPrefix);
+  Actor actor = ActorFromMetadata(*ctx);
+  absl::StatusOr<v1::RegistrationToken> t = store_.CreateRegistrationToken(
+      Sha256Hex(secret), secret.substr(0, kShownPrefix), req->label(), req->seats(),
+      absl::Now() + ttl, actor.subject, settings_.limits);
+  if (!t.ok()) return ToGrpcStatus(t.status());
+  *resp->mutable_token() = *std::move(t);
+  resp->set_secret(secret);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ListRegistrationTokens(grpc::ServerContext* ctx,
+                                                     const v1::ListRegistrationTokensRequest* req,
+                                                     v1::ListRegistrationTokensResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::RegistrationToken>> tokens =
+      store_.ListRegistrationTokens(req->include_inactive());
+  if (!tokens.ok()) return ToGrpcStatus(tokens.status());
+  for (auto& t : *tokens) *resp->add_tokens() = std::move(t);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::RevokeRegistrationToken(grpc::ServerContext* ctx,
+                                                      const v1::RevokeRegistrationTokenRequest* req,
+                                                      v1::RegistrationToken* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->id().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "id is required");
+  absl::StatusOr<v1::RegistrationToken> t = store_.RevokeRegistrationToken(req->id());
+  if (!t.ok()) return ToGrpcStatus(t.status());
+  *resp = *std::move(t);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ConsumeRegistrationSeat(
+    grpc::ServerContext* ctx, const v1::ConsumeRegistrationSeatRequest* req,
+    v1::ConsumeRegistrationSeatResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->secret().empty() || req->secret().size() > 200) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registration token is required");
+  }
+  absl::StatusOr<v1::ConsumeRegistrationSeatResponse> seat =
+      store_.ConsumeSeat(Sha256Hex(req->secret()), req->machine_id());
+  if (!seat.ok()) {
+    return Fail(*ctx, "bad_registration_token", req->machine_id().substr(0, 16), seat.status());
+  }
+  seats_consumed_.Increment();
+  *resp = *std::move(seat);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ReleaseRegistrationSeat(grpc::ServerContext* ctx,
+                                                      const v1::ReleaseRegistrationSeatRequest* req,
+                                                      v1::LogoutResponse*) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  return ToGrpcStatus(store_.ReleaseSeat(req->seat_id()));
+}
+
+grpc::Status AuthServiceImpl::IssueAgentCredentials(grpc::ServerContext* ctx,
+                                                    const v1::IssueAgentCredentialsRequest* req,
+                                                    v1::TokenPair* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->agent_id().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agent_id is required");
+  }
+  absl::StatusOr<v1::TokenPair> pair = StartSession(req->agent_id(), "agent", kAgentAudience);
+  if (!pair.ok()) return ToGrpcStatus(pair.status());
+  *resp = *std::move(pair);
+  return grpc::Status::OK;
+}
+
+}  // namespace redflag::auth

@@ -1,0 +1,71 @@
+// The auth service's gRPC surface (sync API: handlers may block on PostgreSQL and run
+// on the server's bounded thread pool). Only the gateway may call it.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "common/jwt.h"
+#include "common/security_events.h"
+#include "common/tls.h"
+#include "redflag/v1/auth.grpc.pb.h"
+#include "services/auth/store.h"
+
+namespace redflag::auth {
+
+struct AuthSettings {
+  absl::Duration access_ttl = absl::Hours(24);
+  absl::Duration refresh_ttl = absl::Hours(24 * 90);
+  absl::Duration default_registration_ttl = absl::Hours(24);
+  TokenLimits limits{100, 50};
+};
+
+class AuthServiceImpl final : public v1::AuthService::Service {
+ public:
+  AuthServiceImpl(AuthStore& store, const JwtCodec& jwt, const SecurityEventWriter& events,
+                  prometheus::Registry& metrics, AuthSettings settings);
+
+  grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
+                     v1::TokenPair* resp) override;
+  grpc::Status Refresh(grpc::ServerContext* ctx, const v1::RefreshRequest* req,
+                       v1::TokenPair* resp) override;
+  grpc::Status Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req,
+                      v1::LogoutResponse* resp) override;
+  grpc::Status CreateRegistrationToken(grpc::ServerContext* ctx,
+                                       const v1::CreateRegistrationTokenRequest* req,
+                                       v1::CreateRegistrationTokenResponse* resp) override;
+  grpc::Status ListRegistrationTokens(grpc::ServerContext* ctx,
+                                      const v1::ListRegistrationTokensRequest* req,
+                                      v1::ListRegistrationTokensResponse* resp) override;
+  grpc::Status RevokeRegistrationToken(grpc::ServerContext* ctx,
+                                       const v1::RevokeRegistrationTokenRequest* req,
+                                       v1::RegistrationToken* resp) override;
+  grpc::Status ConsumeRegistrationSeat(grpc::ServerContext* ctx,
+                                       const v1::ConsumeRegistrationSeatRequest* req,
+                                       v1::ConsumeRegistrationSeatResponse* resp) override;
+  grpc::Status ReleaseRegistrationSeat(grpc::ServerContext* ctx,
+                                       const v1::ReleaseRegistrationSeatRequest* req,
+                                       v1::LogoutResponse* resp) override;
+  grpc::Status IssueAgentCredentials(grpc::ServerContext* ctx,
+                                     const v1::IssueAgentCredentialsRequest* req,
+                                     v1::TokenPair* resp) override;
+
+ private:
+  absl::StatusOr<v1::TokenPair> StartSession(const std::string& subject, const std::string& role,
+                                             const std::string& audience);
+  v1::TokenPair AccessToken(const std::string& subject, const std::string& role,
+                            const std::string& audience) const;
+  // Counts the failure, records a security event, returns `status` unchanged.
+  grpc::Status Fail(const grpc::ServerContext& ctx, const std::string& reason,
+                    const std::string& actor, const absl::Status& status);
+
+  AuthStore& store_;
+  const JwtCodec& jwt_;
+  const SecurityEventWriter& events_;
+  prometheus::Family<prometheus::Counter>& failures_;
+  prometheus::Counter& seats_consumed_;
+  AuthSettings settings_;
+  PeerPolicy gateway_only_{"gateway"};
+};
+
+}  // namespace redflag::auth

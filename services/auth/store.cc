@@ -1,0 +1,282 @@
+#include "services/auth/store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/status.h"
+
+namespace redflag::auth {
+namespace {
+
+const std::vector<std::string> kMigrations = {R"sql(
+CREATE TABLE auth.users (
+  id uuid PRIMARY KEY,
+  username text NOT NULL UNIQUE,
+  password_hash text NOT NULL,
+  role text NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE auth.sessions (
+  id uuid PRIMARY KEY,
+  subject text NOT NULL,
+  role text NOT NULL,
+  audience text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+CREATE TABLE auth.refresh_tokens (
+  token_hash text PRIMARY KEY,
+  session_id uuid NOT NULL REFERENCES auth.sessions(id),
+  issued_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  rotated_at timestamptz
+);
+CREATE INDEX refresh_tokens_session_idx ON auth.refresh_tokens(session_id);
+CREATE TABLE auth.registration_tokens (
+  id uuid PRIMARY KEY,
+  token_hash text NOT NULL UNIQUE,
+  prefix text NOT NULL,
+  label text NOT NULL,
+  seats_total integer NOT NULL CHECK (seats_total > 0),
+  seats_used integer NOT NULL DEFAULT 0 CHECK (seats_used >= 0 AND seats_used <= seats_total),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  revoked_at timestamptz,
+  created_by text NOT NULL
+);
+CREATE TABLE auth.registration_seats (
+  id uuid PRIMARY KEY,
+  token_id uuid NOT NULL REFERENCES auth.registration_tokens(id),
+  machine_id text NOT NULL,
+  used_at timestamptz NOT NULL DEFAULT now(),
+  released_at timestamptz
+);
+)sql"};
+
+#define MICROS(col) "floor(extract(epoch from " col ") * 1000000)::bigint"
+constexpr char kTokenColumns[] =
+    "id, label, prefix, seats_total, seats_used, " MICROS("created_at") ", " MICROS(
+        "expires_at") ", revoked_at IS NOT NULL, created_by";
+
+constexpr Statement kEnsureUser{
+    "auth_ensure_user",
+    "INSERT INTO auth.users(id, username, password_hash, role) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (username) DO NOTHING"};
+constexpr Statement kFindUser{
+    "auth_find_user", "SELECT id, username, password_hash, role FROM auth.users WHERE username = $1"};
+constexpr Statement kCreateSession{
+    "auth_create_session",
+    "INSERT INTO auth.sessions(id, subject, role, audience) VALUES ($1, $2, $3, $4)"};
+constexpr Statement kInsertRefresh{
+    "auth_insert_refresh",
+    "INSERT INTO auth.refresh_tokens(token_hash, session_id, expires_at) "
+    "VALUES ($1, $2, to_timestamp($3::double precision / 1000000))"};
+constexpr Statement kLockRefresh{
+    "auth_lock_refresh",
+    "SELECT r.session_id, s.subject, s.role, s.audience, r.rotated_at IS NOT NULL, "
+    "r.expires_at <= now(), s.revoked_at IS NOT NULL "
+    "FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id "
+    "WHERE r.token_hash = $1 FOR UPDATE OF r, s"};
+constexpr Statement kMarkRotated{
+    "auth_mark_rotated", "UPDATE auth.refresh_tokens SET rotated_at = now() WHERE token_hash = $1"};
+constexpr Statement kRevokeSession{
+    "auth_revoke_session",
+    "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"};
+constexpr Statement kRevokeByRefresh{
+    "auth_revoke_by_refresh",
+    "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = "
+    "(SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1)"};
+constexpr Statement kLockTokens{"auth_lock_tokens", "SELECT pg_advisory_xact_lock(7242683153)"};
+constexpr Statement kCountActive{
+    "auth_count_active",
+    "SELECT count(*) FROM auth.registration_tokens WHERE revoked_at IS NULL AND "
+    "expires_at > now() AND seats_used < seats_total"};
+const std::string kCreateTokenSql = absl::StrCat(
+    "INSERT INTO auth.registration_tokens(id, token_hash, prefix, label, seats_total, "
+    "expires_at, created_by) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision / "
+    "1000000), $7) RETURNING ",
+    kTokenColumns);
+const Statement kCreateToken{"auth_create_token", kCreateTokenSql.c_str()};
+const std::string kListActiveSql = absl::StrCat(
+    "SELECT ", kTokenColumns,
+    " FROM auth.registration_tokens WHERE revoked_at IS NULL AND expires_at > now() "
+    "AND seats_used < seats_total ORDER BY created_at");
+const Statement kListActive{"auth_list_active", kListActiveSql.c_str()};
+const std::string kListAllSql =
+    absl::StrCat("SELECT ", kTokenColumns, " FROM auth.registration_tokens ORDER BY created_at");
+const Statement kListAll{"auth_list_all", kListAllSql.c_str()};
+const std::string kRevokeTokenSql = absl::StrCat(
+    "UPDATE auth.registration_tokens SET revoked_at = coalesce(revoked_at, now()) "
+    "WHERE id = $1 RETURNING ",
+    kTokenColumns);
+const Statement kRevokeToken{"auth_revoke_token", kRevokeTokenSql.c_str()};
+// One statement: the row lock taken by UPDATE makes concurrent consumers queue, and
+// the WHERE clause re-checks seats after the wait, so K seats yield exactly K winners.
+constexpr Statement kConsumeSeat{
+    "auth_consume_seat",
+    "WITH t AS (UPDATE auth.registration_tokens SET seats_used = seats_used + 1 "
+    "  WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() "
+    "  AND seats_used < seats_total RETURNING id) "
+    "INSERT INTO auth.registration_seats(id, token_id, machine_id) "
+    "SELECT $2, id, $3 FROM t RETURNING token_id"};
+constexpr Statement kWhyNoSeat{
+    "auth_why_no_seat",
+    "SELECT revoked_at IS NOT NULL, expires_at <= now(), seats_used >= seats_total "
+    "FROM auth.registration_tokens WHERE token_hash = $1"};
+constexpr Statement kReleaseSeat{
+    "auth_release_seat",
+    "WITH s AS (UPDATE auth.registration_seats SET released_at = now() "
+    "  WHERE id = $1 AND released_at IS NULL RETURNING token_id) "
+    "UPDATE auth.registration_tokens SET seats_used = seats_used - 1 "
+    "WHERE id = (SELECT token_id FROM s)"};
+
+v1::RegistrationToken TokenFromRow(const PgResult& r, int i) {
+  v1::RegistrationToken t;
+  t.set_id(r.Text(i, 0));
+  t.set_label(r.Text(i, 1));
+  t.set_prefix(r.Text(i, 2));
+  t.set_seats_total(static_cast<int32_t>(r.Int(i, 3)));
+  t.set_seats_used(static_cast<int32_t>(r.Int(i, 4)));
+  t.mutable_created_at()->set_seconds(r.Int(i, 5) / 1000000);
+  t.mutable_expires_at()->set_seconds(r.Int(i, 6) / 1000000);
+  t.set_revoked(r.Bool(i, 7));
+  t.set_created_by(r.Text(i, 8));
+  return t;
+}
+
+std::string Micros(absl::Time t) { return absl::StrCat(absl::ToUnixMicros(t)); }
+
+}  // namespace
+
+absl::Status AuthStore::Migrate() { return ApplyMigrations(pool_, "auth", kMigrations); }
+
+absl::Status AuthStore::EnsureUser(const std::string& username, const std::string& hash,
+                                   const std::string& role) {
+  return pool_.WithConnection([&](PgConnection& c) {
+    return c.Exec(kEnsureUser, {RandomUuid(), username, hash, role}).status();
+  });
+}
+
+absl::StatusOr<std::optional<UserRow>> AuthStore::FindUser(const std::string& username) {
+  std::optional<UserRow> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kFindUser, {username}));
+    if (r.Rows() == 1) out = UserRow{r.Text(0, 0), r.Text(0, 1), r.Text(0, 2), r.Text(0, 3)};
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::string> AuthStore::CreateSession(const std::string& subject,
+                                                     const std::string& role,
+                                                     const std::string& audience,
+                                                     const std::string& refresh_hash,
+                                                     absl::Time refresh_expires) {
+  std::string id = RandomUuid();
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kCreateSession, {id, subject, role, audience}).status());
+    return c.Exec(kInsertRefresh, {refresh_hash, id, Micros(refresh_expires)}).status();
+  }));
+  return id;
+}
+
+absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const std::string& old_hash,
+                                                      const std::string& new_hash,
+                                                      absl::Time new_expires) {
+  RotateResult result{RotateOutcome::kUnknown, {}};
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kLockRefresh, {old_hash}));
+    if (r.Rows() == 0) return absl::OkStatus();
+    result.session = SessionRow{r.Text(0, 0), r.Text(0, 1), r.Text(0, 2), r.Text(0, 3)};
+    if (r.Bool(0, 6)) {
+      result.outcome = RotateOutcome::kRevoked;
+    } else if (r.Bool(0, 4)) {
+      // A rotated token came back: someone holds a copy. Kill the whole family.
+      result.outcome = RotateOutcome::kReused;
+      return c.Exec(kRevokeSession, {result.session.session_id}).status();
+    } else if (r.Bool(0, 5)) {
+      result.outcome = RotateOutcome::kExpired;
+    } else {
+      result.outcome = RotateOutcome::kRotated;
+      REDFLAG_RETURN_IF_ERROR(c.Exec(kMarkRotated, {old_hash}).status());
+      return c.Exec(kInsertRefresh, {new_hash, result.session.session_id, Micros(new_expires)})
+          .status();
+    }
+    return absl::OkStatus();
+  }));
+  return result;
+}
+
+absl::Status AuthStore::RevokeSessionByRefresh(const std::string& refresh_hash) {
+  return pool_.WithConnection(
+      [&](PgConnection& c) { return c.Exec(kRevokeByRefresh, {refresh_hash}).status(); });
+}
+
+absl::StatusOr<v1::RegistrationToken> AuthStore::CreateRegistrationToken(
+    const std::string& token_hash, const std::string& prefix, const std::string& label, int seats,
+    absl::Time expires, const std::string& created_by, const TokenLimits& limits) {
+  v1::RegistrationToken out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kLockTokens).status());
+    REDFLAG_ASSIGN_OR_RETURN(PgResult n, c.Exec(kCountActive));
+    if (n.Int(0, 0) >= limits.max_active_tokens) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("there are already ", n.Int(0, 0), " active registration tokens (limit ",
+                       limits.max_active_tokens, ", REDFLAG_MAX_TOKENS); revoke one first"));
+    }
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kCreateToken, {RandomUuid(), token_hash, prefix, label,
+                                          absl::StrCat(seats), Micros(expires), created_by}));
+    out = TokenFromRow(r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::RegistrationToken>> AuthStore::ListRegistrationTokens(
+    bool include_inactive) {
+  std::vector<v1::RegistrationToken> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(include_inactive ? kListAll : kListActive));
+    for (int i = 0; i < r.Rows(); ++i) out.push_back(TokenFromRow(r, i));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::RegistrationToken> AuthStore::RevokeRegistrationToken(const std::string& id) {
+  v1::RegistrationToken out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevokeToken, {id}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no registration token ", id));
+    out = TokenFromRow(r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::ConsumeRegistrationSeatResponse> AuthStore::ConsumeSeat(
+    const std::string& token_hash, const std::string& machine_id) {
+  v1::ConsumeRegistrationSeatResponse out;
+  std::string seat_id = RandomUuid();
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kConsumeSeat, {token_hash, seat_id, machine_id}));
+    if (r.Rows() == 1) {
+      out.set_token_id(r.Text(0, 0));
+      out.set_seat_id(seat_id);
+      return absl::OkStatus();
+    }
+    REDFLAG_ASSIGN_OR_RETURN(PgResult why, c.Exec(kWhyNoSeat, {token_hash}));
+    if (why.Rows() == 0) return absl::UnauthenticatedError("registration token not recognised");
+    if (why.Bool(0, 0)) return absl::FailedPreconditionError("registration token was revoked");
+    if (why.Bool(0, 1)) return absl::FailedPreconditionError("registration token has expired");
+    return absl::ResourceExhaustedError("registration token has no seats left");
+  }));
+  return out;
+}
+
+absl::Status AuthStore::ReleaseSeat(const std::string& seat_id) {
+  return pool_.WithConnection(
+      [&](PgConnection& c) { return c.Exec(kReleaseSeat, {seat_id}).status(); });
+}
+
+}  // namespace redflag::auth

@@ -1,0 +1,79 @@
+// PostgreSQL schema `auth`: operator accounts, sessions with their refresh tokens
+// (hashes only), registration tokens (hashes only) and the seats consumed from them.
+// Every method is one transaction; seat consumption is a single atomic UPDATE.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/pg.h"
+#include "redflag/v1/auth.pb.h"
+
+namespace redflag::auth {
+
+struct UserRow {
+  std::string id;
+  std::string username;
+  std::string password_hash;
+  std::string role;
+};
+
+struct SessionRow {
+  std::string session_id;
+  std::string subject;
+  std::string role;
+  std::string audience;
+};
+
+enum class RotateOutcome { kRotated, kUnknown, kExpired, kRevoked, kReused };
+
+struct RotateResult {
+  RotateOutcome outcome;
+  SessionRow session;  // set unless kUnknown
+};
+
+struct TokenLimits {
+  int max_active_tokens;
+  int max_seats;
+};
+
+class AuthStore {
+ public:
+  explicit AuthStore(PgPool& pool) : pool_(pool) {}
+
+  absl::Status Migrate();
+  // Creates the user unless one with this name exists (first start).
+  absl::Status EnsureUser(const std::string& username, const std::string& password_hash,
+                          const std::string& role);
+  absl::StatusOr<std::optional<UserRow>> FindUser(const std::string& username);
+
+  // New session with its first refresh token; returns the session id.
+  absl::StatusOr<std::string> CreateSession(const std::string& subject, const std::string& role,
+                                            const std::string& audience,
+                                            const std::string& refresh_hash,
+                                            absl::Time refresh_expires);
+  // Replaces `old_hash` by `new_hash`. Presenting an already-rotated token revokes the
+  // whole session (committed even though the caller then refuses the request).
+  absl::StatusOr<RotateResult> RotateRefresh(const std::string& old_hash,
+                                             const std::string& new_hash,
+                                             absl::Time new_expires);
+  absl::Status RevokeSessionByRefresh(const std::string& refresh_hash);
+
+  absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(
+      const std::string& token_hash, const std::string& prefix, const std::string& label,
+      int seats, absl::Time expires, const std::string& created_by, const TokenLimits& limits);
+  absl::StatusOr<std::vector<v1::RegistrationToken>> ListRegistrationTokens(bool include_inactive);
+  absl::StatusOr<v1::RegistrationToken> RevokeRegistrationToken(const std::string& id);
+  // Consumes one seat atomically; NOT_FOUND / FAILED_PRECONDITION say why it cannot.
+  absl::StatusOr<v1::ConsumeRegistrationSeatResponse> ConsumeSeat(const std::string& token_hash,
+                                                                  const std::string& machine_id);
+  absl::Status ReleaseSeat(const std::string& seat_id);
+
+ private:
+  PgPool& pool_;
+};
+
+}  // namespace redflag::auth
