@@ -1,0 +1,255 @@
+#include "services/agents/service.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/actor.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace redflag::agents {
+namespace {
+
+constexpr size_t kMaxBatch = 5000;
+
+absl::Status ValidateMachineId(const std::string& m) {
+  if (m.size() != 64) {
+    return absl::InvalidArgumentError("machine_id must be 64 hex characters (SHA-256)");
+  }
+  for (char c : m) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return absl::InvalidArgumentError("machine_id must be lowercase hexadecimal");
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SetMicros(google::protobuf::Timestamp* ts, int64_t us) {
+  ts->set_seconds(us / 1000000);
+  ts->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+}
+
+}  // namespace
+
+AgentsServiceImpl::AgentsServiceImpl(AgentStore& store, const SecurityEventWriter& events,
+                                     prometheus::Registry& metrics, PolicySettings settings)
+    : store_(store),
+      events_(events),
+      binding_violations_(prometheus::BuildCounter()
+                              .Name("redflag_machine_binding_violations_total")
+                              .Help("Agent requests whose machine fingerprint did not match")
+                              .Register(metrics)
+                              .Add({})),
+      check_ins_(prometheus::BuildCounter()
+                     .Name("redflag_agent_check_ins_total")
+                     .Help("Agent check-ins accepted")
+                     .Register(metrics)
+                     .Add({})),
+      registrations_(prometheus::BuildCounter()
+                         .Name("redflag_agent_registrations_total")
+                         .Help("Agents registered")
+                         .Register(metrics)
+                         .Add({})),
+      settings_(std::move(settings)) {}
+
+v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
+  v1::Agent a;
+  a.set_id(row.id);
+  a.set_hostname(row.hostname);
+  a.set_platform(row.platform);
+  a.set_version(row.version);
+  a.set_machine_id_prefix(row.machine_id.substr(0, 16));
+  int64_t now_us = absl::ToUnixMicros(absl::Now());
+  bool online = row.last_seen_at_us != 0 &&
+                now_us - row.last_seen_at_us <= settings_.offline_after_seconds * 1000000;
+  a.set_status(row.blocked ? v1::BLOCKED : (online ? v1::ONLINE : v1::OFFLINE));
+  std::vector<std::string> issues = ComplianceIssues(row, settings_, now_us);
+  a.set_compliant(issues.empty());
+  for (auto& i : issues) a.add_compliance_issues(std::move(i));
+  SetMicros(a.mutable_registered_at(), row.registered_at_us);
+  if (row.last_seen_at_us != 0) SetMicros(a.mutable_last_seen_at(), row.last_seen_at_us);
+  a.set_binding_violations(row.binding_violations);
+  a.set_blocked_reason(row.blocked_reason);
+  a.set_registration_token_id(row.registration_token_id);
+  return a;
+}
+
+absl::Status AgentsServiceImpl::Check(const AgentRow& agent, const std::string& machine_id,
+                                      const std::string& version, const std::string& source,
+                                      std::string* new_highest) {
+  Decision d = Evaluate(agent, machine_id, version, settings_);
+  if (d.refusal == Refusal::kBindingMismatch) {
+    binding_violations_.Increment();
+    absl::StatusOr<int> count = store_.RecordViolation(agent.id, settings_.violations_before_block);
+    absl::Status s = events_.Record(
+        {"MACHINE_ID_MISMATCH", agent.id, source,
+         absl::StrCat("{\"bound_prefix\":", JsonQuote(agent.machine_id.substr(0, 16)),
+                      ",\"presented_prefix\":", JsonQuote(machine_id.substr(0, 16)),
+                      ",\"violations\":", count.ok() ? *count : -1, "}")});
+    if (!s.ok()) LogError(absl::StrCat("cannot record MACHINE_ID_MISMATCH: ", s.message()));
+    if (count.ok() && *count == settings_.violations_before_block) {
+      (void)events_.Record({"AGENT_AUTO_BLOCKED", agent.id, source,
+                            absl::StrCat("{\"violations\":", *count, "}")});
+    }
+  } else if (d.refusal == Refusal::kDowngrade) {
+    absl::Status s = events_.Record(
+        {"VERSION_DOWNGRADE", agent.id, source,
+         absl::StrCat("{\"reported\":", JsonQuote(version),
+                      ",\"highest\":", JsonQuote(agent.highest_version), "}")});
+    if (!s.ok()) LogError(absl::StrCat("cannot record VERSION_DOWNGRADE: ", s.message()));
+  }
+  *new_highest = d.new_highest_version;
+  return d.status;
+}
+
+grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
+                                              const v1::RegisterAgentRequest* req,
+                                              v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (absl::Status s = ValidateMachineId(req->machine_id()); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<Version> v = Version::Parse(req->version());
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  if (v->Compare(settings_.min_version) < 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("agent version ", v->ToString(), " is below the minimum ",
+                                     settings_.min_version.ToString(),
+                                     " (MIN_AGENT_VERSION); update the agent"));
+  }
+  if (req->hostname().size() > 255 || req->platform().size() > 64) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hostname or platform too long");
+  }
+  absl::StatusOr<AgentRow> row = store_.Create({req->machine_id(), req->hostname(),
+                                                req->platform(), v->ToString(),
+                                                req->registration_token_id()});
+  if (!row.ok()) {
+    if (row.status().code() == absl::StatusCode::kAlreadyExists) {
+      (void)events_.Record({"DUPLICATE_MACHINE_REGISTRATION", req->hostname(),
+                            ActorFromMetadata(*ctx).source,
+                            absl::StrCat("{\"machine_prefix\":",
+                                         JsonQuote(req->machine_id().substr(0, 16)), "}")});
+    }
+    return ToGrpcStatus(row.status());
+  }
+  registrations_.Increment();
+  *resp = ToProto(*row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::AuthorizeAgent(grpc::ServerContext* ctx,
+                                               const v1::AuthorizeAgentRequest* req,
+                                               v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::optional<AgentRow>> row = store_.Get(req->agent_id());
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  if (!row->has_value()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown agent");
+  std::string highest;
+  absl::Status s = Check(**row, req->machine_id(), req->version(), req->source(), &highest);
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (absl::Status w = store_.WriteCheckIns({{req->agent_id(), req->version(), highest}}); !w.ok()) {
+    return ToGrpcStatus(w);
+  }
+  (*row)->version = req->version();
+  (*row)->last_seen_at_us = absl::ToUnixMicros(absl::Now());
+  *resp = ToProto(**row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::RecordCheckIns(grpc::ServerContext* ctx,
+                                               const v1::RecordCheckInsRequest* req,
+                                               v1::RecordCheckInsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (static_cast<size_t>(req->check_ins_size()) > kMaxBatch) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("at most ", kMaxBatch, " check-ins per batch"));
+  }
+  std::vector<std::string> ids;
+  ids.reserve(req->check_ins_size());
+  for (const auto& c : req->check_ins()) ids.push_back(c.agent_id());
+  absl::StatusOr<std::vector<AgentRow>> rows = store_.GetMany(ids);
+  if (!rows.ok()) return ToGrpcStatus(rows.status());
+  absl::flat_hash_map<std::string, const AgentRow*> by_id;
+  for (const auto& r : *rows) by_id[r.id] = &r;
+
+  std::vector<CheckInWrite> writes;
+  for (const auto& c : req->check_ins()) {
+    v1::CheckInResult* out = resp->add_results();
+    out->set_agent_id(c.agent_id());
+    auto it = by_id.find(c.agent_id());
+    absl::Status s;
+    std::string highest;
+    if (it == by_id.end()) {
+      s = absl::UnauthenticatedError("unknown agent");
+    } else {
+      s = Check(*it->second, c.machine_id(), c.version(), c.source(), &highest);
+    }
+    out->set_code(static_cast<int32_t>(s.code()));
+    out->set_message(std::string(s.message()));
+    if (s.ok()) writes.push_back({c.agent_id(), c.version(), highest});
+  }
+  if (absl::Status w = store_.WriteCheckIns(writes); !w.ok()) return ToGrpcStatus(w);
+  check_ins_.Increment(static_cast<double>(writes.size()));
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
+                                           const v1::ListAgentsRequest* req,
+                                           v1::ListAgentsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<AgentRow>> rows = store_.List();
+  if (!rows.ok()) return ToGrpcStatus(rows.status());
+  int64_t now_us = absl::ToUnixMicros(absl::Now());
+  for (const auto& r : *rows) {
+    v1::Agent a = ToProto(r);
+    if (req->has_compliance() && a.compliant() != req->compliance()) continue;
+    if (req->status() != v1::AGENT_STATUS_UNSPECIFIED && a.status() != req->status()) continue;
+    if (!req->version().empty() && a.version() != req->version()) continue;
+    if (req->seen_within_seconds() > 0 &&
+        (r.last_seen_at_us == 0 || now_us - r.last_seen_at_us > req->seen_within_seconds() * 1000000)) {
+      continue;
+    }
+    *resp->add_agents() = std::move(a);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::GetAgent(grpc::ServerContext* ctx, const v1::GetAgentRequest* req,
+                                         v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::optional<AgentRow>> row = store_.Get(req->id());
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  if (!row->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no agent ", req->id()));
+  }
+  *resp = ToProto(**row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::BlockAgent(grpc::ServerContext* ctx,
+                                           const v1::BlockAgentRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->reason().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a reason is required to block");
+  }
+  absl::StatusOr<AgentRow> row = store_.SetBlocked(req->id(), true, req->reason());
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  Actor actor = ActorFromMetadata(*ctx);
+  (void)events_.Record({"AGENT_BLOCKED", actor.subject, actor.source,
+                        absl::StrCat("{\"agent\":", JsonQuote(req->id()),
+                                     ",\"reason\":", JsonQuote(req->reason()), "}")});
+  *resp = ToProto(*row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::UnblockAgent(grpc::ServerContext* ctx,
+                                             const v1::UnblockAgentRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<AgentRow> row = store_.SetBlocked(req->id(), false, "");
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  Actor actor = ActorFromMetadata(*ctx);
+  (void)events_.Record({"AGENT_UNBLOCKED", actor.subject, actor.source,
+                        absl::StrCat("{\"agent\":", JsonQuote(req->id()), "}")});
+  *resp = ToProto(*row);
+  return grpc::Status::OK;
+}
+
+}  // namespace redflag::agents

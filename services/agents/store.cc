@@ -1,0 +1,191 @@
+#include "services/agents/store.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/crypto.h"
+#include "common/status.h"
+
+namespace redflag::agents {
+namespace {
+
+const std::vector<std::string> kMigrations = {R"sql(
+CREATE TABLE agents.agents (
+  id uuid PRIMARY KEY,
+  machine_id text NOT NULL,
+  hostname text NOT NULL,
+  platform text NOT NULL,
+  version text NOT NULL,
+  highest_version text NOT NULL,
+  registration_token_id text NOT NULL,
+  registered_at timestamptz NOT NULL DEFAULT now(),
+  last_seen_at timestamptz,
+  blocked_at timestamptz,
+  blocked_reason text NOT NULL DEFAULT '',
+  binding_violations integer NOT NULL DEFAULT 0,
+  deleted_at timestamptz
+);
+CREATE UNIQUE INDEX agents_active_machine_idx ON agents.agents(machine_id) WHERE deleted_at IS NULL;
+)sql"};
+
+#define COLS                                                                                   \
+  "a.id, a.machine_id, a.hostname, a.platform, a.version, a.highest_version, "                \
+  "a.registration_token_id, floor(extract(epoch from a.registered_at) * 1000000)::bigint, "   \
+  "coalesce(floor(extract(epoch from a.last_seen_at) * 1000000)::bigint, 0), "                \
+  "a.blocked_at IS NOT NULL, a.blocked_reason, a.binding_violations"
+
+constexpr Statement kInsert{
+    "agents_insert",
+    "INSERT INTO agents.agents AS a (id, machine_id, hostname, platform, version, "
+    "highest_version, registration_token_id) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING " COLS};
+constexpr Statement kByMachine{
+    "agents_by_machine",
+    "SELECT id FROM agents.agents WHERE machine_id = $1 AND deleted_at IS NULL"};
+constexpr Statement kGet{"agents_get",
+                         "SELECT " COLS " FROM agents.agents a WHERE a.id = $1 AND a.deleted_at IS NULL"};
+constexpr Statement kGetMany{
+    "agents_get_many",
+    "SELECT " COLS " FROM agents.agents a JOIN json_array_elements_text($1::json) x(id) "
+    "ON a.id = x.id::uuid WHERE a.deleted_at IS NULL"};
+constexpr Statement kList{"agents_list",
+                          "SELECT " COLS " FROM agents.agents a WHERE a.deleted_at IS NULL "
+                          "ORDER BY a.registered_at"};
+constexpr Statement kWriteCheckIns{
+    "agents_write_checkins",
+    "UPDATE agents.agents a SET last_seen_at = now(), version = x.version, "
+    "highest_version = x.highest_version "
+    "FROM json_to_recordset($1::json) AS x(agent_id uuid, version text, highest_version text) "
+    "WHERE a.id = x.agent_id"};
+constexpr Statement kViolation{
+    "agents_violation",
+    "UPDATE agents.agents SET binding_violations = binding_violations + 1, "
+    "blocked_at = CASE WHEN blocked_at IS NULL AND binding_violations + 1 >= $2 THEN now() "
+    "ELSE blocked_at END, "
+    "blocked_reason = CASE WHEN blocked_at IS NULL AND binding_violations + 1 >= $2 "
+    "THEN 'automatic: repeated machine binding violations' ELSE blocked_reason END "
+    "WHERE id = $1 RETURNING binding_violations"};
+constexpr Statement kBlock{
+    "agents_block",
+    "UPDATE agents.agents a SET blocked_at = coalesce(blocked_at, now()), blocked_reason = $2 "
+    "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+constexpr Statement kUnblock{
+    "agents_unblock",
+    "UPDATE agents.agents a SET blocked_at = NULL, blocked_reason = '', binding_violations = 0 "
+    "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+
+AgentRow RowFrom(const PgResult& r, int i) {
+  AgentRow a;
+  a.id = r.Text(i, 0);
+  a.machine_id = r.Text(i, 1);
+  a.hostname = r.Text(i, 2);
+  a.platform = r.Text(i, 3);
+  a.version = r.Text(i, 4);
+  a.highest_version = r.Text(i, 5);
+  a.registration_token_id = r.Text(i, 6);
+  a.registered_at_us = r.Int(i, 7);
+  a.last_seen_at_us = r.Int(i, 8);
+  a.blocked = r.Bool(i, 9);
+  a.blocked_reason = r.Text(i, 10);
+  a.binding_violations = static_cast<int>(r.Int(i, 11));
+  return a;
+}
+
+std::vector<AgentRow> RowsFrom(const PgResult& r) {
+  std::vector<AgentRow> out;
+  out.reserve(r.Rows());
+  for (int i = 0; i < r.Rows(); ++i) out.push_back(RowFrom(r, i));
+  return out;
+}
+
+}  // namespace
+
+absl::Status AgentStore::Migrate() { return ApplyMigrations(pool_, "agents", kMigrations); }
+
+absl::StatusOr<AgentRow> AgentStore::Create(const NewAgent& n) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    absl::StatusOr<PgResult> r = c.Exec(kInsert, {RandomUuid(), n.machine_id, n.hostname,
+                                                  n.platform, n.version, n.registration_token_id});
+    if (r.ok()) {
+      out = RowFrom(*r, 0);
+      return absl::OkStatus();
+    }
+    if (r.status().code() != absl::StatusCode::kAlreadyExists) return r.status();
+    REDFLAG_ASSIGN_OR_RETURN(PgResult existing, c.Exec(kByMachine, {n.machine_id}));
+    return absl::AlreadyExistsError(absl::StrCat(
+        "this machine fingerprint is already bound to active agent ",
+        existing.Rows() > 0 ? existing.Text(0, 0) : std::string("(unknown)"),
+        " (cloned machine or copied disk image?); an operator must rebind or delete that agent"));
+  }));
+  return out;
+}
+
+absl::StatusOr<std::optional<AgentRow>> AgentStore::Get(const std::string& id) {
+  std::optional<AgentRow> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kGet, {id}));
+    if (r.Rows() == 1) out = RowFrom(r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<AgentRow>> AgentStore::GetMany(const std::vector<std::string>& ids) {
+  std::vector<AgentRow> out;
+  std::vector<std::string> quoted;
+  quoted.reserve(ids.size());
+  for (const auto& id : ids) quoted.push_back(JsonQuote(id));
+  std::string json = absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kGetMany, {json}));
+    out = RowsFrom(r);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<AgentRow>> AgentStore::List() {
+  std::vector<AgentRow> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList));
+    out = RowsFrom(r);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status AgentStore::WriteCheckIns(const std::vector<CheckInWrite>& writes) {
+  if (writes.empty()) return absl::OkStatus();
+  std::string json = "[";
+  for (size_t i = 0; i < writes.size(); ++i) {
+    absl::StrAppend(&json, i ? "," : "", "{\"agent_id\":", JsonQuote(writes[i].agent_id),
+                    ",\"version\":", JsonQuote(writes[i].version),
+                    ",\"highest_version\":", JsonQuote(writes[i].highest_version), "}");
+  }
+  json.push_back(']');
+  return pool_.WithConnection(
+      [&](PgConnection& c) { return c.Exec(kWriteCheckIns, {json}).status(); });
+}
+
+absl::StatusOr<int> AgentStore::RecordViolation(const std::string& id, int block_at) {
+  int count = 0;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kViolation, {id, absl::StrCat(block_at)}));
+    if (r.Rows() == 1) count = static_cast<int>(r.Int(0, 0));
+    return absl::OkStatus();
+  }));
+  return count;
+}
+
+absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool blocked,
+                                                const std::string& reason) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, blocked ? c.Exec(kBlock, {id, reason}) : c.Exec(kUnblock, {id}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
+    out = RowFrom(r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace redflag::agents

@@ -1,0 +1,45 @@
+// redflag-updates: the Ed25519 key ring and instruction signing, over mTLS.
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/config.h"
+#include "common/crypto.h"
+#include "common/runtime.h"
+#include "services/updates/key_ring.h"
+#include "services/updates/service.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:9103", "address for the mTLS gRPC server");
+ABSL_FLAG(std::string, metrics, "0.0.0.0:9203", "address for Prometheus /metrics");
+
+namespace {
+
+int Run() {
+  using namespace redflag;
+  BlockShutdownSignals();
+  if (absl::Status s = InitCrypto(); !s.ok()) return ExitWithError("redflag-updates", s);
+  absl::StatusOr<std::string> seed = Env::HexSecret("REDFLAG_SIGNING_PRIVATE_KEY", 64);
+  if (!seed.ok()) return ExitWithError("redflag-updates", seed.status());
+  absl::StatusOr<SigningKey> key = SigningKey::FromSeed(*seed);
+  sodium_memzero(seed->data(), seed->size());
+  if (!key.ok()) return ExitWithError("redflag-updates", key.status());
+  absl::StatusOr<int64_t> grace =
+      Env::Int("REDFLAG_KEY_GRACE_SECONDS", 7 * 24 * 3600, 0, 365LL * 24 * 3600);
+  if (!grace.ok()) return ExitWithError("redflag-updates", grace.status());
+
+  absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
+      "redflag-updates", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  if (!rt.ok()) return ExitWithError("redflag-updates", rt.status());
+  updates::KeyRing ring(*rt->pool, *std::move(key));
+  if (absl::Status s = ring.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
+  if (absl::Status s = ring.Activate(absl::Seconds(*grace)); !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
+  updates::UpdatesServiceImpl service(ring);
+  return rt->ServeUntilSignal(&service);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}
