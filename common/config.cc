@@ -87,11 +87,15 @@ absl::StatusOr<DbConfig> DbConfig::FromEnv() {
   return c;
 }
 
-absl::StatusOr<TlsFiles> TlsFiles::FromEnv() {
+absl::StatusOr<TlsFiles> TlsFiles::FromEnv(absl::string_view prefix, bool require_ca) {
   TlsFiles f;
-  REDFLAG_ASSIGN_OR_RETURN(f.ca_file, Env::Required("REDFLAG_TLS_CA_FILE"));
-  REDFLAG_ASSIGN_OR_RETURN(f.cert_file, Env::Required("REDFLAG_TLS_CERT_FILE"));
-  REDFLAG_ASSIGN_OR_RETURN(f.key_file, Env::Required("REDFLAG_TLS_KEY_FILE"));
+  if (require_ca) {
+    REDFLAG_ASSIGN_OR_RETURN(f.ca_file, Env::Required(absl::StrCat(prefix, "CA_FILE")));
+  } else {
+    f.ca_file = Env::Optional(absl::StrCat(prefix, "CA_FILE"), "");
+  }
+  REDFLAG_ASSIGN_OR_RETURN(f.cert_file, Env::Required(absl::StrCat(prefix, "CERT_FILE")));
+  REDFLAG_ASSIGN_OR_RETURN(f.key_file, Env::Required(absl::StrCat(prefix, "KEY_FILE")));
   return f;
 }
 

@@ -37,12 +37,14 @@ struct DbConfig {
   static absl::StatusOr<DbConfig> FromEnv();
 };
 
-// Certificates for TLS/mTLS (REDFLAG_TLS_CA_FILE, REDFLAG_TLS_CERT_FILE, REDFLAG_TLS_KEY_FILE).
+// Certificates for TLS/mTLS: <prefix>CA_FILE, <prefix>CERT_FILE, <prefix>KEY_FILE, e.g.
+// REDFLAG_TLS_CERT_FILE. The CA is optional only for a server that asks for no client cert.
 struct TlsFiles {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
-  static absl::StatusOr<TlsFiles> FromEnv();
+  static absl::StatusOr<TlsFiles> FromEnv(absl::string_view prefix = "REDFLAG_TLS_",
+                                          bool require_ca = true);
 };
 
 }  // namespace redflag

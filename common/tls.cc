@@ -46,16 +46,19 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::stri
 
 absl::StatusOr<TlsMaterial> TlsMaterial::Load(const TlsFiles& files) {
   TlsMaterial m;
-  REDFLAG_ASSIGN_OR_RETURN(m.ca_pem, ReadPemFile(files.ca_file, "CA certificate"));
+  if (!files.ca_file.empty()) {
+    REDFLAG_ASSIGN_OR_RETURN(m.ca_pem, ReadPemFile(files.ca_file, "CA certificate"));
+    auto ca_bio = MemBio(m.ca_pem);
+    std::unique_ptr<X509, X509Deleter> ca(
+        PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
+    if (!ca) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CA certificate file ", files.ca_file, " holds no X.509 certificate"));
+    }
+  }
   REDFLAG_ASSIGN_OR_RETURN(m.cert_pem, ReadPemFile(files.cert_file, "certificate"));
   REDFLAG_ASSIGN_OR_RETURN(m.key_pem, ReadPemFile(files.key_file, "private key"));
 
-  auto ca_bio = MemBio(m.ca_pem);
-  std::unique_ptr<X509, X509Deleter> ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
-  if (!ca) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CA certificate file ", files.ca_file, " holds no X.509 certificate"));
-  }
   auto cert_bio = MemBio(m.cert_pem);
   std::unique_ptr<X509, X509Deleter> cert(
       PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));

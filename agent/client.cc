@@ -1,0 +1,194 @@
+#include "agent/client.h"
+
+#include <sodium.h>
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/tls.h"
+
+namespace redflag::agent {
+namespace {
+
+void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(absl::Now())); }
+
+}  // namespace
+
+absl::Duration BackoffDelay(int attempt, absl::Duration base, absl::Duration cap) {
+  absl::Duration ceiling = base;
+  for (int i = 0; i < attempt && ceiling < cap; ++i) ceiling *= 2;
+  if (ceiling > cap) ceiling = cap;
+  int64_t ms = absl::ToInt64Milliseconds(ceiling);
+  if (ms <= 0) return absl::ZeroDuration();
+  return absl::Milliseconds(randombytes_uniform(static_cast<uint32_t>(ms) + 1));
+}
+
+AgentClient::AgentClient(AgentConfig config, StateDir state)
+    : config_(std::move(config)), state_dir_(std::move(state)) {
+  stub_ = v1::AgentGateway::NewStub(
+      MakeChannel(config_.server, TlsChannelCredentials(config_.ca_pem)));
+}
+
+absl::Status AgentClient::EnsureEnrolled() {
+  REDFLAG_ASSIGN_OR_RETURN(std::optional<v1::AgentState> saved, state_dir_.Load());
+  if (saved && !saved->agent_id().empty()) {
+    state_ = *std::move(saved);
+    LogInfo(absl::StrCat("enrolled as agent ", state_.agent_id()));
+    return absl::OkStatus();
+  }
+  if (config_.registration_token.empty()) {
+    return absl::FailedPreconditionError(
+        "not enrolled yet: give a registration token (--registration-token or "
+        "REDFLAG_REGISTRATION_TOKEN)");
+  }
+  v1::RegisterRequest req;
+  req.set_registration_token(config_.registration_token);
+  req.set_machine_id(config_.machine_id);
+  req.set_hostname(config_.hostname);
+  req.set_platform(config_.platform);
+  req.set_version(config_.version);
+  v1::RegisterResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  grpc::Status s = stub_->Register(&ctx, req, &resp);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("registration refused: ", s.error_message()));
+  }
+  if (resp.signing_keys().empty()) {
+    return absl::FailedPreconditionError("server offered no update-signing key to pin");
+  }
+  if (!config_.pinned_key_id.empty()) {
+    bool found = false;
+    for (const auto& k : resp.signing_keys()) found |= k.key_id() == config_.pinned_key_id;
+    if (!found) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "server's signing keys do not include the configured fingerprint ",
+          config_.pinned_key_id, "; refusing to enroll"));
+    }
+  }
+  state_.set_agent_id(resp.agent_id());
+  state_.set_access_token(resp.credentials().access_token());
+  state_.set_refresh_token(resp.credentials().refresh_token());
+  state_.set_machine_id(config_.machine_id);
+  state_.set_server(config_.server);
+  for (const auto& k : resp.signing_keys()) *state_.add_pinned_keys() = k;
+  REDFLAG_RETURN_IF_ERROR(state_dir_.Save(state_));
+  LogInfo(absl::StrCat("registered as agent ", state_.agent_id(), "; pinned signing key ",
+                       resp.signing_keys(0).key_id()));
+  return absl::OkStatus();
+}
+
+absl::Status AgentClient::RefreshCredentials() {
+  v1::RefreshAgentRequest req;
+  req.set_refresh_token(state_.refresh_token());
+  v1::TokenPair resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  grpc::Status s = stub_->RefreshCredentials(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpcStatus(s);
+  state_.set_access_token(resp.access_token());
+  state_.set_refresh_token(resp.refresh_token());
+  return state_dir_.Save(state_);
+}
+
+bool AgentClient::SleepUnlessStopped(absl::Duration d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, absl::ToChronoMilliseconds(d), [this] { return stop_.load(); });
+}
+
+void AgentClient::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stop_ = true;
+  if (live_ != nullptr) live_->TryCancel();
+  cv_.notify_all();
+}
+
+absl::Status AgentClient::RunStream() {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", state_.access_token()));
+  ctx.AddMetadata("x-machine-id", config_.machine_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return absl::CancelledError("stopping");
+    live_ = &ctx;
+  }
+  auto stream = stub_->Connect(&ctx);
+  v1::AgentMessage hello;
+  uint64_t seq = 1;
+  hello.set_seq(seq++);
+  hello.mutable_hello()->set_agent_id(state_.agent_id());
+  hello.mutable_hello()->set_version(config_.version);
+  hello.mutable_hello()->set_machine_id(config_.machine_id);
+  for (const auto& k : state_.pinned_keys()) hello.mutable_hello()->add_pinned_key_ids(k.key_id());
+
+  v1::ServerMessage msg;
+  int interval = 30;
+  absl::Status result = absl::OkStatus();
+  if (!stream->Write(hello) || !stream->Read(&msg) || !msg.has_hello_ack()) {
+    grpc::Status s = stream->Finish();
+    result = s.ok() ? absl::UnavailableError("stream closed before hello was acknowledged")
+                    : FromGrpcStatus(s);
+  } else {
+    interval = std::max(1, msg.hello_ack().check_in_interval_seconds());
+    LogInfo(absl::StrCat("connected; checking in every ", interval, " s"));
+    std::atomic<bool> reader_done{false};
+    std::thread reader([&] {
+      v1::ServerMessage in;
+      while (stream->Read(&in)) {
+        if (in.has_check_in_ack()) {
+          LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
+        }
+      }
+      reader_done = true;
+      std::lock_guard<std::mutex> lock(mu_);
+      cv_.notify_all();
+    });
+    while (!stop_ && !reader_done) {
+      v1::AgentMessage check_in;
+      check_in.set_seq(seq++);
+      check_in.mutable_check_in()->set_version(config_.version);
+      Now(check_in.mutable_check_in()->mutable_agent_time());
+      if (!stream->Write(check_in)) break;
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(interval),
+                   [&] { return stop_.load() || reader_done.load(); });
+    }
+    stream->WritesDone();
+    if (stop_) ctx.TryCancel();
+    reader.join();
+    grpc::Status s = stream->Finish();
+    result = s.ok() ? absl::UnavailableError("server closed the stream") : FromGrpcStatus(s);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  live_ = nullptr;
+  return result;
+}
+
+void AgentClient::Run() {
+  int attempt = 0;
+  while (!stop_) {
+    absl::Time started = absl::Now();
+    absl::Status s = RunStream();
+    if (stop_) break;
+    if (s.code() == absl::StatusCode::kUnauthenticated) {
+      absl::Status r = RefreshCredentials();
+      if (r.ok()) {
+        LogInfo("access token refreshed");
+        continue;
+      }
+      LogWarn(absl::StrCat("cannot refresh credentials: ", r.message()));
+    }
+    LogWarn(absl::StrCat("stream ended: ", s.ToString()));
+    // A stream that lived a while was healthy: start the backoff over.
+    if (absl::Now() - started > absl::Minutes(1)) attempt = 0;
+    absl::Duration delay = BackoffDelay(attempt++, absl::Seconds(1), config_.max_backoff);
+    LogInfo(absl::StrCat("reconnecting in ", absl::FormatDuration(delay)));
+    if (!SleepUnlessStopped(delay)) break;
+  }
+}
+
+}  // namespace redflag::agent

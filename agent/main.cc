@@ -1,0 +1,86 @@
+// redflag-agent: enrolls this machine with a registration token, then keeps one stream
+// to the gateway for check-ins. Configuration from flags or REDFLAG_* variables.
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "agent/client.h"
+#include "agent/fingerprint.h"
+#include "agent/state.h"
+#include "common/config.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/runtime.h"
+#include "common/server.h"
+#include "common/tls.h"
+
+ABSL_FLAG(std::string, server, "", "gateway host:port (REDFLAG_SERVER)");
+ABSL_FLAG(std::string, ca_file, "", "CA certificate of the gateway (REDFLAG_CA_FILE)");
+ABSL_FLAG(std::string, state_dir, "/var/lib/redflag", "state directory (credentials, lock)");
+ABSL_FLAG(std::string, registration_token, "", "registration token (REDFLAG_REGISTRATION_TOKEN)");
+ABSL_FLAG(std::string, pinned_key_id, "", "require this update-signing key fingerprint");
+ABSL_FLAG(std::string, machine_root, "/", "root of the fingerprint sources (tests use a tree)");
+ABSL_FLAG(std::string, report_version, REDFLAG_AGENT_VERSION, "agent version to report");
+
+namespace {
+
+constexpr char kName[] = "redflag-agent";
+
+std::string Pick(const std::string& flag, const char* env) {
+  return flag.empty() ? redflag::Env::Optional(env, "") : flag;
+}
+
+int Run() {
+  using namespace redflag;
+  BlockShutdownSignals();
+  SetLogComponent(kName);
+  if (absl::Status s = InitCrypto(); !s.ok()) return ExitWithError(kName, s);
+  agent::AgentConfig cfg;
+  cfg.server = Pick(absl::GetFlag(FLAGS_server), "REDFLAG_SERVER");
+  std::string ca_file = Pick(absl::GetFlag(FLAGS_ca_file), "REDFLAG_CA_FILE");
+  if (cfg.server.empty() || ca_file.empty()) {
+    return ExitWithError(kName, absl::InvalidArgumentError(
+                                    "--server and --ca-file (or REDFLAG_SERVER and "
+                                    "REDFLAG_CA_FILE) are required"));
+  }
+  absl::StatusOr<std::string> ca = ReadPemFile(ca_file, "CA certificate");
+  if (!ca.ok()) return ExitWithError(kName, ca.status());
+  cfg.ca_pem = *ca;
+  cfg.registration_token = Pick(absl::GetFlag(FLAGS_registration_token), "REDFLAG_REGISTRATION_TOKEN");
+  cfg.pinned_key_id = absl::GetFlag(FLAGS_pinned_key_id);
+  cfg.version = absl::GetFlag(FLAGS_report_version);
+  absl::StatusOr<std::string> fp =
+      agent::MachineFingerprint(agent::ReadFingerprintSources(absl::GetFlag(FLAGS_machine_root)));
+  if (!fp.ok()) return ExitWithError(kName, fp.status());
+  cfg.machine_id = *fp;
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  cfg.hostname = host;
+  struct utsname u;
+  cfg.platform = uname(&u) == 0 ? absl::StrCat(u.sysname, "-", u.machine) : "unknown";
+
+  absl::StatusOr<agent::StateDir> state = agent::StateDir::Open(absl::GetFlag(FLAGS_state_dir));
+  if (!state.ok()) return ExitWithError(kName, state.status());
+  agent::AgentClient client(cfg, *std::move(state));
+  if (absl::Status s = client.EnsureEnrolled(); !s.ok()) return ExitWithError(kName, s);
+
+  std::thread signals([&client] {
+    WaitForShutdownSignal();
+    client.Stop();
+  });
+  client.Run();
+  signals.join();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

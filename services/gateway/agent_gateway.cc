@@ -1,0 +1,149 @@
+#include "services/gateway/agent_gateway.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/actor.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "services/gateway/forward.h"
+
+namespace redflag::gateway {
+namespace {
+
+// Register's steps, each an asynchronous backend call whose completion starts the next:
+// consume a seat → create the agent → issue credentials → fetch signing keys. A failure
+// after the seat was taken gives the seat back.
+class RegisterFlow {
+ public:
+  RegisterFlow(grpc::CallbackServerContext* ctx, const v1::RegisterRequest* req,
+               v1::RegisterResponse* resp, Backends& backends)
+      : reactor_(ctx->DefaultReactor()), req_(req), resp_(resp), b_(backends) {
+    actor_ = Actor{"", "agent", ctx->peer()};
+  }
+
+  grpc::ServerUnaryReactor* Start() {
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    seat_req_.set_secret(req_->registration_token());
+    seat_req_.set_machine_id(req_->machine_id());
+    b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
+                                              [this](grpc::Status s) { OnSeat(s); });
+    return reactor;
+  }
+
+ private:
+  grpc::ClientContext* Ctx() {
+    ctx_ = BackendContext();
+    AttachActor(*ctx_, actor_);
+    return ctx_.get();
+  }
+
+  void OnSeat(grpc::Status s) {
+    if (!s.ok()) return Done(s);
+    agent_req_.set_machine_id(req_->machine_id());
+    agent_req_.set_hostname(req_->hostname());
+    agent_req_.set_platform(req_->platform());
+    agent_req_.set_version(req_->version());
+    agent_req_.set_registration_token_id(seat_.token_id());
+    b_.agents->async()->RegisterAgent(Ctx(), &agent_req_, &agent_,
+                                      [this](grpc::Status s) { OnAgent(s); });
+  }
+
+  void OnAgent(grpc::Status s) {
+    if (!s.ok()) return ReleaseSeatThenFail(s);
+    resp_->set_agent_id(agent_.id());
+    creds_req_.set_agent_id(agent_.id());
+    creds_req_.set_seat_id(seat_.seat_id());
+    b_.auth->async()->IssueAgentCredentials(Ctx(), &creds_req_, resp_->mutable_credentials(),
+                                            [this](grpc::Status s) { OnCredentials(s); });
+  }
+
+  void OnCredentials(grpc::Status s) {
+    if (!s.ok()) return Done(s);
+    b_.updates->async()->ListSigningKeys(Ctx(), &keys_req_, &keys_,
+                                         [this](grpc::Status s) { OnKeys(s); });
+  }
+
+  void OnKeys(grpc::Status s) {
+    if (!s.ok()) return Done(s);
+    for (const auto& k : keys_.keys()) *resp_->add_signing_keys() = k;
+    LogInfo(absl::StrCat("registered agent ", agent_.id(), " (", req_->hostname(), ", ",
+                         req_->version(), ")"));
+    Done(grpc::Status::OK);
+  }
+
+  void ReleaseSeatThenFail(grpc::Status failure) {
+    failure_ = failure;
+    release_req_.set_seat_id(seat_.seat_id());
+    b_.auth->async()->ReleaseRegistrationSeat(Ctx(), &release_req_, &release_resp_,
+                                              [this](grpc::Status s) {
+                                                if (!s.ok()) {
+                                                  LogWarn(absl::StrCat("seat not released: ",
+                                                                       s.error_message()));
+                                                }
+                                                Done(failure_);
+                                              });
+  }
+
+  void Done(const grpc::Status& s) {
+    reactor_->Finish(s);
+    delete this;
+  }
+
+  grpc::ServerUnaryReactor* reactor_;
+  const v1::RegisterRequest* req_;
+  v1::RegisterResponse* resp_;
+  Backends& b_;
+  Actor actor_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  v1::ConsumeRegistrationSeatRequest seat_req_;
+  v1::ConsumeRegistrationSeatResponse seat_;
+  v1::RegisterAgentRequest agent_req_;
+  v1::Agent agent_;
+  v1::IssueAgentCredentialsRequest creds_req_;
+  v1::ListSigningKeysRequest keys_req_;
+  v1::ListSigningKeysResponse keys_;
+  v1::ReleaseRegistrationSeatRequest release_req_;
+  v1::LogoutResponse release_resp_;
+  grpc::Status failure_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext* ctx,
+                                                     const v1::RegisterRequest* req,
+                                                     v1::RegisterResponse* resp) {
+  if (req->registration_token().empty()) {
+    return Reject(ctx, absl::InvalidArgumentError("registration_token is required"));
+  }
+  if (req->machine_id().empty() || req->version().empty()) {
+    return Reject(ctx, absl::InvalidArgumentError("machine_id and version are required"));
+  }
+  return (new RegisterFlow(ctx, req, resp, deps_.backends))->Start();
+}
+
+grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackServerContext* ctx,
+                                                               const v1::RefreshAgentRequest* req,
+                                                               v1::TokenPair* resp) {
+  if (req->refresh_token().empty()) {
+    return Reject(ctx, absl::InvalidArgumentError("refresh_token is required"));
+  }
+  // Owned by the reactor's completion; the refresh token is the credential, no JWT needed.
+  auto* refresh = new v1::RefreshRequest;
+  refresh->set_refresh_token(req->refresh_token());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::unique_ptr<grpc::ClientContext> client = BackendContext();
+  AttachActor(*client, Actor{"", "agent", ctx->peer()});
+  grpc::ClientContext* raw = client.release();
+  deps_.backends.auth->async()->Refresh(raw, refresh, resp, [reactor, raw, refresh](grpc::Status s) {
+    delete raw;
+    delete refresh;
+    reactor->Finish(s);
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentGatewayImpl::Connect(
+    grpc::CallbackServerContext* ctx) {
+  return new AgentStream(ctx, deps_);
+}
+
+}  // namespace redflag::gateway

@@ -1,0 +1,222 @@
+#include "services/gateway/agent_stream.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace redflag::gateway {
+namespace {
+
+void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(absl::Now())); }
+
+// Backend failures that say nothing about the agent: keep the stream, skip the ack.
+bool Transient(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded ||
+         s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kAborted ||
+         s.code() == absl::StatusCode::kResourceExhausted;
+}
+
+}  // namespace
+
+AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
+    : ctx_(ctx), deps_(deps) {
+  deps_.connected.Increment();
+  absl::StatusOr<JwtClaims> claims = deps_.authn.Agent(*ctx);
+  machine_id_ = Metadata(*ctx, "x-machine-id");
+  if (!claims.ok()) {
+    End(ToGrpcStatus(claims.status()));
+    return;
+  }
+  if (machine_id_.empty()) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "x-machine-id metadata is required"));
+    return;
+  }
+  claims_ = *std::move(claims);
+  ReadNext();
+}
+
+void AgentStream::Unref() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+void AgentStream::ReadNext() {
+  // Under the lock: once End() has begun, no new operation may start (Finish may follow).
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finish_requested_ || done_) return;
+  StartRead(&incoming_);
+}
+
+void AgentStream::OnReadDone(bool ok) {
+  if (!ok) {
+    End(grpc::Status::OK);  // the agent closed its side or the stream broke
+    return;
+  }
+  bool hello_done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hello_done = hello_done_;
+  }
+  if (!hello_done) {
+    if (!incoming_.has_hello()) {
+      End(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                       "the first message on a stream must be hello"));
+      return;
+    }
+    HandleHello(incoming_.hello());  // reads resume once the agent is authorised
+    return;
+  }
+  switch (incoming_.body_case()) {
+    case v1::AgentMessage::kCheckIn:
+      HandleCheckIn(incoming_.seq(), incoming_.check_in());
+      break;
+    case v1::AgentMessage::kHello:
+      End(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "hello may be sent only once"));
+      return;
+    case v1::AgentMessage::kAck:
+    case v1::AgentMessage::kDeliveryReport:
+    case v1::AgentMessage::kVerifyResponse:
+      break;  // instruction delivery arrives with the updates service's signed instructions
+    case v1::AgentMessage::BODY_NOT_SET:
+      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
+      return;
+  }
+  ReadNext();
+}
+
+void AgentStream::HandleHello(const v1::Hello& hello) {
+  if (hello.agent_id() != claims_.sub) {
+    deps_.authn.CountFailure("agent_id_mismatch");
+    End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                     "hello.agent_id does not match the token's agent"));
+    return;
+  }
+  if (hello.machine_id() != machine_id_) {
+    End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                     "hello.machine_id does not match x-machine-id"));
+    return;
+  }
+  version_ = hello.version();
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
+    v1::AuthorizeAgentRequest req;
+    v1::Agent resp;
+  };
+  auto* call = new Call;
+  call->req.set_agent_id(claims_.sub);
+  call->req.set_machine_id(machine_id_);
+  call->req.set_version(version_);
+  call->req.set_source(ctx_->peer());
+  Ref();
+  deps_.backends.agents->async()->AuthorizeAgent(
+      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+        std::unique_ptr<Call> owned(call);
+        if (!s.ok()) {
+          End(s);
+        } else {
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            hello_done_ = true;
+          }
+          v1::ServerMessage ack;
+          ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.check_in_interval_seconds);
+          Now(ack.mutable_hello_ack()->mutable_server_time());
+          Send(std::move(ack));
+          ReadNext();
+        }
+        Unref();
+      });
+}
+
+void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) {
+  // The token may expire while the stream lives: every message is checked.
+  if (absl::Now() >= claims_.exp + JwtCodec::kClockSkew) {
+    deps_.authn.CountFailure("expired");
+    End(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid token: expired"));
+    return;
+  }
+  v1::CheckIn c;
+  c.set_agent_id(claims_.sub);
+  c.set_machine_id(machine_id_);
+  c.set_version(check_in.version().empty() ? version_ : check_in.version());
+  *c.mutable_agent_time() = check_in.agent_time();
+  c.set_source(ctx_->peer());
+  Ref();
+  deps_.batcher.Submit(std::move(c), [this, seq](absl::Status s) {
+    if (s.ok()) {
+      deps_.check_ins.Increment();
+      v1::ServerMessage ack;
+      ack.mutable_check_in_ack()->set_ack_seq(seq);
+      Now(ack.mutable_check_in_ack()->mutable_server_time());
+      Send(std::move(ack));
+    } else if (!Transient(s)) {
+      End(ToGrpcStatus(s));  // blocked, binding violation, version refused
+    } else {
+      LogWarn(absl::StrCat("check-in not recorded: ", s.message()));
+    }
+    Unref();
+  });
+}
+
+void AgentStream::Send(v1::ServerMessage msg) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_requested_ || done_) return;
+    msg.set_seq(next_seq_++);
+    if (writing_) {
+      queue_.push_back(std::move(msg));
+      return;
+    }
+    writing_ = true;
+    in_flight_ = std::move(msg);
+  }
+  StartWrite(&in_flight_);
+}
+
+void AgentStream::OnWriteDone(bool ok) {
+  bool write_next = false;
+  bool finish = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ok && !finish_requested_ && !queue_.empty()) {
+      in_flight_ = std::move(queue_.front());
+      queue_.pop_front();
+      write_next = true;
+    } else {
+      writing_ = false;
+      if (!ok && !finish_requested_) {
+        finish_requested_ = true;
+        finish_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream write failed");
+      }
+      if (finish_requested_ && !finished_) finish = finished_ = true;
+    }
+  }
+  if (write_next) StartWrite(&in_flight_);
+  if (finish) Finish(finish_status_);
+}
+
+void AgentStream::End(const grpc::Status& status) {
+  bool finish = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_requested_ || done_) return;
+    finish_requested_ = true;
+    finish_status_ = status;
+    if (!writing_) finish = finished_ = true;
+  }
+  if (finish) Finish(status);
+}
+
+void AgentStream::OnCancel() { End(grpc::Status::CANCELLED); }
+
+void AgentStream::OnDone() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+  }
+  deps_.connected.Decrement();
+  Unref();
+}
+
+}  // namespace redflag::gateway

@@ -1,0 +1,78 @@
+#include "services/gateway/authn.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status.h"
+
+namespace redflag::gateway {
+namespace {
+
+int Rank(const std::string& role) {
+  if (role == "admin") return 3;
+  if (role == "operator") return 2;
+  if (role == "viewer") return 1;
+  return 0;
+}
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kAdmin: return "admin";
+    case Role::kOperator: return "operator";
+    case Role::kViewer: return "viewer";
+  }
+  return "?";
+}
+
+// "invalid token: expired" -> "expired", a bounded label value.
+std::string ReasonLabel(const absl::Status& s) {
+  std::string m(s.message());
+  size_t colon = m.find(": ");
+  std::string r = colon == std::string::npos ? "missing_token" : m.substr(colon + 2);
+  for (char& c : r) c = (c == ' ' || c == '-') ? '_' : c;
+  return r;
+}
+
+}  // namespace
+
+std::string Metadata(const grpc::ServerContextBase& ctx, const char* key) {
+  auto it = ctx.client_metadata().find(key);
+  return it == ctx.client_metadata().end() ? std::string()
+                                           : std::string(it->second.data(), it->second.size());
+}
+
+Authenticator::Authenticator(JwtCodec jwt, prometheus::Registry& metrics)
+    : jwt_(std::move(jwt)),
+      failures_(prometheus::BuildCounter()
+                    .Name("redflag_auth_failures_total")
+                    .Help("Authentication failures by reason")
+                    .Register(metrics)) {}
+
+void Authenticator::CountFailure(const std::string& reason) {
+  failures_.Add({{"reason", reason}}).Increment();
+}
+
+absl::StatusOr<JwtClaims> Authenticator::Verify(const grpc::ServerContextBase& ctx,
+                                                const char* audience) {
+  absl::StatusOr<std::string> token = BearerToken(Metadata(ctx, "authorization"));
+  absl::StatusOr<JwtClaims> claims =
+      token.ok() ? jwt_.Verify(*token, audience, absl::Now()) : token.status();
+  if (!claims.ok()) CountFailure(ReasonLabel(claims.status()));
+  return claims;
+}
+
+absl::StatusOr<Actor> Authenticator::Operator(const grpc::ServerContextBase& ctx, Role min_role) {
+  REDFLAG_ASSIGN_OR_RETURN(JwtClaims c, Verify(ctx, kOperatorAudience));
+  if (Rank(c.role) < static_cast<int>(min_role)) {
+    CountFailure("insufficient_role");
+    return absl::PermissionDeniedError(absl::StrCat("role ", c.role, " may not do this; requires ",
+                                                    RoleName(min_role), " or higher"));
+  }
+  return Actor{c.sub, c.role, ctx.peer()};
+}
+
+absl::StatusOr<JwtClaims> Authenticator::Agent(const grpc::ServerContextBase& ctx) {
+  return Verify(ctx, kAgentAudience);
+}
+
+}  // namespace redflag::gateway

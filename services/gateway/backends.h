@@ -1,0 +1,28 @@
+// The gateway's mTLS client stubs for the internal services (one channel each,
+// shared by all calls; gRPC multiplexes). Addresses from REDFLAG_AUTH_ADDR,
+// REDFLAG_AGENTS_ADDR, REDFLAG_UPDATES_ADDR.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/tls.h"
+#include "redflag/v1/agents.grpc.pb.h"
+#include "redflag/v1/auth.grpc.pb.h"
+#include "redflag/v1/updates.grpc.pb.h"
+
+namespace redflag::gateway {
+
+struct Backends {
+  std::unique_ptr<v1::AuthService::Stub> auth;
+  std::unique_ptr<v1::AgentsService::Stub> agents;
+  std::unique_ptr<v1::UpdatesService::Stub> updates;
+
+  static absl::StatusOr<Backends> Connect(const TlsMaterial& internal_tls);
+};
+
+// Client context for a backend call made on behalf of `actor`, with a bounded deadline.
+std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout = absl::Seconds(15));
+
+}  // namespace redflag::gateway

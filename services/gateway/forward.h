@@ -1,0 +1,41 @@
+// Relays one operator unary call to an internal service without blocking: the backend
+// call is asynchronous and its completion finishes the server reactor. The caller's
+// identity travels in metadata (common/actor.h).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <memory>
+
+#include "common/actor.h"
+#include "services/gateway/backends.h"
+
+namespace redflag::gateway {
+
+template <typename Req, typename Resp>
+using AsyncCall =
+    std::function<void(grpc::ClientContext*, const Req*, Resp*, std::function<void(grpc::Status)>)>;
+
+template <typename Req, typename Resp>
+grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
+                                  const Actor& actor, const AsyncCall<Req, Resp>& call) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::unique_ptr<grpc::ClientContext> client = BackendContext();
+  AttachActor(*client, actor);
+  grpc::ClientContext* raw = client.release();
+  // The client context lives until the backend call completes; then the reply is sent.
+  call(raw, req, resp, [reactor, raw](grpc::Status s) {
+    delete raw;
+    reactor->Finish(s);
+  });
+  return reactor;
+}
+
+inline grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const absl::Status& s) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message())));
+  return reactor;
+}
+
+}  // namespace redflag::gateway

@@ -1,0 +1,102 @@
+// redflag-gateway: the one public endpoint (TLS) for operators and agents. Reaches the
+// internal services over mTLS with its own certificate (identity "gateway").
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/runtime.h"
+#include "common/server.h"
+#include "common/tls.h"
+#include "services/gateway/agent_gateway.h"
+#include "services/gateway/operator_service.h"
+
+ABSL_FLAG(std::string, listen, "", "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
+ABSL_FLAG(std::string, metrics, "0.0.0.0:9200", "address for Prometheus /metrics");
+
+namespace {
+
+constexpr char kName[] = "redflag-gateway";
+
+int Run() {
+  using namespace redflag;
+  BlockShutdownSignals();
+  SetLogComponent(kName);
+  if (absl::Status s = InitCrypto(); !s.ok()) return ExitWithError(kName, s);
+  absl::StatusOr<std::string> secret = Env::Secret("REDFLAG_JWT_SECRET", 32);
+  if (!secret.ok()) return ExitWithError(kName, secret.status());
+  absl::StatusOr<JwtCodec> jwt = JwtCodec::Create(*std::move(secret));
+  if (!jwt.ok()) return ExitWithError(kName, jwt.status());
+  absl::StatusOr<TlsFiles> public_files = TlsFiles::FromEnv("REDFLAG_TLS_", false);
+  if (!public_files.ok()) return ExitWithError(kName, public_files.status());
+  absl::StatusOr<TlsMaterial> public_tls = TlsMaterial::Load(*public_files);
+  if (!public_tls.ok()) return ExitWithError(kName, public_tls.status());
+  absl::StatusOr<TlsFiles> internal_files = TlsFiles::FromEnv("REDFLAG_INTERNAL_TLS_", true);
+  if (!internal_files.ok()) return ExitWithError(kName, internal_files.status());
+  absl::StatusOr<TlsMaterial> internal_tls = TlsMaterial::Load(*internal_files);
+  if (!internal_tls.ok()) return ExitWithError(kName, internal_tls.status());
+  absl::StatusOr<int64_t> interval = Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1, 3600);
+  if (!interval.ok()) return ExitWithError(kName, interval.status());
+  absl::StatusOr<bool> tls_enabled = Env::Bool("REDFLAG_TLS_ENABLED", true);
+  if (!tls_enabled.ok()) return ExitWithError(kName, tls_enabled.status());
+  if (!*tls_enabled) {
+    return ExitWithError(kName, absl::FailedPreconditionError(
+                                    "REDFLAG_TLS_ENABLED=false is not supported: the gateway "
+                                    "serves TLS only"));
+  }
+  std::string listen = absl::GetFlag(FLAGS_listen);
+  if (listen.empty()) {
+    listen = absl::StrCat(Env::Optional("REDFLAG_SERVER_HOST", "0.0.0.0"), ":",
+                          Env::Optional("REDFLAG_SERVER_PORT", "8443"));
+  }
+
+  absl::StatusOr<std::unique_ptr<MetricsServer>> metrics =
+      MetricsServer::Start(absl::GetFlag(FLAGS_metrics));
+  if (!metrics.ok()) return ExitWithError(kName, metrics.status());
+  prometheus::Registry& reg = (*metrics)->registry();
+  auto& connected = prometheus::BuildGauge()
+                        .Name("redflag_gateway_agent_streams")
+                        .Help("Agent Connect streams currently open")
+                        .Register(reg)
+                        .Add({});
+  auto& check_ins = prometheus::BuildCounter()
+                        .Name("redflag_gateway_check_ins_total")
+                        .Help("Check-ins acknowledged to agents")
+                        .Register(reg)
+                        .Add({});
+
+  absl::StatusOr<gateway::Backends> backends = gateway::Backends::Connect(*internal_tls);
+  if (!backends.ok()) return ExitWithError(kName, backends.status());
+  gateway::Authenticator authn(*std::move(jwt), reg);
+  gateway::CheckInBatcher batcher(backends->agents.get(), absl::Milliseconds(50), 1000);
+  gateway::StreamDeps deps{*backends, authn, batcher, connected, check_ins,
+                           static_cast<int>(*interval)};
+  gateway::OperatorServiceImpl operators(*backends, authn);
+  gateway::AgentGatewayImpl agent_gateway(deps);
+
+  ServerOptions opts;
+  opts.address = listen;
+  opts.credentials = TlsServerCredentials(*public_tls);
+  opts.services = {&operators, &agent_gateway};
+  opts.memory_quota_bytes = 1024u << 20;
+  int port = 0;
+  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
+  if (!server.ok()) return ExitWithError(kName, server.status());
+  LogInfo(absl::StrCat("gateway serving TLS gRPC on ", listen, " (port ", port, ")"));
+  WaitForShutdownSignal();
+  LogInfo("shutting down");
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

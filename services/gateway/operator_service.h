@@ -1,0 +1,50 @@
+// The operators' API at the gateway (callback API). Authenticates the bearer token,
+// enforces the role each method needs, then relays to the owning internal service.
+#pragma once
+
+#include "redflag/v1/gateway.grpc.pb.h"
+#include "services/gateway/authn.h"
+#include "services/gateway/backends.h"
+
+namespace redflag::gateway {
+
+class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
+ public:
+  OperatorServiceImpl(Backends& backends, Authenticator& authn)
+      : backends_(backends), authn_(authn) {}
+
+  grpc::ServerUnaryReactor* Login(grpc::CallbackServerContext* ctx, const v1::LoginRequest* req,
+                                  v1::TokenPair* resp) override;
+  grpc::ServerUnaryReactor* Refresh(grpc::CallbackServerContext* ctx,
+                                    const v1::RefreshRequest* req, v1::TokenPair* resp) override;
+  grpc::ServerUnaryReactor* Logout(grpc::CallbackServerContext* ctx, const v1::LogoutRequest* req,
+                                   v1::LogoutResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateRegistrationToken(
+      grpc::CallbackServerContext* ctx, const v1::CreateRegistrationTokenRequest* req,
+      v1::CreateRegistrationTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* ListRegistrationTokens(
+      grpc::CallbackServerContext* ctx, const v1::ListRegistrationTokensRequest* req,
+      v1::ListRegistrationTokensResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeRegistrationToken(
+      grpc::CallbackServerContext* ctx, const v1::RevokeRegistrationTokenRequest* req,
+      v1::RegistrationToken* resp) override;
+  grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* ctx,
+                                       const v1::ListAgentsRequest* req,
+                                       v1::ListAgentsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetAgent(grpc::CallbackServerContext* ctx,
+                                     const v1::GetAgentRequest* req, v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* BlockAgent(grpc::CallbackServerContext* ctx,
+                                       const v1::BlockAgentRequest* req, v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* UnblockAgent(grpc::CallbackServerContext* ctx,
+                                         const v1::UnblockAgentRequest* req,
+                                         v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* ListSigningKeys(grpc::CallbackServerContext* ctx,
+                                            const v1::ListSigningKeysRequest* req,
+                                            v1::ListSigningKeysResponse* resp) override;
+
+ private:
+  Backends& backends_;
+  Authenticator& authn_;
+};
+
+}  // namespace redflag::gateway
