@@ -101,6 +101,8 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
           absl::StrCat("cannot connect to PostgreSQL at ", c.host, ":", c.port, "/", c.dbname,
                        " as ", c.user, ": ", why));
     }
+    // Server NOTICEs ("already exists, skipping") are not errors; keep them out of the logs.
+    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
     pool->idle_.push_back(std::make_unique<PgConnection>(conn));
   }
   return pool;

@@ -21,13 +21,14 @@ CheckInBatcher::~CheckInBatcher() {
 }
 
 void CheckInBatcher::Submit(v1::CheckIn check_in, Done done) {
-  bool full = false;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.push_back({std::move(check_in), std::move(done)});
-    full = pending_.size() >= max_batch_;
+    // The first item starts the batch's delay clock; a full batch leaves at once.
+    wake = pending_.size() == 1 || pending_.size() >= max_batch_;
   }
-  if (full) cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void CheckInBatcher::Loop() {

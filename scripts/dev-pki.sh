@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Creates throwaway development PKI and secrets in DIR (default .dev/pki):
+#   internal-ca.{crt,key}       CA for service-to-service mTLS
+#   <svc>.{crt,key}             per-service certificates, identity URI spiffe://redflag.internal/<svc>
+#   public-ca.crt, gateway-public.{crt,key}   the gateway's agent/operator-facing certificate
+#   rogue-ca.crt, rogue-gateway.{crt,key}     a look-alike from another CA (for tests)
+#   redflag.env                 JWT secret, Ed25519 signing seed (64 hex), admin and DB passwords
+# Never use these outside development: the keys sit unencrypted on disk.
+set -euo pipefail
+DIR=${1:-.dev/pki}
+mkdir -p "$DIR"
+cd "$DIR"
+umask 077
+
+ca() {  # name subject
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj "/CN=$2" -keyout "$1.key" -out "$1.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null
+}
+
+leaf() {  # name ca san
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
+    -keyout "$1.key" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 30 \
+    -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+
+ca internal-ca "RedFlag internal CA (dev)"
+for svc in auth agents updates gateway; do
+  leaf "$svc" internal-ca "URI:spiffe://redflag.internal/$svc,DNS:$svc,DNS:redflag-$svc,DNS:localhost,IP:127.0.0.1"
+done
+ca public-ca "RedFlag public CA (dev)"
+leaf gateway-public public-ca "DNS:localhost,DNS:redflag-gateway,IP:127.0.0.1"
+ca rogue-ca "Rogue CA (tests only)"
+leaf rogue-gateway rogue-ca "URI:spiffe://redflag.internal/gateway,DNS:localhost,IP:127.0.0.1"
+rm -f ./*.srl
+
+if [ ! -f redflag.env ]; then
+  cat > redflag.env <<ENV
+REDFLAG_JWT_SECRET=$(openssl rand -hex 32)
+REDFLAG_SIGNING_PRIVATE_KEY=$(openssl rand -hex 32)
+REDFLAG_ADMIN_PASSWORD=$(openssl rand -base64 18 | tr -d '/+=')
+REDFLAG_DB_PASSWORD=$(openssl rand -hex 16)
+ENV
+fi
+chmod 600 ./*.key redflag.env
+chmod 644 ./*.crt
+echo "dev PKI and secrets written to $(pwd)"
