@@ -1,0 +1,283 @@
+#include "tests/support/cluster.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "tests/support/test_env.h"
+
+extern char** environ;
+
+namespace redflag::testing {
+
+Process::Process(const std::string& name, std::vector<std::string> argv,
+                 const std::map<std::string, std::string>& env) {
+  std::string dir = TestVar("REDFLAG_TEST_ROOT") + "/logs";
+  (void)mkdir(dir.c_str(), 0755);
+  log_ = absl::StrCat(dir, "/", name, "-", getpid(), ".log");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<char*> a, e;
+    for (auto& s : argv) a.push_back(s.data());
+    a.push_back(nullptr);
+    for (auto& s : env_strings) e.push_back(s.data());
+    e.push_back(nullptr);
+    execve(a[0], a.data(), e.data());
+    _exit(127);
+  }
+}
+
+bool Process::Running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int Process::Wait(int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 20) {
+    if (!Running()) return exit_code_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+Process::~Process() {
+  if (!Running()) return;
+  kill(pid_, SIGTERM);
+  if (Wait(5000) == -1 && Running()) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitForPort(int port, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string BinaryPath(const std::string& relative) {
+  return absl::StrCat(REDFLAG_BINARY_DIR, "/", relative);
+}
+
+Cluster& Cluster::Get() {
+  static Cluster* cluster = new Cluster();
+  static struct Stopper {
+    ~Stopper() { delete cluster; }
+  } stopper;
+  return *cluster;
+}
+
+Cluster::Cluster() {
+  ExportTestEnv();
+  std::map<std::string, std::string> base;
+  // Fast check-ins and a small violation threshold keep the tests short.
+  base["REDFLAG_CHECK_IN_INTERVAL_SECONDS"] = "1";
+  base["MIN_AGENT_VERSION"] = "0.1.22";
+  for (const char* svc : {"auth", "agents", "updates"}) {
+    int port = FreePort();
+    ports_[svc] = port;
+    std::map<std::string, std::string> env = base;
+    env["REDFLAG_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
+    env["REDFLAG_TLS_CERT_FILE"] = PkiFile(absl::StrCat(svc, ".crt"));
+    env["REDFLAG_TLS_KEY_FILE"] = PkiFile(absl::StrCat(svc, ".key"));
+    procs_.push_back(std::make_unique<Process>(
+        svc,
+        std::vector<std::string>{BinaryPath(absl::StrCat("services/", svc, "/redflag-", svc)),
+                                 absl::StrCat("--listen=127.0.0.1:", port),
+                                 absl::StrCat("--metrics=127.0.0.1:", FreePort())},
+        env));
+  }
+  for (const char* svc : {"auth", "agents", "updates"}) {
+    if (!WaitForPort(ports_[svc], 20000)) {
+      throw std::runtime_error(absl::StrCat(svc, " did not start; see ", procs_.back()->log_path()));
+    }
+  }
+  int gw = FreePort();
+  ports_["gateway"] = gw;
+  std::map<std::string, std::string> env = base;
+  env["REDFLAG_TLS_CERT_FILE"] = PkiFile("gateway-public.crt");
+  env["REDFLAG_TLS_KEY_FILE"] = PkiFile("gateway-public.key");
+  env["REDFLAG_INTERNAL_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
+  env["REDFLAG_INTERNAL_TLS_CERT_FILE"] = PkiFile("gateway.crt");
+  env["REDFLAG_INTERNAL_TLS_KEY_FILE"] = PkiFile("gateway.key");
+  env["REDFLAG_AUTH_ADDR"] = internal_address("auth");
+  env["REDFLAG_AGENTS_ADDR"] = internal_address("agents");
+  env["REDFLAG_UPDATES_ADDR"] = internal_address("updates");
+  procs_.push_back(std::make_unique<Process>(
+      "gateway",
+      std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
+                               absl::StrCat("--listen=127.0.0.1:", gw),
+                               absl::StrCat("--metrics=127.0.0.1:", FreePort())},
+      env));
+  if (!WaitForPort(gw, 20000)) {
+    throw std::runtime_error(absl::StrCat("gateway did not start; see ", procs_.back()->log_path()));
+  }
+}
+
+std::string Cluster::gateway_address() const {
+  return absl::StrCat("localhost:", ports_.at("gateway"));
+}
+
+std::string Cluster::internal_address(const std::string& service) const {
+  return absl::StrCat("localhost:", ports_.at(service));
+}
+
+std::unique_ptr<v1::OperatorService::Stub> Cluster::Operator() const {
+  return v1::OperatorService::NewStub(MakeChannel(
+      gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+}
+
+std::unique_ptr<v1::AgentGateway::Stub> Cluster::AgentGateway() const {
+  return v1::AgentGateway::NewStub(MakeChannel(
+      gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+}
+
+std::shared_ptr<grpc::Channel> Cluster::InternalChannel(
+    const std::string& service, std::shared_ptr<grpc::ChannelCredentials> creds) const {
+  return MakeChannel(internal_address(service), std::move(creds));
+}
+
+void Cluster::Authorize(grpc::ClientContext& ctx, const std::string& token) {
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+}
+
+std::string Cluster::AdminToken() {
+  if (!admin_token_.empty()) return admin_token_;
+  v1::LoginRequest req;
+  req.set_username("admin");
+  req.set_password(TestVar("REDFLAG_ADMIN_PASSWORD"));
+  v1::TokenPair resp;
+  grpc::ClientContext ctx;
+  grpc::Status s = Operator()->Login(&ctx, req, &resp);
+  if (!s.ok()) throw std::runtime_error(absl::StrCat("admin login failed: ", s.error_message()));
+  admin_token_ = resp.access_token();
+  return admin_token_;
+}
+
+std::string Cluster::NewRegistrationToken(int seats) {
+  v1::CreateRegistrationTokenRequest req;
+  req.set_seats(seats);
+  req.set_label("e2e");
+  v1::CreateRegistrationTokenResponse resp;
+  grpc::ClientContext ctx;
+  Authorize(ctx, AdminToken());
+  grpc::Status s = Operator()->CreateRegistrationToken(&ctx, req, &resp);
+  if (!s.ok()) throw std::runtime_error(absl::StrCat("create token failed: ", s.error_message()));
+  return resp.secret();
+}
+
+}  // namespace redflag::testing
+
+namespace redflag::testing {
+
+std::string MakeMachineTree(const std::string& name) {
+  std::string root = absl::StrCat(TestVar("REDFLAG_TEST_ROOT"), "/machines/", name, "-",
+                                  RandomUuid().substr(0, 8));
+  std::filesystem::create_directories(root + "/etc");
+  std::filesystem::create_directories(root + "/proc");
+  auto write = [&](const std::string& rel, const std::string& text) {
+    std::ofstream out(root + rel);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + root + rel);
+  };
+  write("/etc/machine-id", HexEncode(RandomBytes(16)) + "\n");
+  write("/proc/cpuinfo", "processor\t: 0\nmodel name\t: Test CPU\nprocessor\t: 1\nmodel name\t: Test CPU\n");
+  write("/proc/meminfo", "MemTotal:       16384000 kB\nMemFree:         1000 kB\n");
+  return root;
+}
+
+std::string RandomMachineId() { return HexEncode(RandomBytes(32)); }
+
+grpc::Status RegisterAgent(const std::string& secret, const std::string& machine_id,
+                           const std::string& version, v1::RegisterResponse* resp) {
+  v1::RegisterRequest req;
+  req.set_registration_token(secret);
+  req.set_machine_id(machine_id);
+  req.set_hostname("e2e-host");
+  req.set_platform("Linux-x86_64");
+  req.set_version(version);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return Cluster::Get().AgentGateway()->Register(&ctx, req, resp);
+}
+
+grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
+                        const std::string& machine_id, const std::string& version) {
+  auto stub = Cluster::Get().AgentGateway();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  Cluster::Authorize(ctx, token);
+  ctx.AddMetadata("x-machine-id", machine_id);
+  auto stream = stub->Connect(&ctx);
+  v1::AgentMessage hello;
+  hello.set_seq(1);
+  hello.mutable_hello()->set_agent_id(agent_id);
+  hello.mutable_hello()->set_machine_id(machine_id);
+  hello.mutable_hello()->set_version(version);
+  stream->Write(hello);
+  v1::ServerMessage reply;
+  if (stream->Read(&reply) && reply.has_hello_ack()) {
+    stream->WritesDone();
+    ctx.TryCancel();
+    (void)stream->Finish();
+    return grpc::Status::OK;
+  }
+  return stream->Finish();
+}
+
+}  // namespace redflag::testing
