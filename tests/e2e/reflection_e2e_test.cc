@@ -1,0 +1,70 @@
+// Operators need no .proto files: reflection and health are served, and a third-party
+// client (grpc-js + grpc-js-reflection-client, as grpcurl would) can drive the API.
+#include <catch2/catch.hpp>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/support/cluster.h"
+#include "tests/support/test_env.h"
+
+using namespace redflag;
+using namespace redflag::testing;
+
+TEST_CASE("a reflection-only client lists the services and operates the gateway",
+          "[e2e][reflection]") {
+  auto& c = Cluster::Get();
+  std::string dir = std::getenv("REDFLAG_TEST_NODE_DIR");
+  std::string cmd = "cd '" + dir + "' && REDFLAG_ADMIN_PASSWORD='" +
+                    TestVar("REDFLAG_ADMIN_PASSWORD") + "' node reflect.js " +
+                    c.gateway_address() + " '" + PkiFile("public-ca.crt") + "' 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  int rc = pclose(p);
+  INFO(out);
+  REQUIRE(rc == 0);
+  google::protobuf::Struct result;
+  REQUIRE(google::protobuf::util::JsonStringToMessage(out, &result).ok());
+  std::vector<std::string> services;
+  for (const auto& v : result.fields().at("services").list_value().values()) {
+    services.push_back(v.string_value());
+  }
+  CHECK_THAT(services, Catch::VectorContains(std::string("redflag.v1.OperatorService")));
+  CHECK_THAT(services, Catch::VectorContains(std::string("redflag.v1.AgentGateway")));
+  CHECK_THAT(services, Catch::VectorContains(std::string("grpc.health.v1.Health")));
+  CHECK_THAT(services,
+             Catch::VectorContains(std::string("grpc.reflection.v1alpha.ServerReflection")));
+  CHECK(result.fields().at("methods").list_value().values_size() >= 10);
+  // UNAUTHENTICATED (16) without a token, then a real answer with one.
+  CHECK(result.fields().at("anonymous_code").number_value() == 16);
+  CHECK(result.fields().at("agent_count").number_value() >= 0);
+}
+
+TEST_CASE("every server answers the standard health check", "[e2e][health]") {
+  auto& c = Cluster::Get();
+  auto check = [](std::shared_ptr<grpc::Channel> ch) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = grpc::health::v1::Health::NewStub(ch)->Check(&ctx, req, &resp);
+    CHECK(s.error_message() == "");
+    return resp.status();
+  };
+  CHECK(check(MakeChannel(c.gateway_address(),
+                          TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt"))))) ==
+        grpc::health::v1::HealthCheckResponse::SERVING);
+  TlsMaterial gw{ReadFile(PkiFile("internal-ca.crt")), ReadFile(PkiFile("gateway.crt")),
+                 ReadFile(PkiFile("gateway.key"))};
+  for (const char* svc : {"auth", "agents", "updates"}) {
+    INFO(svc);
+    CHECK(check(c.InternalChannel(svc, MutualTlsChannelCredentials(gw))) ==
+          grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
