@@ -28,8 +28,8 @@ absl::Duration BackoffDelay(int attempt, absl::Duration base, absl::Duration cap
 
 AgentClient::AgentClient(AgentConfig config, StateDir state)
     : config_(std::move(config)), state_dir_(std::move(state)) {
-  stub_ = v1::AgentGateway::NewStub(
-      MakeChannel(config_.server, TlsChannelCredentials(config_.ca_pem)));
+  stub_ =
+      v1::AgentGateway::NewStub(MakeChannel(config_.server, TlsChannelCredentials(config_.ca_pem)));
 }
 
 absl::Status AgentClient::EnsureEnrolled() {
@@ -65,9 +65,9 @@ absl::Status AgentClient::EnsureEnrolled() {
     bool found = false;
     for (const auto& k : resp.signing_keys()) found |= k.key_id() == config_.pinned_key_id;
     if (!found) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "server's signing keys do not include the configured fingerprint ",
-          config_.pinned_key_id, "; refusing to enroll"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("server's signing keys do not include the configured fingerprint ",
+                       config_.pinned_key_id, "; refusing to enroll"));
     }
   }
   state_.set_agent_id(resp.agent_id());

@@ -17,14 +17,14 @@
 namespace redflag::agent {
 
 struct AgentConfig {
-  std::string server;               // host:port of the gateway
-  std::string ca_pem;               // CA that issued the gateway's certificate
-  std::string registration_token;   // needed only to enroll
-  std::string machine_id;           // SHA-256 fingerprint hex
-  std::string version;              // reported agent version
+  std::string server;              // host:port of the gateway
+  std::string ca_pem;              // CA that issued the gateway's certificate
+  std::string registration_token;  // needed only to enroll
+  std::string machine_id;          // SHA-256 fingerprint hex
+  std::string version;             // reported agent version
   std::string hostname;
   std::string platform;
-  std::string pinned_key_id;        // optional: required signing key fingerprint
+  std::string pinned_key_id;  // optional: required signing key fingerprint
   absl::Duration max_backoff = absl::Seconds(60);
 };
 

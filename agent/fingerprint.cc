@@ -42,7 +42,8 @@ FingerprintSources ReadFingerprintSources(const std::string& root) {
     }
     if (count > 0) s.cpu_count = count;
   }
-  if (auto uuid = ReadFile(base + "/sys/class/dmi/id/product_uuid"); uuid && !Clean(*uuid).empty()) {
+  if (auto uuid = ReadFile(base + "/sys/class/dmi/id/product_uuid");
+      uuid && !Clean(*uuid).empty()) {
     s.system_uuid = absl::AsciiStrToLower(Clean(*uuid));
   }
   if (auto mem = ReadFile(base + "/proc/meminfo")) {
@@ -65,11 +66,11 @@ std::string CanonicalFingerprint(const FingerprintSources& s) {
   std::string out = "redflag-fingerprint-v1\n";
   out += field("machine_id", s.machine_id);
   out += field("cpu_model", s.cpu_model);
-  out += field("cpu_count", s.cpu_count ? std::optional<std::string>(absl::StrCat(*s.cpu_count))
-                                        : std::nullopt);
+  out += field("cpu_count",
+               s.cpu_count ? std::optional<std::string>(absl::StrCat(*s.cpu_count)) : std::nullopt);
   out += field("system_uuid", s.system_uuid);
-  out += field("memory_kb", s.memory_kb ? std::optional<std::string>(absl::StrCat(*s.memory_kb))
-                                        : std::nullopt);
+  out += field("memory_kb",
+               s.memory_kb ? std::optional<std::string>(absl::StrCat(*s.memory_kb)) : std::nullopt);
   return out;
 }
 

@@ -43,14 +43,15 @@ int Run() {
   cfg.server = Pick(absl::GetFlag(FLAGS_server), "REDFLAG_SERVER");
   std::string ca_file = Pick(absl::GetFlag(FLAGS_ca_file), "REDFLAG_CA_FILE");
   if (cfg.server.empty() || ca_file.empty()) {
-    return ExitWithError(kName, absl::InvalidArgumentError(
-                                    "--server and --ca-file (or REDFLAG_SERVER and "
-                                    "REDFLAG_CA_FILE) are required"));
+    return ExitWithError(kName,
+                         absl::InvalidArgumentError("--server and --ca-file (or REDFLAG_SERVER and "
+                                                    "REDFLAG_CA_FILE) are required"));
   }
   absl::StatusOr<std::string> ca = ReadPemFile(ca_file, "CA certificate");
   if (!ca.ok()) return ExitWithError(kName, ca.status());
   cfg.ca_pem = *ca;
-  cfg.registration_token = Pick(absl::GetFlag(FLAGS_registration_token), "REDFLAG_REGISTRATION_TOKEN");
+  cfg.registration_token =
+      Pick(absl::GetFlag(FLAGS_registration_token), "REDFLAG_REGISTRATION_TOKEN");
   cfg.pinned_key_id = absl::GetFlag(FLAGS_pinned_key_id);
   cfg.version = absl::GetFlag(FLAGS_report_version);
   absl::StatusOr<std::string> fp =

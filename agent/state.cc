@@ -27,8 +27,8 @@ absl::StatusOr<StateDir> StateDir::Open(const std::string& path) {
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another redflag-agent is already running with state directory ", path));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another redflag-agent is already running with state directory ", path));
   }
   return StateDir(path, fd);
 }
@@ -59,9 +59,10 @@ absl::Status StateDir::Save(const v1::AgentState& state) const {
   std::string bytes;
   state.SerializeToString(&bytes);
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
-  bool ok = write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) &&
-            fsync(fd) == 0;
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  bool ok =
+      write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) && fsync(fd) == 0;
   close(fd);
   // rename() is atomic: a crash leaves either the old state or the new one, never half.
   if (!ok || rename(tmp.c_str(), file.c_str()) != 0) {

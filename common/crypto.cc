@@ -62,11 +62,10 @@ bool VerifySignature(absl::string_view public_key, absl::string_view message,
   if (public_key.size() != crypto_sign_PUBLICKEYBYTES || signature.size() != crypto_sign_BYTES) {
     return false;
   }
-  return crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(signature.data()),
-                                     reinterpret_cast<const unsigned char*>(message.data()),
-                                     message.size(),
-                                     reinterpret_cast<const unsigned char*>(public_key.data())) ==
-         0;
+  return crypto_sign_verify_detached(
+             reinterpret_cast<const unsigned char*>(signature.data()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+             reinterpret_cast<const unsigned char*>(public_key.data())) == 0;
 }
 
 std::string EnvelopeSigningInput(absl::string_view payload_type, absl::string_view payload) {
@@ -89,8 +88,8 @@ v1::SignedEnvelope SignEnvelope(const SigningKey& key, absl::string_view payload
 absl::Status VerifyEnvelope(const v1::SignedEnvelope& envelope, absl::string_view payload_type,
                             absl::string_view public_key) {
   if (envelope.payload_type() != payload_type) {
-    return absl::InvalidArgumentError(absl::StrCat("envelope carries ", envelope.payload_type(),
-                                                   ", expected ", payload_type));
+    return absl::InvalidArgumentError(
+        absl::StrCat("envelope carries ", envelope.payload_type(), ", expected ", payload_type));
   }
   if (envelope.key_id() != KeyIdOf(public_key)) {
     return absl::PermissionDeniedError(

@@ -7,9 +7,9 @@
 
 #include <array>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "redflag/v1/common.pb.h"
 
 namespace redflag {

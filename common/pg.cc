@@ -86,23 +86,24 @@ absl::Status PgConnection::ExecScript(absl::string_view sql) {
 absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
   auto pool = std::make_unique<PgPool>();
   const std::string timeout = "10";
-  const char* keys[] = {"host",    "port",    "dbname",          "user",
-                        "password", "sslmode", "connect_timeout", "application_name", nullptr};
-  const char* vals[] = {c.host.c_str(),     c.port.c_str(),    c.dbname.c_str(), c.user.c_str(),
-                        c.password.c_str(), c.sslmode.c_str(), timeout.c_str(),  "redflag",
+  const char* keys[] = {"host",     "port",    "dbname",          "user",
+                        "password", "sslmode", "connect_timeout", "application_name",
                         nullptr};
+  const char* vals[] = {c.host.c_str(),  c.port.c_str(),     c.dbname.c_str(),
+                        c.user.c_str(),  c.password.c_str(), c.sslmode.c_str(),
+                        timeout.c_str(), "redflag",          nullptr};
   for (int i = 0; i < c.pool_size; ++i) {
     PGconn* conn = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(conn) != CONNECTION_OK) {
       std::string why = PQerrorMessage(conn);
       PQfinish(conn);
       // The libpq message names host and port and the reason; it never contains the password.
-      return absl::UnavailableError(
-          absl::StrCat("cannot connect to PostgreSQL at ", c.host, ":", c.port, "/", c.dbname,
-                       " as ", c.user, ": ", why));
+      return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ", c.host, ":",
+                                                 c.port, "/", c.dbname, " as ", c.user, ": ", why));
     }
     // Server NOTICEs ("already exists, skipping") are not errors; keep them out of the logs.
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
     pool->idle_.push_back(std::make_unique<PgConnection>(conn));
   }
   return pool;
@@ -119,8 +120,8 @@ absl::Status PgPool::WithConnection(const std::function<absl::Status(PgConnectio
     conn = std::move(idle_.back());
     idle_.pop_back();
   }
-  absl::Status s = conn->EnsureHealthy() ? fn(*conn)
-                                         : absl::UnavailableError("database connection lost");
+  absl::Status s =
+      conn->EnsureHealthy() ? fn(*conn) : absl::UnavailableError("database connection lost");
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(std::move(conn));
@@ -178,11 +179,21 @@ std::string JsonQuote(absl::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));

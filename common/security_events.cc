@@ -8,8 +8,8 @@
 namespace redflag {
 namespace {
 
-constexpr Statement kLastHash{
-    "audit_last_hash", "SELECT hash FROM audit.security_events ORDER BY id DESC LIMIT 1"};
+constexpr Statement kLastHash{"audit_last_hash",
+                              "SELECT hash FROM audit.security_events ORDER BY id DESC LIMIT 1"};
 constexpr Statement kInsert{
     "audit_insert",
     "INSERT INTO audit.security_events(type, service, actor, source, detail, at_micros, "
@@ -54,7 +54,9 @@ CREATE TRIGGER security_events_no_truncate BEFORE TRUNCATE ON audit.security_eve
   return kSteps;
 }
 
-absl::Status SecurityEventWriter::Migrate() { return ApplyMigrations(pool_, "audit", Migrations()); }
+absl::Status SecurityEventWriter::Migrate() {
+  return ApplyMigrations(pool_, "audit", Migrations());
+}
 
 absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEventInput& e) const {
   REDFLAG_RETURN_IF_ERROR(conn.ExecScript("SELECT pg_advisory_xact_lock(7242683152)"));
@@ -74,9 +76,8 @@ absl::Status VerifyAuditChain(PgConnection& conn) {
   REDFLAG_ASSIGN_OR_RETURN(PgResult r, conn.Exec(kAll));
   std::string prev;
   for (int i = 0; i < r.Rows(); ++i) {
-    std::string expect =
-        ChainHash(prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Text(i, 4), r.Text(i, 5),
-                         r.Text(i, 6)});
+    std::string expect = ChainHash(
+        prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
     if (r.Text(i, 7) != prev || r.Text(i, 8) != expect) {
       return absl::DataLossError(absl::StrCat("audit chain broken at event ", r.Text(i, 0)));
     }

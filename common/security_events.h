@@ -20,7 +20,8 @@ struct SecurityEventInput {
 
 class SecurityEventWriter {
  public:
-  SecurityEventWriter(PgPool& pool, std::string service) : pool_(pool), service_(std::move(service)) {}
+  SecurityEventWriter(PgPool& pool, std::string service)
+      : pool_(pool), service_(std::move(service)) {}
 
   static const std::vector<std::string>& Migrations();
   // Applies the audit schema's migrations.

@@ -10,9 +10,9 @@
 #define REDFLAG_STATUS_CONCAT_INNER(a, b) a##b
 #define REDFLAG_STATUS_CONCAT(a, b) REDFLAG_STATUS_CONCAT_INNER(a, b)
 
-#define REDFLAG_RETURN_IF_ERROR(expr)            \
-  do {                                           \
-    ::absl::Status redflag_status_ = (expr);     \
+#define REDFLAG_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::absl::Status redflag_status_ = (expr);           \
     if (!redflag_status_.ok()) return redflag_status_; \
   } while (0)
 

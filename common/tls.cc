@@ -26,7 +26,8 @@ struct PkeyDeleter {
 };
 
 std::unique_ptr<BIO, BioDeleter> MemBio(const std::string& pem) {
-  return std::unique_ptr<BIO, BioDeleter>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return std::unique_ptr<BIO, BioDeleter>(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
 }  // namespace
@@ -37,7 +38,8 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::stri
   std::stringstream ss;
   ss << in.rdbuf();
   std::string pem = ss.str();
-  if (pem.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " file ", path, " is empty"));
+  if (pem.empty())
+    return absl::InvalidArgumentError(absl::StrCat(what, " file ", path, " is empty"));
   if (!absl::StrContains(pem, "-----BEGIN ")) {
     return absl::InvalidArgumentError(absl::StrCat(what, " file ", path, " is not PEM"));
   }
@@ -74,9 +76,8 @@ absl::StatusOr<TlsMaterial> TlsMaterial::Load(const TlsFiles& files) {
         absl::StrCat("private key file ", files.key_file, " holds no private key"));
   }
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("private key ", files.key_file,
-                                                   " does not match certificate ",
-                                                   files.cert_file));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "private key ", files.key_file, " does not match certificate ", files.cert_file));
   }
   if (X509_cmp_time(X509_get0_notAfter(cert.get()), nullptr) <= 0) {
     return absl::FailedPreconditionError(
@@ -86,7 +87,8 @@ absl::StatusOr<TlsMaterial> TlsMaterial::Load(const TlsFiles& files) {
 }
 
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsMaterial& m) {
-  grpc::SslServerCredentialsOptions opts(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions opts(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   opts.pem_root_certs = m.ca_pem;
   opts.pem_key_cert_pairs.push_back({m.key_pem, m.cert_pem});
   return grpc::SslServerCredentials(opts);
@@ -142,9 +144,9 @@ absl::Status PeerPolicy::Check(const grpc::ServerContextBase& ctx) const {
   for (const auto& a : allowed_) {
     if (a == who) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat("service \"", who,
-                                                  "\" may not call this method (allowed: ",
-                                                  absl::StrJoin(allowed_, ", "), ")"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("service \"", who,
+                   "\" may not call this method (allowed: ", absl::StrJoin(allowed_, ", "), ")"));
 }
 
 }  // namespace redflag

@@ -64,8 +64,8 @@ class PeerPolicy {
 }  // namespace redflag
 
 // Returns the policy's refusal from a gRPC handler when the calling service is not allowed.
-#define REDFLAG_CHECK_PEER(policy, ctx)                                  \
-  do {                                                                   \
-    ::absl::Status redflag_peer_status_ = (policy).Check(*(ctx));        \
+#define REDFLAG_CHECK_PEER(policy, ctx)                                                   \
+  do {                                                                                    \
+    ::absl::Status redflag_peer_status_ = (policy).Check(*(ctx));                         \
     if (!redflag_peer_status_.ok()) return ::redflag::ToGrpcStatus(redflag_peer_status_); \
   } while (0)

@@ -26,8 +26,7 @@ using redflag::v1::OperatorService;
 
 int Fail(const std::string& what, const grpc::Status& s) {
   std::fprintf(stderr, "%s failed: %s: %s\n", what.c_str(),
-               std::to_string(static_cast<int>(s.error_code())).c_str(),
-               s.error_message().c_str());
+               std::to_string(static_cast<int>(s.error_code())).c_str(), s.error_message().c_str());
   return 1;
 }
 
@@ -49,10 +48,13 @@ void Authorize(grpc::ClientContext& ctx) {
 int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
-    std::fprintf(stderr, "usage: redflagctl login|create-token SEATS [LABEL]|list-agents|list-tokens|signing-keys\n");
+    std::fprintf(stderr,
+                 "usage: redflagctl login|create-token SEATS "
+                 "[LABEL]|list-agents|list-tokens|signing-keys\n");
     return 2;
   }
-  absl::StatusOr<std::string> ca = redflag::ReadPemFile(absl::GetFlag(FLAGS_ca_file), "CA certificate");
+  absl::StatusOr<std::string> ca =
+      redflag::ReadPemFile(absl::GetFlag(FLAGS_ca_file), "CA certificate");
   if (!ca.ok()) {
     std::fprintf(stderr, "%s\n", ca.status().ToString().c_str());
     return 2;

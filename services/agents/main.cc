@@ -17,9 +17,11 @@ absl::StatusOr<redflag::agents::PolicySettings> SettingsFromEnv() {
   redflag::agents::PolicySettings s;
   std::string min = Env::Optional("MIN_AGENT_VERSION", "0.1.22");
   absl::StatusOr<redflag::agents::Version> v = redflag::agents::Version::Parse(min);
-  if (!v.ok()) return absl::InvalidArgumentError(absl::StrCat("MIN_AGENT_VERSION: ", v.status().message()));
+  if (!v.ok())
+    return absl::InvalidArgumentError(absl::StrCat("MIN_AGENT_VERSION: ", v.status().message()));
   s.min_version = *v;
-  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at, Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at,
+                           Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
   s.violations_before_block = static_cast<int>(block_at);
   REDFLAG_ASSIGN_OR_RETURN(s.offline_after_seconds,
                            Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, 30 * 24 * 3600));

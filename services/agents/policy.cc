@@ -10,9 +10,9 @@ Decision Evaluate(const AgentRow& agent, const std::string& machine_id, const st
   Decision d;
   if (agent.blocked) {
     d.refusal = Refusal::kBlocked;
-    d.status = absl::PermissionDeniedError(absl::StrCat(
-        "agent ", agent.id, " is blocked", agent.blocked_reason.empty() ? "" : ": ",
-        agent.blocked_reason));
+    d.status = absl::PermissionDeniedError(absl::StrCat("agent ", agent.id, " is blocked",
+                                                        agent.blocked_reason.empty() ? "" : ": ",
+                                                        agent.blocked_reason));
     return d;
   }
   // Compare in constant time: fingerprints are not secret, but the habit costs nothing.
@@ -59,7 +59,8 @@ std::vector<std::string> ComplianceIssues(const AgentRow& a, const PolicySetting
   }
   absl::StatusOr<Version> v = Version::Parse(a.version);
   if (!v.ok() || v->Compare(s.min_version) < 0) {
-    issues.push_back(absl::StrCat("version ", a.version, " below minimum ", s.min_version.ToString()));
+    issues.push_back(
+        absl::StrCat("version ", a.version, " below minimum ", s.min_version.ToString()));
   }
   if (a.last_seen_at_us == 0 || now_us - a.last_seen_at_us > s.offline_after_seconds * 1000000) {
     issues.push_back("offline");

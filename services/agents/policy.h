@@ -29,9 +29,9 @@ struct AgentRow {
 enum class Refusal { kNone, kBlocked, kBindingMismatch, kBelowMinimum, kDowngrade, kBadVersion };
 
 struct Decision {
-  absl::Status status;                 // OK or the refusal to send back
+  absl::Status status;  // OK or the refusal to send back
   Refusal refusal = Refusal::kNone;
-  std::string new_highest_version;     // when accepted
+  std::string new_highest_version;  // when accepted
 };
 
 struct PolicySettings {

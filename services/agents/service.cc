@@ -88,14 +88,14 @@ absl::Status AgentsServiceImpl::Check(const AgentRow& agent, const std::string& 
                       ",\"violations\":", count.ok() ? *count : -1, "}")});
     if (!s.ok()) LogError(absl::StrCat("cannot record MACHINE_ID_MISMATCH: ", s.message()));
     if (count.ok() && *count == settings_.violations_before_block) {
-      (void)events_.Record({"AGENT_AUTO_BLOCKED", agent.id, source,
-                            absl::StrCat("{\"violations\":", *count, "}")});
+      (void)events_.Record(
+          {"AGENT_AUTO_BLOCKED", agent.id, source, absl::StrCat("{\"violations\":", *count, "}")});
     }
   } else if (d.refusal == Refusal::kDowngrade) {
-    absl::Status s = events_.Record(
-        {"VERSION_DOWNGRADE", agent.id, source,
-         absl::StrCat("{\"reported\":", JsonQuote(version),
-                      ",\"highest\":", JsonQuote(agent.highest_version), "}")});
+    absl::Status s =
+        events_.Record({"VERSION_DOWNGRADE", agent.id, source,
+                        absl::StrCat("{\"reported\":", JsonQuote(version),
+                                     ",\"highest\":", JsonQuote(agent.highest_version), "}")});
     if (!s.ok()) LogError(absl::StrCat("cannot record VERSION_DOWNGRADE: ", s.message()));
   }
   *new_highest = d.new_highest_version;
@@ -110,23 +110,21 @@ grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
   absl::StatusOr<Version> v = Version::Parse(req->version());
   if (!v.ok()) return ToGrpcStatus(v.status());
   if (v->Compare(settings_.min_version) < 0) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("agent version ", v->ToString(), " is below the minimum ",
-                                     settings_.min_version.ToString(),
-                                     " (MIN_AGENT_VERSION); update the agent"));
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("agent version ", v->ToString(), " is below the minimum ",
+                     settings_.min_version.ToString(), " (MIN_AGENT_VERSION); update the agent"));
   }
   if (req->hostname().size() > 255 || req->platform().size() > 64) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hostname or platform too long");
   }
-  absl::StatusOr<AgentRow> row = store_.Create({req->machine_id(), req->hostname(),
-                                                req->platform(), v->ToString(),
-                                                req->registration_token_id()});
+  absl::StatusOr<AgentRow> row = store_.Create({req->machine_id(), req->hostname(), req->platform(),
+                                                v->ToString(), req->registration_token_id()});
   if (!row.ok()) {
     if (row.status().code() == absl::StatusCode::kAlreadyExists) {
-      (void)events_.Record({"DUPLICATE_MACHINE_REGISTRATION", req->hostname(),
-                            ActorFromMetadata(*ctx).source,
-                            absl::StrCat("{\"machine_prefix\":",
-                                         JsonQuote(req->machine_id().substr(0, 16)), "}")});
+      (void)events_.Record(
+          {"DUPLICATE_MACHINE_REGISTRATION", req->hostname(), ActorFromMetadata(*ctx).source,
+           absl::StrCat("{\"machine_prefix\":", JsonQuote(req->machine_id().substr(0, 16)), "}")});
     }
     return ToGrpcStatus(row.status());
   }
@@ -145,7 +143,8 @@ grpc::Status AgentsServiceImpl::AuthorizeAgent(grpc::ServerContext* ctx,
   std::string highest;
   absl::Status s = Check(**row, req->machine_id(), req->version(), req->source(), &highest);
   if (!s.ok()) return ToGrpcStatus(s);
-  if (absl::Status w = store_.WriteCheckIns({{req->agent_id(), req->version(), highest}}); !w.ok()) {
+  if (absl::Status w = store_.WriteCheckIns({{req->agent_id(), req->version(), highest}});
+      !w.ok()) {
     return ToGrpcStatus(w);
   }
   (*row)->version = req->version();
@@ -204,7 +203,8 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
     if (req->status() != v1::AGENT_STATUS_UNSPECIFIED && a.status() != req->status()) continue;
     if (!req->version().empty() && a.version() != req->version()) continue;
     if (req->seen_within_seconds() > 0 &&
-        (r.last_seen_at_us == 0 || now_us - r.last_seen_at_us > req->seen_within_seconds() * 1000000)) {
+        (r.last_seen_at_us == 0 ||
+         now_us - r.last_seen_at_us > req->seen_within_seconds() * 1000000)) {
       continue;
     }
     *resp->add_agents() = std::move(a);

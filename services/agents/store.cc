@@ -27,10 +27,10 @@ CREATE TABLE agents.agents (
 CREATE UNIQUE INDEX agents_active_machine_idx ON agents.agents(machine_id) WHERE deleted_at IS NULL;
 )sql"};
 
-#define COLS                                                                                   \
-  "a.id, a.machine_id, a.hostname, a.platform, a.version, a.highest_version, "                \
-  "a.registration_token_id, floor(extract(epoch from a.registered_at) * 1000000)::bigint, "   \
-  "coalesce(floor(extract(epoch from a.last_seen_at) * 1000000)::bigint, 0), "                \
+#define COLS                                                                                \
+  "a.id, a.machine_id, a.hostname, a.platform, a.version, a.highest_version, "              \
+  "a.registration_token_id, floor(extract(epoch from a.registered_at) * 1000000)::bigint, " \
+  "coalesce(floor(extract(epoch from a.last_seen_at) * 1000000)::bigint, 0), "              \
   "a.blocked_at IS NOT NULL, a.blocked_reason, a.binding_violations"
 
 constexpr Statement kInsert{
@@ -40,15 +40,15 @@ constexpr Statement kInsert{
 constexpr Statement kByMachine{
     "agents_by_machine",
     "SELECT id FROM agents.agents WHERE machine_id = $1 AND deleted_at IS NULL"};
-constexpr Statement kGet{"agents_get",
-                         "SELECT " COLS " FROM agents.agents a WHERE a.id = $1 AND a.deleted_at IS NULL"};
-constexpr Statement kGetMany{
-    "agents_get_many",
-    "SELECT " COLS " FROM agents.agents a JOIN json_array_elements_text($1::json) x(id) "
-    "ON a.id = x.id::uuid WHERE a.deleted_at IS NULL"};
-constexpr Statement kList{"agents_list",
-                          "SELECT " COLS " FROM agents.agents a WHERE a.deleted_at IS NULL "
-                          "ORDER BY a.registered_at"};
+constexpr Statement kGet{
+    "agents_get", "SELECT " COLS " FROM agents.agents a WHERE a.id = $1 AND a.deleted_at IS NULL"};
+constexpr Statement kGetMany{"agents_get_many",
+                             "SELECT " COLS
+                             " FROM agents.agents a JOIN json_array_elements_text($1::json) x(id) "
+                             "ON a.id = x.id::uuid WHERE a.deleted_at IS NULL"};
+constexpr Statement kList{"agents_list", "SELECT " COLS
+                                         " FROM agents.agents a WHERE a.deleted_at IS NULL "
+                                         "ORDER BY a.registered_at"};
 constexpr Statement kWriteCheckIns{
     "agents_write_checkins",
     "UPDATE agents.agents a SET last_seen_at = now(), version = x.version, "
@@ -180,7 +180,8 @@ absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool bloc
                                                 const std::string& reason) {
   AgentRow out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, blocked ? c.Exec(kBlock, {id, reason}) : c.Exec(kUnblock, {id}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r,
+                             blocked ? c.Exec(kBlock, {id, reason}) : c.Exec(kUnblock, {id}));
     if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
     out = RowFrom(r, 0);
     return absl::OkStatus();

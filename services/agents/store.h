@@ -35,7 +35,8 @@ class AgentStore {
   // Counts a binding violation; blocks the agent once `block_at` is reached.
   // Returns the agent's violation count after the increment.
   absl::StatusOr<int> RecordViolation(const std::string& id, int block_at);
-  absl::StatusOr<AgentRow> SetBlocked(const std::string& id, bool blocked, const std::string& reason);
+  absl::StatusOr<AgentRow> SetBlocked(const std::string& id, bool blocked,
+                                      const std::string& reason);
   PgPool& pool() { return pool_; }
 
  private:

@@ -59,7 +59,8 @@ int Version::Compare(const Version& o) const {
   if (minor != o.minor) return minor < o.minor ? -1 : 1;
   if (patch != o.patch) return patch < o.patch ? -1 : 1;
   // A release outranks any of its pre-releases.
-  if (pre.empty() || o.pre.empty()) return pre.empty() == o.pre.empty() ? 0 : (pre.empty() ? 1 : -1);
+  if (pre.empty() || o.pre.empty())
+    return pre.empty() == o.pre.empty() ? 0 : (pre.empty() ? 1 : -1);
   for (size_t i = 0; i < pre.size() && i < o.pre.size(); ++i) {
     bool a_num = AllDigits(pre[i]), b_num = AllDigits(o.pre[i]);
     if (a_num && b_num) {

@@ -34,8 +34,8 @@ int Run() {
   absl::StatusOr<auth::AuthSettings> settings = SettingsFromEnv();
   if (!settings.ok()) return ExitWithError("redflag-auth", settings.status());
 
-  absl::StatusOr<ServiceRuntime> rt =
-      ServiceRuntime::Start("redflag-auth", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
+      "redflag-auth", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
   if (!rt.ok()) return ExitWithError("redflag-auth", rt.status());
 
   auth::AuthStore store(*rt->pool);

@@ -33,7 +33,6 @@ v1::Role RoleEnum(const std::string& role) {
 
 }  // namespace
 
-
 AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
                                  const SecurityEventWriter& events, prometheus::Registry& metrics,
                                  AuthSettings settings)
@@ -54,9 +53,8 @@ AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
 grpc::Status AuthServiceImpl::Fail(const grpc::ServerContext& ctx, const std::string& reason,
                                    const std::string& actor, const absl::Status& status) {
   failures_.Add({{"reason", reason}}).Increment();
-  absl::Status recorded = events_.Record(
-      {"AUTH_FAILURE", actor, ActorFromMetadata(ctx).source,
-       absl::StrCat("{\"reason\":", JsonQuote(reason), "}")});
+  absl::Status recorded = events_.Record({"AUTH_FAILURE", actor, ActorFromMetadata(ctx).source,
+                                          absl::StrCat("{\"reason\":", JsonQuote(reason), "}")});
   if (!recorded.ok()) LogError(absl::StrCat("cannot record AUTH_FAILURE: ", recorded.message()));
   return ToGrpcStatus(status);
 }
@@ -74,8 +72,8 @@ v1::TokenPair AuthServiceImpl::AccessToken(const std::string& subject, const std
 }
 
 absl::StatusOr<v1::TokenPair> AuthServiceImpl::StartSession(const std::string& subject,
-                                                           const std::string& role,
-                                                           const std::string& audience) {
+                                                            const std::string& role,
+                                                            const std::string& audience) {
   std::string refresh = NewSecret(kRefreshPrefix);
   absl::Time refresh_exp = absl::Now() + settings_.refresh_ttl;
   REDFLAG_RETURN_IF_ERROR(
@@ -104,8 +102,8 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
     return Fail(*ctx, "bad_credentials", req->username(),
                 absl::UnauthenticatedError("invalid username or password"));
   }
-  absl::StatusOr<v1::TokenPair> pair = StartSession((*user)->username, (*user)->role,
-                                                    kOperatorAudience);
+  absl::StatusOr<v1::TokenPair> pair =
+      StartSession((*user)->username, (*user)->role, kOperatorAudience);
   if (!pair.ok()) return ToGrpcStatus(pair.status());
   *resp = *std::move(pair);
   return grpc::Status::OK;
@@ -135,10 +133,9 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::Refres
       return Fail(*ctx, "revoked_session", r->session.subject,
                   absl::UnauthenticatedError("session was revoked; log in again"));
     case RotateOutcome::kReused: {
-      absl::Status s = events_.Record({"REFRESH_TOKEN_REUSE", r->session.subject,
-                                       ActorFromMetadata(*ctx).source,
-                                       absl::StrCat("{\"session\":", JsonQuote(r->session.session_id),
-                                                    "}")});
+      absl::Status s =
+          events_.Record({"REFRESH_TOKEN_REUSE", r->session.subject, ActorFromMetadata(*ctx).source,
+                          absl::StrCat("{\"session\":", JsonQuote(r->session.session_id), "}")});
       if (!s.ok()) LogError(absl::StrCat("cannot record REFRESH_TOKEN_REUSE: ", s.message()));
       return Fail(*ctx, "refresh_token_reuse", r->session.subject,
                   absl::UnauthenticatedError(
@@ -160,9 +157,9 @@ grpc::Status AuthServiceImpl::Logout(grpc::ServerContext* ctx, const v1::LogoutR
   return ToGrpcStatus(store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token())));
 }
 
-grpc::Status AuthServiceImpl::CreateRegistrationToken(
-    grpc::ServerContext* ctx, const v1::CreateRegistrationTokenRequest* req,
-    v1::CreateRegistrationTokenResponse* resp) {
+grpc::Status AuthServiceImpl::CreateRegistrationToken(grpc::ServerContext* ctx,
+                                                      const v1::CreateRegistrationTokenRequest* req,
+                                                      v1::CreateRegistrationTokenResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   if (req->seats() < 1 || req->seats() > settings_.limits.max_seats) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -211,9 +208,9 @@ grpc::Status AuthServiceImpl::RevokeRegistrationToken(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status AuthServiceImpl::ConsumeRegistrationSeat(
-    grpc::ServerContext* ctx, const v1::ConsumeRegistrationSeatRequest* req,
-    v1::ConsumeRegistrationSeatResponse* resp) {
+grpc::Status AuthServiceImpl::ConsumeRegistrationSeat(grpc::ServerContext* ctx,
+                                                      const v1::ConsumeRegistrationSeatRequest* req,
+                                                      v1::ConsumeRegistrationSeatResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   if (req->secret().empty() || req->secret().size() > 200) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registration token is required");

@@ -53,16 +53,16 @@ CREATE TABLE auth.registration_seats (
 )sql"};
 
 #define MICROS(col) "floor(extract(epoch from " col ") * 1000000)::bigint"
-constexpr char kTokenColumns[] =
-    "id, label, prefix, seats_total, seats_used, " MICROS("created_at") ", " MICROS(
-        "expires_at") ", revoked_at IS NOT NULL, created_by";
+constexpr char kTokenColumns[] = "id, label, prefix, seats_total, seats_used, " MICROS(
+    "created_at") ", " MICROS("expires_at") ", revoked_at IS NOT NULL, created_by";
 
 constexpr Statement kEnsureUser{
     "auth_ensure_user",
     "INSERT INTO auth.users(id, username, password_hash, role) VALUES ($1, $2, $3, $4) "
     "ON CONFLICT (username) DO NOTHING"};
 constexpr Statement kFindUser{
-    "auth_find_user", "SELECT id, username, password_hash, role FROM auth.users WHERE username = $1"};
+    "auth_find_user",
+    "SELECT id, username, password_hash, role FROM auth.users WHERE username = $1"};
 constexpr Statement kCreateSession{
     "auth_create_session",
     "INSERT INTO auth.sessions(id, subject, role, audience) VALUES ($1, $2, $3, $4)"};
@@ -96,10 +96,10 @@ const std::string kCreateTokenSql = absl::StrCat(
     "1000000), $7) RETURNING ",
     kTokenColumns);
 const Statement kCreateToken{"auth_create_token", kCreateTokenSql.c_str()};
-const std::string kListActiveSql = absl::StrCat(
-    "SELECT ", kTokenColumns,
-    " FROM auth.registration_tokens WHERE revoked_at IS NULL AND expires_at > now() "
-    "AND seats_used < seats_total ORDER BY created_at");
+const std::string kListActiveSql =
+    absl::StrCat("SELECT ", kTokenColumns,
+                 " FROM auth.registration_tokens WHERE revoked_at IS NULL AND expires_at > now() "
+                 "AND seats_used < seats_total ORDER BY created_at");
 const Statement kListActive{"auth_list_active", kListActiveSql.c_str()};
 const std::string kListAllSql =
     absl::StrCat("SELECT ", kTokenColumns, " FROM auth.registration_tokens ORDER BY created_at");

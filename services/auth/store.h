@@ -58,13 +58,12 @@ class AuthStore {
   // Replaces `old_hash` by `new_hash`. Presenting an already-rotated token revokes the
   // whole session (committed even though the caller then refuses the request).
   absl::StatusOr<RotateResult> RotateRefresh(const std::string& old_hash,
-                                             const std::string& new_hash,
-                                             absl::Time new_expires);
+                                             const std::string& new_hash, absl::Time new_expires);
   absl::Status RevokeSessionByRefresh(const std::string& refresh_hash);
 
   absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(
-      const std::string& token_hash, const std::string& prefix, const std::string& label,
-      int seats, absl::Time expires, const std::string& created_by, const TokenLimits& limits);
+      const std::string& token_hash, const std::string& prefix, const std::string& label, int seats,
+      absl::Time expires, const std::string& created_by, const TokenLimits& limits);
   absl::StatusOr<std::vector<v1::RegistrationToken>> ListRegistrationTokens(bool include_inactive);
   absl::StatusOr<v1::RegistrationToken> RevokeRegistrationToken(const std::string& id);
   // Consumes one seat atomically; NOT_FOUND / FAILED_PRECONDITION say why it cannot.

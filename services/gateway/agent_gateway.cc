@@ -73,14 +73,13 @@ class RegisterFlow {
   void ReleaseSeatThenFail(grpc::Status failure) {
     failure_ = failure;
     release_req_.set_seat_id(seat_.seat_id());
-    b_.auth->async()->ReleaseRegistrationSeat(Ctx(), &release_req_, &release_resp_,
-                                              [this](grpc::Status s) {
-                                                if (!s.ok()) {
-                                                  LogWarn(absl::StrCat("seat not released: ",
-                                                                       s.error_message()));
-                                                }
-                                                Done(failure_);
-                                              });
+    b_.auth->async()->ReleaseRegistrationSeat(
+        Ctx(), &release_req_, &release_resp_, [this](grpc::Status s) {
+          if (!s.ok()) {
+            LogWarn(absl::StrCat("seat not released: ", s.error_message()));
+          }
+          Done(failure_);
+        });
   }
 
   void Done(const grpc::Status& s) {
@@ -133,11 +132,12 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackSer
   std::unique_ptr<grpc::ClientContext> client = BackendContext();
   AttachActor(*client, Actor{"", "agent", ctx->peer()});
   grpc::ClientContext* raw = client.release();
-  deps_.backends.auth->async()->Refresh(raw, refresh, resp, [reactor, raw, refresh](grpc::Status s) {
-    delete raw;
-    delete refresh;
-    reactor->Finish(s);
-  });
+  deps_.backends.auth->async()->Refresh(raw, refresh, resp,
+                                        [reactor, raw, refresh](grpc::Status s) {
+                                          delete raw;
+                                          delete refresh;
+                                          reactor->Finish(s);
+                                        });
   return reactor;
 }
 

@@ -17,9 +17,12 @@ int Rank(const std::string& role) {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kAdmin: return "admin";
-    case Role::kOperator: return "operator";
-    case Role::kViewer: return "viewer";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kOperator:
+      return "operator";
+    case Role::kViewer:
+      return "viewer";
   }
   return "?";
 }

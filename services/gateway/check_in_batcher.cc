@@ -66,7 +66,8 @@ void CheckInBatcher::Send(std::vector<Item> items) {
   agents_->async()->RecordCheckIns(
       call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) {
         std::unique_ptr<Call> owned(call);
-        bool complete = s.ok() && owned->resp.results_size() == static_cast<int>(owned->items.size());
+        bool complete =
+            s.ok() && owned->resp.results_size() == static_cast<int>(owned->items.size());
         for (size_t i = 0; i < owned->items.size(); ++i) {
           if (!complete) {
             owned->items[i].done(s.ok() ? absl::InternalError("malformed check-in batch reply")

@@ -16,7 +16,8 @@
 #include "services/gateway/agent_gateway.h"
 #include "services/gateway/operator_service.h"
 
-ABSL_FLAG(std::string, listen, "", "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
+ABSL_FLAG(std::string, listen, "",
+          "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9200", "address for Prometheus /metrics");
 
 namespace {
@@ -74,8 +75,8 @@ int Run() {
   if (!backends.ok()) return ExitWithError(kName, backends.status());
   gateway::Authenticator authn(*std::move(jwt), reg);
   gateway::CheckInBatcher batcher(backends->agents.get(), absl::Milliseconds(50), 1000);
-  gateway::StreamDeps deps{*backends, authn, batcher, connected, check_ins,
-                           static_cast<int>(*interval)};
+  gateway::StreamDeps deps{*backends, authn,     batcher,
+                           connected, check_ins, static_cast<int>(*interval)};
   gateway::OperatorServiceImpl operators(*backends, authn);
   gateway::AgentGatewayImpl agent_gateway(deps);
 

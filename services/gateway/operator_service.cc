@@ -5,22 +5,21 @@
 namespace redflag::gateway {
 
 // Authenticate with at least `role`, then relay `req` to stub->async()->method.
-#define RELAY(role, stub, method)                                                        \
-  do {                                                                                   \
-    absl::StatusOr<Actor> actor = authn_.Operator(*ctx, role);                           \
-    if (!actor.ok()) return Reject(ctx, actor.status());                                 \
-    return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>(         \
-        ctx, req, resp, *actor, [this](auto* c, auto* rq, auto* rs, auto done) {         \
-          backends_.stub->async()->method(c, rq, rs, std::move(done));                   \
-        });                                                                              \
+#define RELAY(role, stub, method)                                                \
+  do {                                                                           \
+    absl::StatusOr<Actor> actor = authn_.Operator(*ctx, role);                   \
+    if (!actor.ok()) return Reject(ctx, actor.status());                         \
+    return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
+        ctx, req, resp, *actor, [this](auto* c, auto* rq, auto* rs, auto done) { \
+          backends_.stub->async()->method(c, rq, rs, std::move(done));           \
+        });                                                                      \
   } while (0)
 
 // Unauthenticated calls still carry the source address for the audit trail.
-#define RELAY_ANONYMOUS(stub, method)                                                    \
-  return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>(           \
-      ctx, req, resp, Actor{"", "", ctx->peer()},                                        \
-      [this](auto* c, auto* rq, auto* rs, auto done) {                                   \
-        backends_.stub->async()->method(c, rq, rs, std::move(done));                     \
+#define RELAY_ANONYMOUS(stub, method)                                                              \
+  return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>(                     \
+      ctx, req, resp, Actor{"", "", ctx->peer()}, [this](auto* c, auto* rq, auto* rs, auto done) { \
+        backends_.stub->async()->method(c, rq, rs, std::move(done));                               \
       })
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::Login(grpc::CallbackServerContext* ctx,

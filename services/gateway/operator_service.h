@@ -15,8 +15,8 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
 
   grpc::ServerUnaryReactor* Login(grpc::CallbackServerContext* ctx, const v1::LoginRequest* req,
                                   v1::TokenPair* resp) override;
-  grpc::ServerUnaryReactor* Refresh(grpc::CallbackServerContext* ctx,
-                                    const v1::RefreshRequest* req, v1::TokenPair* resp) override;
+  grpc::ServerUnaryReactor* Refresh(grpc::CallbackServerContext* ctx, const v1::RefreshRequest* req,
+                                    v1::TokenPair* resp) override;
   grpc::ServerUnaryReactor* Logout(grpc::CallbackServerContext* ctx, const v1::LogoutRequest* req,
                                    v1::LogoutResponse* resp) override;
   grpc::ServerUnaryReactor* CreateRegistrationToken(
@@ -25,9 +25,9 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ListRegistrationTokens(
       grpc::CallbackServerContext* ctx, const v1::ListRegistrationTokensRequest* req,
       v1::ListRegistrationTokensResponse* resp) override;
-  grpc::ServerUnaryReactor* RevokeRegistrationToken(
-      grpc::CallbackServerContext* ctx, const v1::RevokeRegistrationTokenRequest* req,
-      v1::RegistrationToken* resp) override;
+  grpc::ServerUnaryReactor* RevokeRegistrationToken(grpc::CallbackServerContext* ctx,
+                                                    const v1::RevokeRegistrationTokenRequest* req,
+                                                    v1::RegistrationToken* resp) override;
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* ctx,
                                        const v1::ListAgentsRequest* req,
                                        v1::ListAgentsResponse* resp) override;

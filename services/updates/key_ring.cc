@@ -19,15 +19,13 @@ CREATE UNIQUE INDEX signing_keys_one_primary_idx ON updates.signing_keys(state) 
 )sql"};
 
 constexpr Statement kLock{"updates_keys_lock", "SELECT pg_advisory_xact_lock(7242683154)"};
-constexpr Statement kDemote{
-    "updates_keys_demote",
-    "UPDATE updates.signing_keys SET state = 'accepted', "
-    "retire_after = now() + ($2::bigint * interval '1 second') "
-    "WHERE state = 'primary' AND key_id <> $1"};
-constexpr Statement kRetire{
-    "updates_keys_retire",
-    "UPDATE updates.signing_keys SET state = 'retired' "
-    "WHERE state = 'accepted' AND retire_after <= now()"};
+constexpr Statement kDemote{"updates_keys_demote",
+                            "UPDATE updates.signing_keys SET state = 'accepted', "
+                            "retire_after = now() + ($2::bigint * interval '1 second') "
+                            "WHERE state = 'primary' AND key_id <> $1"};
+constexpr Statement kRetire{"updates_keys_retire",
+                            "UPDATE updates.signing_keys SET state = 'retired' "
+                            "WHERE state = 'accepted' AND retire_after <= now()"};
 constexpr Statement kUpsertPrimary{
     "updates_keys_upsert",
     "INSERT INTO updates.signing_keys(key_id, public_key, state) VALUES ($1, $2, 'primary') "

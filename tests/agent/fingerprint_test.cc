@@ -1,6 +1,7 @@
+#include "agent/fingerprint.h"
+
 #include <catch2/catch.hpp>
 
-#include "agent/fingerprint.h"
 #include "common/crypto.h"
 
 using namespace redflag::agent;

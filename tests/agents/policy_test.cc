@@ -1,7 +1,8 @@
+#include "services/agents/policy.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/crypto.h"
-#include "services/agents/policy.h"
 
 using namespace redflag::agents;
 

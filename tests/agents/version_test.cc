@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "services/agents/version.h"
+
+#include <catch2/catch.hpp>
 
 using redflag::agents::Version;
 

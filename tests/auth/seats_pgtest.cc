@@ -1,7 +1,6 @@
 // Registration seats against a real PostgreSQL: N concurrent consumers on K seats.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -19,16 +18,19 @@ TEST_CASE("20 concurrent seat consumptions on a 5-seat token: exactly 5 succeed"
   auth::AuthStore store(*pool);
   REQUIRE(store.Migrate().ok());
   std::string hash = Sha256Hex(RandomBytes(32));
-  REQUIRE(store.CreateRegistrationToken(hash, "rf_reg_test", "seats", 5,
-                                        absl::Now() + absl::Hours(1), "test", {1000, 50})
+  REQUIRE(store
+              .CreateRegistrationToken(hash, "rf_reg_test", "seats", 5,
+                                       absl::Now() + absl::Hours(1), "test", {1000, 50})
               .ok());
   std::atomic<int> ok{0}, exhausted{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 20; ++i) {
     threads.emplace_back([&] {
       auto seat = store.ConsumeSeat(hash, HexEncode(RandomBytes(32)));
-      if (seat.ok()) ++ok;
-      else if (seat.status().code() == absl::StatusCode::kResourceExhausted) ++exhausted;
+      if (seat.ok())
+        ++ok;
+      else if (seat.status().code() == absl::StatusCode::kResourceExhausted)
+        ++exhausted;
     });
   }
   for (auto& t : threads) t.join();
@@ -49,8 +51,9 @@ TEST_CASE("revoked, expired and unknown tokens are refused with their reason", "
   CHECK_THAT(std::string(store.ConsumeSeat(hash, "m").status().message()),
              Catch::Contains("revoked"));
   std::string expired = Sha256Hex(RandomBytes(32));
-  REQUIRE(store.CreateRegistrationToken(expired, "rf_reg_y", "old", 3,
-                                        absl::Now() - absl::Seconds(1), "test", {1000, 50})
+  REQUIRE(store
+              .CreateRegistrationToken(expired, "rf_reg_y", "old", 3,
+                                       absl::Now() - absl::Seconds(1), "test", {1000, 50})
               .ok());
   CHECK_THAT(std::string(store.ConsumeSeat(expired, "m").status().message()),
              Catch::Contains("expired"));

@@ -1,8 +1,7 @@
-#include <catch2/catch.hpp>
-
-#include <cstdlib>
-
 #include "common/config.h"
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
 
 using redflag::Env;
 

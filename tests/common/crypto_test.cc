@@ -1,6 +1,7 @@
+#include "common/crypto.h"
+
 #include <catch2/catch.hpp>
 
-#include "common/crypto.h"
 #include "common/encoding.h"
 
 using namespace redflag;

@@ -1,9 +1,10 @@
+#include "common/jwt.h"
+
 #include <catch2/catch.hpp>
 
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
-#include "common/jwt.h"
 
 using namespace redflag;
 
@@ -17,11 +18,13 @@ JwtCodec Codec(const std::string& secret = std::string(40, 's')) {
 }
 
 JwtClaims Claims() {
-  return JwtClaims{"alice", "operator", kOperatorAudience, kIssuer, "jti-1",
+  return JwtClaims{"alice", "operator", kOperatorAudience,     kIssuer, "jti-1",
                    kNow,    kNow,       kNow + absl::Hours(24)};
 }
 
-std::string Message(const absl::StatusOr<JwtClaims>& r) { return std::string(r.status().message()); }
+std::string Message(const absl::StatusOr<JwtClaims>& r) {
+  return std::string(r.status().message());
+}
 
 }  // namespace
 
@@ -53,7 +56,8 @@ TEST_CASE("token rejections", "[jwt]") {
     std::string p = *Base64UrlDecode(parts[1]);
     p.replace(p.find("operator"), 8, "admin\"  ");
     std::string forged = parts[0] + "." + Base64UrlEncode(p) + "." + parts[2];
-    CHECK_THAT(Message(c.Verify(forged, kOperatorAudience, kNow)), Catch::Contains("bad signature"));
+    CHECK_THAT(Message(c.Verify(forged, kOperatorAudience, kNow)),
+               Catch::Contains("bad signature"));
   }
   SECTION("alg none") {
     std::string none = Base64UrlEncode(R"({"alg":"none"})") + "." + parts[1] + ".";

@@ -1,8 +1,7 @@
 // The PostgreSQL layer against a real server: concurrent migrations, SQLSTATE mapping,
 // and the append-only, hash-chained audit trail.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "common/crypto.h"
@@ -38,7 +37,8 @@ TEST_CASE("replicas starting at once apply each migration exactly once", "[pg]")
                 if (!r.ok()) return r.status();
                 CHECK(r->Int(0, 0) == 1);
                 return absl::OkStatus();
-              }).ok());
+              })
+              .ok());
 }
 
 TEST_CASE("SQLSTATEs map to status codes by retry behaviour", "[pg]") {
@@ -55,7 +55,8 @@ TEST_CASE("SQLSTATEs map to status codes by retry behaviour", "[pg]") {
 TEST_CASE("a malformed id from a caller is INVALID_ARGUMENT, not INTERNAL", "[pg]") {
   auto pool = TestPool(1);
   Statement stmt{"test_uuid_cast", "SELECT $1::uuid"};
-  absl::Status s = pool->WithConnection([&](PgConnection& c) { return c.Exec(stmt, {"not-a-uuid"}).status(); });
+  absl::Status s =
+      pool->WithConnection([&](PgConnection& c) { return c.Exec(stmt, {"not-a-uuid"}).status(); });
   CHECK(s.code() == absl::StatusCode::kInvalidArgument);
 }
 
@@ -76,8 +77,9 @@ TEST_CASE("the audit trail is append-only and its chain verifies", "[pg][audit]"
   CHECK_FALSE(s.ok());
 
   // Even with the trigger bypassed (a superuser), an edit breaks the chain.
-  Statement disable{"test_audit_disable",
-                    "ALTER TABLE audit.security_events DISABLE TRIGGER security_events_append_only"};
+  Statement disable{
+      "test_audit_disable",
+      "ALTER TABLE audit.security_events DISABLE TRIGGER security_events_append_only"};
   Statement forge{"test_audit_forge",
                   "UPDATE audit.security_events SET actor = 'mallory' WHERE id = "
                   "(SELECT min(id) FROM audit.security_events)"};

@@ -1,8 +1,7 @@
 // Enrollment and every stream open are checked: seats, cloned machines, machine binding,
 // minimum version and downgrades.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "tests/support/cluster.h"
@@ -89,8 +88,8 @@ TEST_CASE("copied credentials on another machine are refused, counted and then b
 
 TEST_CASE("an agent below the minimum version cannot register", "[e2e][version]") {
   v1::RegisterResponse reg;
-  grpc::Status s = RegisterAgent(Cluster::Get().NewRegistrationToken(1), RandomMachineId(),
-                                 "0.1.21", &reg);
+  grpc::Status s =
+      RegisterAgent(Cluster::Get().NewRegistrationToken(1), RandomMachineId(), "0.1.21", &reg);
   CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
   CHECK_THAT(s.error_message(), Catch::Contains("below the minimum 0.1.22"));
 }

@@ -47,8 +47,8 @@ TEST_CASE("an unsigned alg=none token is refused", "[e2e][auth]") {
 
 TEST_CASE("an agent's token does not open the operator API", "[e2e][auth]") {
   v1::RegisterResponse reg;
-  REQUIRE(RegisterAgent(Cluster::Get().NewRegistrationToken(1), RandomMachineId(), "0.2.0", &reg)
-              .ok());
+  REQUIRE(
+      RegisterAgent(Cluster::Get().NewRegistrationToken(1), RandomMachineId(), "0.2.0", &reg).ok());
   grpc::Status s = ListAgentsWith(reg.credentials().access_token());
   CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
   CHECK_THAT(s.error_message(), Catch::Contains("wrong audience"));

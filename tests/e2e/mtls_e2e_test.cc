@@ -19,7 +19,8 @@ std::shared_ptr<grpc::ChannelCredentials> ClientCert(const std::string& name,
 }
 
 // One cheap call to each internal service.
-grpc::Status CallService(const std::string& service, std::shared_ptr<grpc::ChannelCredentials> creds) {
+grpc::Status CallService(const std::string& service,
+                         std::shared_ptr<grpc::ChannelCredentials> creds) {
   auto ch = Cluster::Get().InternalChannel(service, std::move(creds));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -54,8 +55,7 @@ TEST_CASE("internal services refuse a client without a certificate", "[e2e][mtls
   }
 }
 
-TEST_CASE("internal services refuse a certificate not issued by the internal CA",
-          "[e2e][mtls]") {
+TEST_CASE("internal services refuse a certificate not issued by the internal CA", "[e2e][mtls]") {
   // The rogue certificate even claims the gateway's identity URI.
   for (const char* svc : {"auth", "agents", "updates"}) {
     INFO(svc);

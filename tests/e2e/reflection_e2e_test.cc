@@ -1,9 +1,9 @@
 // Operators need no .proto files: reflection and health are served, and a third-party
 // client (grpc-js + grpc-js-reflection-client, as grpcurl would) can drive the API.
-#include <catch2/catch.hpp>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 
@@ -19,8 +19,8 @@ TEST_CASE("a reflection-only client lists the services and operates the gateway"
   auto& c = Cluster::Get();
   std::string dir = std::getenv("REDFLAG_TEST_NODE_DIR");
   std::string cmd = "cd '" + dir + "' && REDFLAG_ADMIN_PASSWORD='" +
-                    TestVar("REDFLAG_ADMIN_PASSWORD") + "' node reflect.js " +
-                    c.gateway_address() + " '" + PkiFile("public-ca.crt") + "' 2>&1";
+                    TestVar("REDFLAG_ADMIN_PASSWORD") + "' node reflect.js " + c.gateway_address() +
+                    " '" + PkiFile("public-ca.crt") + "' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;

@@ -1,7 +1,6 @@
 // The foundation's thin path on real processes: admin login → registration token →
 // redflag-agent enrolls and streams check-ins → the operator sees it through the gateway.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <thread>
 

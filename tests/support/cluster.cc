@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
@@ -144,7 +144,8 @@ Cluster::Cluster() {
   }
   for (const char* svc : {"auth", "agents", "updates"}) {
     if (!WaitForPort(ports_[svc], 20000)) {
-      throw std::runtime_error(absl::StrCat(svc, " did not start; see ", procs_.back()->log_path()));
+      throw std::runtime_error(
+          absl::StrCat(svc, " did not start; see ", procs_.back()->log_path()));
     }
   }
   int gw = FreePort();
@@ -165,7 +166,8 @@ Cluster::Cluster() {
                                absl::StrCat("--metrics=127.0.0.1:", FreePort())},
       env));
   if (!WaitForPort(gw, 20000)) {
-    throw std::runtime_error(absl::StrCat("gateway did not start; see ", procs_.back()->log_path()));
+    throw std::runtime_error(
+        absl::StrCat("gateway did not start; see ", procs_.back()->log_path()));
   }
 }
 
@@ -178,13 +180,13 @@ std::string Cluster::internal_address(const std::string& service) const {
 }
 
 std::unique_ptr<v1::OperatorService::Stub> Cluster::Operator() const {
-  return v1::OperatorService::NewStub(MakeChannel(
-      gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  return v1::OperatorService::NewStub(
+      MakeChannel(gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
 }
 
 std::unique_ptr<v1::AgentGateway::Stub> Cluster::AgentGateway() const {
-  return v1::AgentGateway::NewStub(MakeChannel(
-      gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  return v1::AgentGateway::NewStub(
+      MakeChannel(gateway_address(), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
 }
 
 std::shared_ptr<grpc::Channel> Cluster::InternalChannel(
@@ -236,7 +238,8 @@ std::string MakeMachineTree(const std::string& name) {
     if (!out) throw std::runtime_error("cannot write " + root + rel);
   };
   write("/etc/machine-id", HexEncode(RandomBytes(16)) + "\n");
-  write("/proc/cpuinfo", "processor\t: 0\nmodel name\t: Test CPU\nprocessor\t: 1\nmodel name\t: Test CPU\n");
+  write("/proc/cpuinfo",
+        "processor\t: 0\nmodel name\t: Test CPU\nprocessor\t: 1\nmodel name\t: Test CPU\n");
   write("/proc/meminfo", "MemTotal:       16384000 kB\nMemFree:         1000 kB\n");
   return root;
 }

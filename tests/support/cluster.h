@@ -50,8 +50,8 @@ class Cluster {
   std::unique_ptr<v1::OperatorService::Stub> Operator() const;
   std::unique_ptr<v1::AgentGateway::Stub> AgentGateway() const;
   // Stub for an internal service with the given client credentials.
-  std::shared_ptr<grpc::Channel> InternalChannel(const std::string& service,
-                                                 std::shared_ptr<grpc::ChannelCredentials> creds) const;
+  std::shared_ptr<grpc::Channel> InternalChannel(
+      const std::string& service, std::shared_ptr<grpc::ChannelCredentials> creds) const;
   // An admin access token (logs in once).
   std::string AdminToken();
   // A fresh registration token secret with `seats` seats.
