@@ -186,6 +186,10 @@ void AgentClient::Run() {
     // A stream that lived a while was healthy: start the backoff over.
     if (absl::Now() - started > absl::Minutes(1)) attempt = 0;
     absl::Duration delay = BackoffDelay(attempt++, absl::Seconds(1), config_.max_backoff);
+    // A server that asked for a pause (rate limit, lockout) gets at least that long.
+    if (std::optional<absl::Duration> asked = RetryDelayOf(s); asked && *asked > delay) {
+      delay = *asked;
+    }
     LogInfo(absl::StrCat("reconnecting in ", absl::FormatDuration(delay)));
     if (!SleepUnlessStopped(delay)) break;
   }

@@ -20,6 +20,9 @@ struct Actor {
 };
 
 Actor ActorFromMetadata(const grpc::ServerContextBase& ctx);
+// The address part of a gRPC peer string: "ipv4:10.0.0.1:5555" -> "10.0.0.1",
+// "ipv6:[::1]:5555" -> "::1". Unknown forms are returned unchanged.
+std::string SourceIp(const std::string& peer);
 void AttachActor(grpc::ClientContext& ctx, const Actor& actor);
 
 }  // namespace redflag

@@ -19,6 +19,20 @@ absl::StatusOr<redflag::auth::AuthSettings> SettingsFromEnv() {
   REDFLAG_ASSIGN_OR_RETURN(int64_t tokens, redflag::Env::Int("REDFLAG_MAX_TOKENS", 100, 1, 100000));
   REDFLAG_ASSIGN_OR_RETURN(int64_t seats, redflag::Env::Int("REDFLAG_MAX_SEATS", 50, 1, 100000));
   s.limits = {static_cast<int>(tokens), static_cast<int>(seats)};
+  using redflag::Env;
+  REDFLAG_ASSIGN_OR_RETURN(int64_t user_threshold,
+                           Env::Int("REDFLAG_LOCKOUT_USER_THRESHOLD", 5, 1, 1000));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t source_threshold,
+                           Env::Int("REDFLAG_LOCKOUT_SOURCE_THRESHOLD", 50, 1, 100000));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t window,
+                           Env::Int("REDFLAG_LOCKOUT_WINDOW_SECONDS", 900, 1, 86400));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t lock_for, Env::Int("REDFLAG_LOCKOUT_SECONDS", 900, 1, 86400));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t grace, Env::Int("REDFLAG_REFRESH_GRACE_SECONDS", 60, 0, 3600));
+  s.user_lockout = {static_cast<int>(user_threshold), absl::Seconds(window),
+                    absl::Seconds(lock_for)};
+  s.source_lockout = {static_cast<int>(source_threshold), absl::Seconds(window),
+                      absl::Seconds(lock_for)};
+  s.agent_refresh_grace = absl::Seconds(grace);
   return s;
 }
 

@@ -24,6 +24,20 @@ void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
   ts->set_seconds(absl::ToUnixSeconds(t));
 }
 
+std::string UserKey(const std::string& username) { return "user:" + username; }
+
+std::string SourceKey(const grpc::ServerContext& ctx) {
+  return "source:" + SourceIp(ActorFromMetadata(ctx).source);
+}
+
+absl::Status LockedOut(absl::Time until) {
+  absl::Duration left = std::max(until - absl::Now(), absl::Seconds(1));
+  return WithRetryDelay(
+      absl::ResourceExhaustedError(absl::StrCat("too many failed attempts; try again in ",
+                                                absl::ToInt64Seconds(left) + 1, " s")),
+      left);
+}
+
 v1::Role RoleEnum(const std::string& role) {
   if (role == "admin") return v1::ADMIN;
   if (role == "operator") return v1::OPERATOR;
@@ -53,10 +67,28 @@ AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
 grpc::Status AuthServiceImpl::Fail(const grpc::ServerContext& ctx, const std::string& reason,
                                    const std::string& actor, const absl::Status& status) {
   failures_.Add({{"reason", reason}}).Increment();
-  absl::Status recorded = events_.Record({"AUTH_FAILURE", actor, ActorFromMetadata(ctx).source,
-                                          absl::StrCat("{\"reason\":", JsonQuote(reason), "}")});
-  if (!recorded.ok()) LogError(absl::StrCat("cannot record AUTH_FAILURE: ", recorded.message()));
+  RecordEvent(ctx, "AUTH_FAILURE", actor, absl::StrCat("{\"reason\":", JsonQuote(reason), "}"));
   return ToGrpcStatus(status);
+}
+
+void AuthServiceImpl::RecordEvent(const grpc::ServerContext& ctx, const std::string& type,
+                                  const std::string& actor, const std::string& detail_json) {
+  absl::Status s = events_.Record({type, actor, ActorFromMetadata(ctx).source, detail_json});
+  if (!s.ok()) LogError(absl::StrCat("cannot record ", type, ": ", s.message()));
+}
+
+void AuthServiceImpl::CountFailedLogin(const grpc::ServerContext& ctx,
+                                       const std::string& username) {
+  absl::StatusOr<std::optional<absl::Time>> user =
+      store_.RecordFailure(UserKey(username), settings_.user_lockout);
+  if (user.ok() && user->has_value()) {
+    // The account name is recorded whether or not it exists; the reply never says which.
+    RecordEvent(ctx, "ACCOUNT_LOCKED", username, "{}");
+  }
+  absl::StatusOr<std::optional<absl::Time>> source =
+      store_.RecordFailure(SourceKey(ctx), settings_.source_lockout);
+  if (source.ok() && source->has_value()) RecordEvent(ctx, "SOURCE_LOCKED", username, "{}");
+  if (!user.ok() || !source.ok()) LogError("cannot count a failed login");
 }
 
 v1::TokenPair AuthServiceImpl::AccessToken(const std::string& subject, const std::string& role,
@@ -90,6 +122,16 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
   if (req->username().empty() || req->password().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "username and password are required");
   }
+  if (req->username().size() > 128 || req->password().size() > 1024) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "username or password too long");
+  }
+  absl::StatusOr<std::optional<absl::Time>> locked =
+      store_.LockedUntil({UserKey(req->username()), SourceKey(*ctx)});
+  if (!locked.ok()) return ToGrpcStatus(locked.status());
+  if (locked->has_value()) {
+    // Same answer for existing and unknown names: locking reveals nothing about accounts.
+    return Fail(*ctx, "locked_out", req->username(), LockedOut(**locked));
+  }
   absl::StatusOr<std::optional<UserRow>> user = store_.FindUser(req->username());
   if (!user.ok()) return ToGrpcStatus(user.status());
   bool ok = false;
@@ -99,9 +141,11 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
     VerifyDummyPassword(req->password());  // same cost whether or not the user exists
   }
   if (!ok) {
+    CountFailedLogin(*ctx, req->username());
     return Fail(*ctx, "bad_credentials", req->username(),
                 absl::UnauthenticatedError("invalid username or password"));
   }
+  (void)store_.ClearFailures(UserKey(req->username()));
   absl::StatusOr<v1::TokenPair> pair =
       StartSession((*user)->username, (*user)->role, kOperatorAudience);
   if (!pair.ok()) return ToGrpcStatus(pair.status());
@@ -117,11 +161,15 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::Refres
   }
   std::string fresh = NewSecret(kRefreshPrefix);
   absl::Time fresh_exp = absl::Now() + settings_.refresh_ttl;
-  absl::StatusOr<RotateResult> r =
-      store_.RotateRefresh(Sha256Hex(req->refresh_token()), Sha256Hex(fresh), fresh_exp);
+  absl::StatusOr<RotateResult> r = store_.RotateRefresh(
+      Sha256Hex(req->refresh_token()), Sha256Hex(fresh), fresh_exp, settings_.agent_refresh_grace);
   if (!r.ok()) return ToGrpcStatus(r.status());
   switch (r->outcome) {
     case RotateOutcome::kRotated:
+      break;
+    case RotateOutcome::kRotatedInGrace:
+      RecordEvent(*ctx, "REFRESH_GRACE_USED", r->session.subject,
+                  absl::StrCat("{\"session\":", JsonQuote(r->session.session_id), "}"));
       break;
     case RotateOutcome::kUnknown:
       return Fail(*ctx, "unknown_refresh_token", "",
@@ -133,10 +181,8 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::Refres
       return Fail(*ctx, "revoked_session", r->session.subject,
                   absl::UnauthenticatedError("session was revoked; log in again"));
     case RotateOutcome::kReused: {
-      absl::Status s =
-          events_.Record({"REFRESH_TOKEN_REUSE", r->session.subject, ActorFromMetadata(*ctx).source,
-                          absl::StrCat("{\"session\":", JsonQuote(r->session.session_id), "}")});
-      if (!s.ok()) LogError(absl::StrCat("cannot record REFRESH_TOKEN_REUSE: ", s.message()));
+      RecordEvent(*ctx, "REFRESH_TOKEN_REUSE", r->session.subject,
+                  absl::StrCat("{\"session\":", JsonQuote(r->session.session_id), "}"));
       return Fail(*ctx, "refresh_token_reuse", r->session.subject,
                   absl::UnauthenticatedError(
                       "refresh token was already used; the session has been revoked"));
@@ -242,6 +288,74 @@ grpc::Status AuthServiceImpl::IssueAgentCredentials(grpc::ServerContext* ctx,
   absl::StatusOr<v1::TokenPair> pair = StartSession(req->agent_id(), "agent", kAgentAudience);
   if (!pair.ok()) return ToGrpcStatus(pair.status());
   *resp = *std::move(pair);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
+                                         v1::User* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  const std::string& name = req->username();
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") != std::string::npos) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "username must be 1-64 characters of a-z, 0-9, '.', '_' or '-'");
+  }
+  if (req->password().size() < 12 || req->password().size() > 1024) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "password must be between 12 and 1024 characters");
+  }
+  std::string role;
+  switch (req->role()) {
+    case v1::ADMIN:
+      role = "admin";
+      break;
+    case v1::OPERATOR:
+      role = "operator";
+      break;
+    case v1::VIEWER:
+      role = "viewer";
+      break;
+    default:
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "role must be ADMIN, OPERATOR or VIEWER");
+  }
+  absl::StatusOr<std::string> hash = HashPassword(req->password());
+  if (!hash.ok()) return ToGrpcStatus(hash.status());
+  absl::StatusOr<UserRow> user = store_.CreateUser(name, *hash, role);
+  if (!user.ok()) return ToGrpcStatus(user.status());
+  Actor actor = ActorFromMetadata(*ctx);
+  RecordEvent(*ctx, "USER_CREATED", actor.subject,
+              absl::StrCat("{\"user\":", JsonQuote(name), ",\"role\":", JsonQuote(role), "}"));
+  resp->set_id(user->id);
+  resp->set_username(user->username);
+  resp->set_role(req->role());
+  SetTime(resp->mutable_created_at(), absl::Now());
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest*,
+                                        v1::ListUsersResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> users = store_.ListUsers();
+  if (!users.ok()) return ToGrpcStatus(users.status());
+  for (const auto& [u, created] : *users) {
+    v1::User* out = resp->add_users();
+    out->set_id(u.id);
+    out->set_username(u.username);
+    out->set_role(RoleEnum(u.role));
+    out->mutable_created_at()->set_seconds(created);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
+                                                const v1::ReportAuthFailureRequest* req,
+                                                v1::LogoutResponse*) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  // The gateway already counted it in its own redflag_auth_failures_total; only record.
+  RecordEvent(
+      *ctx, "AUTH_FAILURE", req->actor().substr(0, 128),
+      absl::StrCat("{\"reason\":", JsonQuote(req->reason().substr(0, 64)), ",\"at\":\"gateway\"}"));
   return grpc::Status::OK;
 }
 

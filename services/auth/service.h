@@ -18,6 +18,11 @@ struct AuthSettings {
   absl::Duration refresh_ttl = absl::Hours(24 * 90);
   absl::Duration default_registration_ttl = absl::Hours(24);
   TokenLimits limits{100, 50};
+  // Failed logins per username and per source address.
+  LockoutPolicy user_lockout{5, absl::Minutes(15), absl::Minutes(15)};
+  LockoutPolicy source_lockout{50, absl::Minutes(15), absl::Minutes(15)};
+  // How long after a rotation an agent may present its previous refresh token once.
+  absl::Duration agent_refresh_grace = absl::Seconds(60);
 };
 
 class AuthServiceImpl final : public v1::AuthService::Service {
@@ -49,6 +54,12 @@ class AuthServiceImpl final : public v1::AuthService::Service {
   grpc::Status IssueAgentCredentials(grpc::ServerContext* ctx,
                                      const v1::IssueAgentCredentialsRequest* req,
                                      v1::TokenPair* resp) override;
+  grpc::Status CreateUser(grpc::ServerContext* ctx, const v1::CreateUserRequest* req,
+                          v1::User* resp) override;
+  grpc::Status ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest* req,
+                         v1::ListUsersResponse* resp) override;
+  grpc::Status ReportAuthFailure(grpc::ServerContext* ctx, const v1::ReportAuthFailureRequest* req,
+                                 v1::LogoutResponse* resp) override;
 
  private:
   absl::StatusOr<v1::TokenPair> StartSession(const std::string& subject, const std::string& role,
@@ -58,6 +69,10 @@ class AuthServiceImpl final : public v1::AuthService::Service {
   // Counts the failure, records a security event, returns `status` unchanged.
   grpc::Status Fail(const grpc::ServerContext& ctx, const std::string& reason,
                     const std::string& actor, const absl::Status& status);
+  void RecordEvent(const grpc::ServerContext& ctx, const std::string& type,
+                   const std::string& actor, const std::string& detail_json);
+  // Counts a failed login against the user and the source; records lockouts.
+  void CountFailedLogin(const grpc::ServerContext& ctx, const std::string& username);
 
   AuthStore& store_;
   const JwtCodec& jwt_;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/jwt.h"
 #include "common/status.h"
 
 namespace redflag::auth {
@@ -50,6 +51,16 @@ CREATE TABLE auth.registration_seats (
   used_at timestamptz NOT NULL DEFAULT now(),
   released_at timestamptz
 );
+)sql",
+                                              R"sql(
+ALTER TABLE auth.refresh_tokens ADD COLUMN replaced_by text,
+  ADD COLUMN grace_used boolean NOT NULL DEFAULT false;
+CREATE TABLE auth.login_failures (
+  key text PRIMARY KEY,
+  failures integer NOT NULL,
+  window_started timestamptz NOT NULL,
+  locked_until timestamptz
+);
 )sql"};
 
 #define MICROS(col) "floor(extract(epoch from " col ") * 1000000)::bigint"
@@ -73,11 +84,53 @@ constexpr Statement kInsertRefresh{
 constexpr Statement kLockRefresh{
     "auth_lock_refresh",
     "SELECT r.session_id, s.subject, s.role, s.audience, r.rotated_at IS NOT NULL, "
-    "r.expires_at <= now(), s.revoked_at IS NOT NULL "
+    "r.expires_at <= now(), s.revoked_at IS NOT NULL, "
+    "coalesce(r.rotated_at > now() - $2::bigint * interval '1 microsecond', false), "
+    "r.grace_used, (n.token_hash IS NOT NULL AND n.rotated_at IS NULL) "
     "FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id "
+    "LEFT JOIN auth.refresh_tokens n ON n.token_hash = r.replaced_by "
     "WHERE r.token_hash = $1 FOR UPDATE OF r, s"};
 constexpr Statement kMarkRotated{
-    "auth_mark_rotated", "UPDATE auth.refresh_tokens SET rotated_at = now() WHERE token_hash = $1"};
+    "auth_mark_rotated",
+    "UPDATE auth.refresh_tokens SET rotated_at = coalesce(rotated_at, now()), replaced_by = $2 "
+    "WHERE token_hash = $1"};
+// The grace use: the old token is spent for good, its unused successor retired.
+constexpr Statement kUseGrace{
+    "auth_use_grace",
+    "WITH old AS (UPDATE auth.refresh_tokens SET grace_used = true, replaced_by = $2 "
+    "  WHERE token_hash = $1 RETURNING 1) "
+    "UPDATE auth.refresh_tokens SET rotated_at = now() "
+    "WHERE token_hash = (SELECT replaced_by FROM auth.refresh_tokens WHERE token_hash = $1) "
+    "AND rotated_at IS NULL"};
+constexpr Statement kCreateUser{
+    "auth_create_user",
+    "INSERT INTO auth.users(id, username, password_hash, role) VALUES ($1, $2, $3, $4) "
+    "RETURNING id, username, password_hash, role"};
+constexpr Statement kListUsers{
+    "auth_list_users",
+    "SELECT id, username, '', role, floor(extract(epoch from created_at))::bigint "
+    "FROM auth.users ORDER BY username"};
+constexpr Statement kLockedUntil{
+    "auth_locked_until",
+    "SELECT floor(extract(epoch from max(locked_until)) * 1000000)::bigint "
+    "FROM auth.login_failures WHERE key IN (SELECT json_array_elements_text($1::json)) "
+    "AND locked_until > now()"};
+constexpr Statement kCountFailure{
+    "auth_count_failure",
+    "INSERT INTO auth.login_failures AS f (key, failures, window_started) VALUES ($1, 1, now()) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "failures = CASE WHEN f.window_started < now() - $2::bigint * interval '1 microsecond' "
+    "  THEN 1 ELSE f.failures + 1 END, "
+    "window_started = CASE WHEN f.window_started < now() - $2::bigint * interval '1 microsecond' "
+    "  THEN now() ELSE f.window_started END "
+    "RETURNING failures"};
+constexpr Statement kLockKey{
+    "auth_lock_key",
+    "UPDATE auth.login_failures SET failures = 0, window_started = now(), "
+    "locked_until = now() + $2::bigint * interval '1 microsecond' WHERE key = $1 "
+    "RETURNING floor(extract(epoch from locked_until) * 1000000)::bigint"};
+constexpr Statement kClearFailures{"auth_clear_failures",
+                                   "DELETE FROM auth.login_failures WHERE key = $1"};
 constexpr Statement kRevokeSession{
     "auth_revoke_session",
     "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"};
@@ -181,29 +234,106 @@ absl::StatusOr<std::string> AuthStore::CreateSession(const std::string& subject,
 
 absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const std::string& old_hash,
                                                       const std::string& new_hash,
-                                                      absl::Time new_expires) {
+                                                      absl::Time new_expires,
+                                                      absl::Duration agent_grace) {
   RotateResult result{RotateOutcome::kUnknown, {}};
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kLockRefresh, {old_hash}));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(kLockRefresh, {old_hash, absl::StrCat(absl::ToInt64Microseconds(agent_grace))}));
     if (r.Rows() == 0) return absl::OkStatus();
     result.session = SessionRow{r.Text(0, 0), r.Text(0, 1), r.Text(0, 2), r.Text(0, 3)};
-    if (r.Bool(0, 6)) {
+    bool rotated = r.Bool(0, 4), expired = r.Bool(0, 5), revoked = r.Bool(0, 6);
+    bool within_grace = r.Bool(0, 7), grace_used = r.Bool(0, 8), successor_unused = r.Bool(0, 9);
+    auto issue_new = [&]() {
+      return c.Exec(kInsertRefresh, {new_hash, result.session.session_id, Micros(new_expires)})
+          .status();
+    };
+    if (revoked) {
       result.outcome = RotateOutcome::kRevoked;
-    } else if (r.Bool(0, 4)) {
+    } else if (expired) {
+      result.outcome = RotateOutcome::kExpired;
+    } else if (!rotated) {
+      result.outcome = RotateOutcome::kRotated;
+      REDFLAG_RETURN_IF_ERROR(issue_new());
+      return c.Exec(kMarkRotated, {old_hash, new_hash}).status();
+    } else if (result.session.audience == kAgentAudience && within_grace && !grace_used &&
+               successor_unused) {
+      result.outcome = RotateOutcome::kRotatedInGrace;
+      REDFLAG_RETURN_IF_ERROR(issue_new());
+      return c.Exec(kUseGrace, {old_hash, new_hash}).status();
+    } else {
       // A rotated token came back: someone holds a copy. Kill the whole family.
       result.outcome = RotateOutcome::kReused;
       return c.Exec(kRevokeSession, {result.session.session_id}).status();
-    } else if (r.Bool(0, 5)) {
-      result.outcome = RotateOutcome::kExpired;
-    } else {
-      result.outcome = RotateOutcome::kRotated;
-      REDFLAG_RETURN_IF_ERROR(c.Exec(kMarkRotated, {old_hash}).status());
-      return c.Exec(kInsertRefresh, {new_hash, result.session.session_id, Micros(new_expires)})
-          .status();
     }
     return absl::OkStatus();
   }));
   return result;
+}
+
+absl::StatusOr<UserRow> AuthStore::CreateUser(const std::string& username,
+                                              const std::string& password_hash,
+                                              const std::string& role) {
+  UserRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    absl::StatusOr<PgResult> r = c.Exec(kCreateUser, {RandomUuid(), username, password_hash, role});
+    if (r.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(absl::StrCat("user \"", username, "\" already exists"));
+    }
+    if (!r.ok()) return r.status();
+    out = UserRow{r->Text(0, 0), r->Text(0, 1), "", r->Text(0, 3)};
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> AuthStore::ListUsers() {
+  std::vector<std::pair<UserRow, int64_t>> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kListUsers));
+    for (int i = 0; i < r.Rows(); ++i) {
+      out.push_back({UserRow{r.Text(i, 0), r.Text(i, 1), "", r.Text(i, 3)}, r.Int(i, 4)});
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::optional<absl::Time>> AuthStore::LockedUntil(
+    const std::vector<std::string>& keys) {
+  std::optional<absl::Time> out;
+  std::string json = "[";
+  for (size_t i = 0; i < keys.size(); ++i) absl::StrAppend(&json, i ? "," : "", JsonQuote(keys[i]));
+  json += "]";
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kLockedUntil, {json}));
+    if (r.Rows() == 1 && !r.IsNull(0, 0)) out = r.TimeFromMicros(0, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::optional<absl::Time>> AuthStore::RecordFailure(const std::string& key,
+                                                                   const LockoutPolicy& policy) {
+  std::optional<absl::Time> locked;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult n,
+        c.Exec(kCountFailure, {key, absl::StrCat(absl::ToInt64Microseconds(policy.window))}));
+    if (n.Int(0, 0) < policy.threshold) return absl::OkStatus();
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult l,
+        c.Exec(kLockKey, {key, absl::StrCat(absl::ToInt64Microseconds(policy.lock_for))}));
+    if (l.Rows() == 1) locked = l.TimeFromMicros(0, 0);
+    return absl::OkStatus();
+  }));
+  return locked;
+}
+
+absl::Status AuthStore::ClearFailures(const std::string& key) {
+  return pool_.WithConnection(
+      [&](PgConnection& c) { return c.Exec(kClearFailures, {key}).status(); });
 }
 
 absl::Status AuthStore::RevokeSessionByRefresh(const std::string& refresh_hash) {

@@ -28,11 +28,19 @@ struct SessionRow {
   std::string audience;
 };
 
-enum class RotateOutcome { kRotated, kUnknown, kExpired, kRevoked, kReused };
+enum class RotateOutcome { kRotated, kRotatedInGrace, kUnknown, kExpired, kRevoked, kReused };
 
 struct RotateResult {
   RotateOutcome outcome;
   SessionRow session;  // set unless kUnknown
+};
+
+// Consecutive failures on one key ("user:<name>" or "source:<ip>") within a window lock
+// that key for a period.
+struct LockoutPolicy {
+  int threshold;
+  absl::Duration window;
+  absl::Duration lock_for;
 };
 
 struct TokenLimits {
@@ -49,6 +57,17 @@ class AuthStore {
   absl::Status EnsureUser(const std::string& username, const std::string& password_hash,
                           const std::string& role);
   absl::StatusOr<std::optional<UserRow>> FindUser(const std::string& username);
+  // ALREADY_EXISTS when the username is taken.
+  absl::StatusOr<UserRow> CreateUser(const std::string& username, const std::string& password_hash,
+                                     const std::string& role);
+  absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> ListUsers();
+
+  // The latest lock expiry among `keys`, if any is locked now.
+  absl::StatusOr<std::optional<absl::Time>> LockedUntil(const std::vector<std::string>& keys);
+  // Counts a failure; returns the lock expiry when this failure reached the threshold.
+  absl::StatusOr<std::optional<absl::Time>> RecordFailure(const std::string& key,
+                                                          const LockoutPolicy& policy);
+  absl::Status ClearFailures(const std::string& key);
 
   // New session with its first refresh token; returns the session id.
   absl::StatusOr<std::string> CreateSession(const std::string& subject, const std::string& role,
@@ -56,9 +75,13 @@ class AuthStore {
                                             const std::string& refresh_hash,
                                             absl::Time refresh_expires);
   // Replaces `old_hash` by `new_hash`. Presenting an already-rotated token revokes the
-  // whole session (committed even though the caller then refuses the request).
+  // whole session (committed even though the caller then refuses the request), except
+  // once: an agent session may present its immediately previous token within
+  // `agent_grace` of its rotation if the successor was never used (a crash between the
+  // server rotating and the agent saving).
   absl::StatusOr<RotateResult> RotateRefresh(const std::string& old_hash,
-                                             const std::string& new_hash, absl::Time new_expires);
+                                             const std::string& new_hash, absl::Time new_expires,
+                                             absl::Duration agent_grace);
   absl::Status RevokeSessionByRefresh(const std::string& refresh_hash);
 
   absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(

@@ -110,6 +110,9 @@ class RegisterFlow {
 grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext* ctx,
                                                      const v1::RegisterRequest* req,
                                                      v1::RegisterResponse* resp) {
+  if (absl::Status s = deps_.limits.registration.Acquire(SourceIp(ctx->peer())); !s.ok()) {
+    return Reject(ctx, s);
+  }
   if (req->registration_token().empty()) {
     return Reject(ctx, absl::InvalidArgumentError("registration_token is required"));
   }
@@ -122,6 +125,9 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackServerContext* ctx,
                                                                const v1::RefreshAgentRequest* req,
                                                                v1::TokenPair* resp) {
+  if (absl::Status s = deps_.limits.login.Acquire(SourceIp(ctx->peer())); !s.ok()) {
+    return Reject(ctx, s);
+  }
   if (req->refresh_token().empty()) {
     return Reject(ctx, absl::InvalidArgumentError("refresh_token is required"));
   }

@@ -87,7 +87,7 @@ void AgentStream::OnReadDone(bool ok) {
 
 void AgentStream::HandleHello(const v1::Hello& hello) {
   if (hello.agent_id() != claims_.sub) {
-    deps_.authn.CountFailure("agent_id_mismatch");
+    deps_.authn.CountFailure(*ctx_, "agent_id_mismatch", claims_.sub);
     End(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                      "hello.agent_id does not match the token's agent"));
     return;
@@ -132,8 +132,12 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
 void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) {
   // The token may expire while the stream lives: every message is checked.
   if (absl::Now() >= claims_.exp + JwtCodec::kClockSkew) {
-    deps_.authn.CountFailure("expired");
+    deps_.authn.CountFailure(*ctx_, "expired", claims_.sub);
     End(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid token: expired"));
+    return;
+  }
+  if (absl::Status limited = deps_.limits.check_in.Acquire(claims_.sub); !limited.ok()) {
+    End(ToGrpcStatus(limited));  // carries the retry delay; the agent reconnects after it
     return;
   }
   v1::CheckIn c;

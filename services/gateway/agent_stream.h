@@ -17,6 +17,7 @@
 #include "services/gateway/authn.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/check_in_batcher.h"
+#include "services/gateway/rate_limiter.h"
 
 namespace redflag::gateway {
 
@@ -24,6 +25,7 @@ struct StreamDeps {
   Backends& backends;
   Authenticator& authn;
   CheckInBatcher& batcher;
+  EdgeLimits& limits;
   prometheus::Gauge& connected;
   prometheus::Counter& check_ins;
   int check_in_interval_seconds;

@@ -44,30 +44,43 @@ std::string Metadata(const grpc::ServerContextBase& ctx, const char* key) {
                                            : std::string(it->second.data(), it->second.size());
 }
 
-Authenticator::Authenticator(JwtCodec jwt, prometheus::Registry& metrics)
+Authenticator::Authenticator(JwtCodec jwt, prometheus::Registry& metrics, FailureLockout& lockout,
+                             FailureReporter report)
     : jwt_(std::move(jwt)),
       failures_(prometheus::BuildCounter()
                     .Name("redflag_auth_failures_total")
                     .Help("Authentication failures by reason")
-                    .Register(metrics)) {}
+                    .Register(metrics)),
+      lockout_(lockout),
+      report_(std::move(report)) {}
 
-void Authenticator::CountFailure(const std::string& reason) {
+void Authenticator::CountFailure(const grpc::ServerContextBase& ctx, const std::string& reason,
+                                 const std::string& actor) {
   failures_.Add({{"reason", reason}}).Increment();
+  Actor who{actor, "", ctx.peer()};
+  report_(reason, who);
+  if (lockout_.RecordFailure(SourceIp(ctx.peer()))) report_("source_locked_out", who);
 }
 
 absl::StatusOr<JwtClaims> Authenticator::Verify(const grpc::ServerContextBase& ctx,
                                                 const char* audience) {
+  // A locked-out source is refused before any work, and not reported again.
+  if (absl::Status locked = lockout_.Check(SourceIp(ctx.peer())); !locked.ok()) {
+    failures_.Add({{"reason", "locked_out"}}).Increment();
+    return locked;
+  }
   absl::StatusOr<std::string> token = BearerToken(Metadata(ctx, "authorization"));
   absl::StatusOr<JwtClaims> claims =
       token.ok() ? jwt_.Verify(*token, audience, absl::Now()) : token.status();
-  if (!claims.ok()) CountFailure(ReasonLabel(claims.status()));
+  if (!claims.ok()) CountFailure(ctx, ReasonLabel(claims.status()));
   return claims;
 }
 
 absl::StatusOr<Actor> Authenticator::Operator(const grpc::ServerContextBase& ctx, Role min_role) {
   REDFLAG_ASSIGN_OR_RETURN(JwtClaims c, Verify(ctx, kOperatorAudience));
   if (Rank(c.role) < static_cast<int>(min_role)) {
-    CountFailure("insufficient_role");
+    failures_.Add({{"reason", "insufficient_role"}}).Increment();
+    report_("insufficient_role", Actor{c.sub, c.role, ctx.peer()});
     return absl::PermissionDeniedError(absl::StrCat("role ", c.role, " may not do this; requires ",
                                                     RoleName(min_role), " or higher"));
   }

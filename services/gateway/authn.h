@@ -1,15 +1,19 @@
 // Caller authentication at the public edge: operator JWTs with a minimum role, agent
 // JWTs for the agent audience. Pure CPU work (HMAC), safe on completion threads.
-// Every refusal increments redflag_auth_failures_total{reason}.
+// Every refusal increments redflag_auth_failures_total{reason} and is reported for the
+// audit trail; a source address that keeps failing is locked out for a while.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include <functional>
+
 #include "absl/status/statusor.h"
 #include "common/actor.h"
 #include "common/jwt.h"
+#include "services/gateway/rate_limiter.h"
 
 namespace redflag::gateway {
 
@@ -17,19 +21,26 @@ enum class Role { kViewer = 1, kOperator = 2, kAdmin = 3 };
 
 class Authenticator {
  public:
-  Authenticator(JwtCodec jwt, prometheus::Registry& metrics);
+  // Must not block: called on completion threads (the gateway sends it asynchronously).
+  using FailureReporter = std::function<void(const std::string& reason, const Actor& actor)>;
+
+  Authenticator(JwtCodec jwt, prometheus::Registry& metrics, FailureLockout& lockout,
+                FailureReporter report);
 
   // The operator behind the call's bearer token, if its role is at least `min_role`.
   absl::StatusOr<Actor> Operator(const grpc::ServerContextBase& ctx, Role min_role);
   // The agent's verified claims (subject = agent id).
   absl::StatusOr<JwtClaims> Agent(const grpc::ServerContextBase& ctx);
-  // Counts a refusal made elsewhere at the edge.
-  void CountFailure(const std::string& reason);
+  // Counts and reports a refusal made elsewhere at the edge.
+  void CountFailure(const grpc::ServerContextBase& ctx, const std::string& reason,
+                    const std::string& actor = "");
 
  private:
   absl::StatusOr<JwtClaims> Verify(const grpc::ServerContextBase& ctx, const char* audience);
   JwtCodec jwt_;
   prometheus::Family<prometheus::Counter>& failures_;
+  FailureLockout& lockout_;
+  FailureReporter report_;
 };
 
 // The metadata value for `key`, or empty.

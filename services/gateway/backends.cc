@@ -1,6 +1,7 @@
 #include "services/gateway/backends.h"
 
 #include "common/config.h"
+#include "common/log.h"
 
 namespace redflag::gateway {
 
@@ -14,6 +15,28 @@ absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls) {
   b.updates = v1::UpdatesService::NewStub(
       MakeChannel(Env::Optional("REDFLAG_UPDATES_ADDR", "localhost:9103"), creds));
   return b;
+}
+
+std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
+    v1::AuthService::Stub* auth) {
+  return [auth](const std::string& reason, const Actor& actor) {
+    struct Call {
+      std::unique_ptr<grpc::ClientContext> ctx = BackendContext(absl::Seconds(5));
+      v1::ReportAuthFailureRequest req;
+      v1::LogoutResponse resp;
+    };
+    auto* call = new Call;
+    AttachActor(*call->ctx, actor);
+    call->req.set_reason(reason);
+    call->req.set_actor(actor.subject);
+    auth->async()->ReportAuthFailure(
+        call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) {
+          if (!s.ok()) {
+            LogWarn("cannot report an auth failure: " + s.error_message());
+          }
+          delete call;
+        });
+  };
 }
 
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout) {

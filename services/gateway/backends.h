@@ -3,10 +3,12 @@
 // REDFLAG_AGENTS_ADDR, REDFLAG_UPDATES_ADDR.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/actor.h"
 #include "common/tls.h"
 #include "redflag/v1/agents.grpc.pb.h"
 #include "redflag/v1/auth.grpc.pb.h"
@@ -21,6 +23,11 @@ struct Backends {
 
   static absl::StatusOr<Backends> Connect(const TlsMaterial& internal_tls);
 };
+
+// Sends edge authentication failures to auth for the audit trail, asynchronously and
+// without waiting (safe on completion threads); failures to report are logged.
+std::function<void(const std::string& reason, const Actor& actor)> AuthFailureReporter(
+    v1::AuthService::Stub* auth);
 
 // Client context for a backend call made on behalf of `actor`, with a bounded deadline.
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout = absl::Seconds(15));

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/actor.h"
+#include "common/status.h"
 #include "services/gateway/backends.h"
 
 namespace redflag::gateway {
@@ -34,7 +35,7 @@ grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* r
 
 inline grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const absl::Status& s) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message())));
+  reactor->Finish(ToGrpcStatus(s));
   return reactor;
 }
 

@@ -71,13 +71,16 @@ int Run() {
                         .Register(reg)
                         .Add({});
 
+  absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits = gateway::EdgeLimits::FromEnv();
+  if (!limits.ok()) return ExitWithError(kName, limits.status());
   absl::StatusOr<gateway::Backends> backends = gateway::Backends::Connect(*internal_tls);
   if (!backends.ok()) return ExitWithError(kName, backends.status());
-  gateway::Authenticator authn(*std::move(jwt), reg);
+  gateway::Authenticator authn(*std::move(jwt), reg, (*limits)->bad_tokens,
+                               gateway::AuthFailureReporter(backends->auth.get()));
   gateway::CheckInBatcher batcher(backends->agents.get(), absl::Milliseconds(50), 1000);
-  gateway::StreamDeps deps{*backends, authn,     batcher,
-                           connected, check_ins, static_cast<int>(*interval)};
-  gateway::OperatorServiceImpl operators(*backends, authn);
+  gateway::StreamDeps deps{
+      *backends, authn, batcher, **limits, connected, check_ins, static_cast<int>(*interval)};
+  gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
 
   ServerOptions opts;

@@ -5,22 +5,35 @@
 namespace redflag::gateway {
 
 // Authenticate with at least `role`, then relay `req` to stub->async()->method.
-#define RELAY(role, stub, method)                                                \
+// Methods that change state also spend one of the operator's write tokens.
+#define RELAY_AS(role, is_write, stub, method)                                   \
   do {                                                                           \
     absl::StatusOr<Actor> actor = authn_.Operator(*ctx, role);                   \
     if (!actor.ok()) return Reject(ctx, actor.status());                         \
+    if (is_write) {                                                              \
+      absl::Status limited = limits_.operator_writes.Acquire(actor->subject);    \
+      if (!limited.ok()) return Reject(ctx, limited);                            \
+    }                                                                            \
     return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
         ctx, req, resp, *actor, [this](auto* c, auto* rq, auto* rs, auto done) { \
           backends_.stub->async()->method(c, rq, rs, std::move(done));           \
         });                                                                      \
   } while (0)
+#define READ(role, stub, method) RELAY_AS(role, false, stub, method)
+#define WRITE(role, stub, method) RELAY_AS(role, true, stub, method)
 
-// Unauthenticated calls still carry the source address for the audit trail.
-#define RELAY_ANONYMOUS(stub, method)                                                              \
-  return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>(                     \
-      ctx, req, resp, Actor{"", "", ctx->peer()}, [this](auto* c, auto* rq, auto* rs, auto done) { \
-        backends_.stub->async()->method(c, rq, rs, std::move(done));                               \
-      })
+// Unauthenticated calls (login, refresh) are rate-limited per source address and still
+// carry it for the audit trail.
+#define RELAY_ANONYMOUS(stub, method)                                            \
+  do {                                                                           \
+    absl::Status limited = limits_.login.Acquire(SourceIp(ctx->peer()));         \
+    if (!limited.ok()) return Reject(ctx, limited);                              \
+    return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
+        ctx, req, resp, Actor{"", "", ctx->peer()},                              \
+        [this](auto* c, auto* rq, auto* rs, auto done) {                         \
+          backends_.stub->async()->method(c, rq, rs, std::move(done));           \
+        });                                                                      \
+  } while (0)
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::Login(grpc::CallbackServerContext* ctx,
                                                      const v1::LoginRequest* req,
@@ -37,55 +50,67 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::Refresh(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* OperatorServiceImpl::Logout(grpc::CallbackServerContext* ctx,
                                                       const v1::LogoutRequest* req,
                                                       v1::LogoutResponse* resp) {
-  RELAY(Role::kViewer, auth, Logout);
+  WRITE(Role::kViewer, auth, Logout);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::CreateUser(grpc::CallbackServerContext* ctx,
+                                                          const v1::CreateUserRequest* req,
+                                                          v1::User* resp) {
+  WRITE(Role::kAdmin, auth, CreateUser);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ListUsers(grpc::CallbackServerContext* ctx,
+                                                         const v1::ListUsersRequest* req,
+                                                         v1::ListUsersResponse* resp) {
+  READ(Role::kAdmin, auth, ListUsers);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::CreateRegistrationToken(
     grpc::CallbackServerContext* ctx, const v1::CreateRegistrationTokenRequest* req,
     v1::CreateRegistrationTokenResponse* resp) {
-  RELAY(Role::kOperator, auth, CreateRegistrationToken);
+  WRITE(Role::kOperator, auth, CreateRegistrationToken);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListRegistrationTokens(
     grpc::CallbackServerContext* ctx, const v1::ListRegistrationTokensRequest* req,
     v1::ListRegistrationTokensResponse* resp) {
-  RELAY(Role::kViewer, auth, ListRegistrationTokens);
+  READ(Role::kViewer, auth, ListRegistrationTokens);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::RevokeRegistrationToken(
     grpc::CallbackServerContext* ctx, const v1::RevokeRegistrationTokenRequest* req,
     v1::RegistrationToken* resp) {
-  RELAY(Role::kOperator, auth, RevokeRegistrationToken);
+  WRITE(Role::kOperator, auth, RevokeRegistrationToken);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListAgents(grpc::CallbackServerContext* ctx,
                                                           const v1::ListAgentsRequest* req,
                                                           v1::ListAgentsResponse* resp) {
-  RELAY(Role::kViewer, agents, ListAgents);
+  READ(Role::kViewer, agents, ListAgents);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::GetAgent(grpc::CallbackServerContext* ctx,
                                                         const v1::GetAgentRequest* req,
                                                         v1::Agent* resp) {
-  RELAY(Role::kViewer, agents, GetAgent);
+  READ(Role::kViewer, agents, GetAgent);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::BlockAgent(grpc::CallbackServerContext* ctx,
                                                           const v1::BlockAgentRequest* req,
                                                           v1::Agent* resp) {
-  RELAY(Role::kOperator, agents, BlockAgent);
+  WRITE(Role::kOperator, agents, BlockAgent);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::UnblockAgent(grpc::CallbackServerContext* ctx,
                                                             const v1::UnblockAgentRequest* req,
                                                             v1::Agent* resp) {
-  RELAY(Role::kOperator, agents, UnblockAgent);
+  WRITE(Role::kOperator, agents, UnblockAgent);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListSigningKeys(
     grpc::CallbackServerContext* ctx, const v1::ListSigningKeysRequest* req,
     v1::ListSigningKeysResponse* resp) {
-  RELAY(Role::kViewer, updates, ListSigningKeys);
+  READ(Role::kViewer, updates, ListSigningKeys);
 }
 
 }  // namespace redflag::gateway

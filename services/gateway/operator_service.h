@@ -5,13 +5,14 @@
 #include "redflag/v1/gateway.grpc.pb.h"
 #include "services/gateway/authn.h"
 #include "services/gateway/backends.h"
+#include "services/gateway/rate_limiter.h"
 
 namespace redflag::gateway {
 
 class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
  public:
-  OperatorServiceImpl(Backends& backends, Authenticator& authn)
-      : backends_(backends), authn_(authn) {}
+  OperatorServiceImpl(Backends& backends, Authenticator& authn, EdgeLimits& limits)
+      : backends_(backends), authn_(authn), limits_(limits) {}
 
   grpc::ServerUnaryReactor* Login(grpc::CallbackServerContext* ctx, const v1::LoginRequest* req,
                                   v1::TokenPair* resp) override;
@@ -19,6 +20,11 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
                                     v1::TokenPair* resp) override;
   grpc::ServerUnaryReactor* Logout(grpc::CallbackServerContext* ctx, const v1::LogoutRequest* req,
                                    v1::LogoutResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* ctx,
+                                       const v1::CreateUserRequest* req, v1::User* resp) override;
+  grpc::ServerUnaryReactor* ListUsers(grpc::CallbackServerContext* ctx,
+                                      const v1::ListUsersRequest* req,
+                                      v1::ListUsersResponse* resp) override;
   grpc::ServerUnaryReactor* CreateRegistrationToken(
       grpc::CallbackServerContext* ctx, const v1::CreateRegistrationTokenRequest* req,
       v1::CreateRegistrationTokenResponse* resp) override;
@@ -45,6 +51,7 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
  private:
   Backends& backends_;
   Authenticator& authn_;
+  EdgeLimits& limits_;
 };
 
 }  // namespace redflag::gateway

@@ -60,3 +60,15 @@ TEST_CASE("revoked, expired and unknown tokens are refused with their reason", "
   CHECK(store.ConsumeSeat(Sha256Hex("unknown"), "m").status().code() ==
         absl::StatusCode::kUnauthenticated);
 }
+
+TEST_CASE("the number of active registration tokens is capped (REDFLAG_MAX_TOKENS)", "[auth][pg]") {
+  REQUIRE(InitCrypto().ok());
+  auto pool = redflag::testing::TestPool(1);
+  auth::AuthStore store(*pool);
+  REQUIRE(store.Migrate().ok());
+  // A cap of zero admits nothing, whatever else the shared database holds.
+  auto t = store.CreateRegistrationToken(Sha256Hex(RandomBytes(32)), "rf_reg_cap", "cap", 1,
+                                         absl::Now() + absl::Hours(1), "test", {0, 50});
+  CHECK(t.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(t.status().message()), Catch::Contains("REDFLAG_MAX_TOKENS"));
+}

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -122,16 +123,35 @@ Cluster& Cluster::Get() {
   return *cluster;
 }
 
+namespace {
+
+// The shared cluster runs many tests from one address: limits that would trip across
+// tests are raised here; dedicated gateways and direct calls test them at their values.
+const std::map<std::string, std::string>& SharedClusterEnv() {
+  static const std::map<std::string, std::string> env = {
+      {"REDFLAG_CHECK_IN_INTERVAL_SECONDS", "1"},
+      {"MIN_AGENT_VERSION", "0.1.22"},
+      {"REDFLAG_MAX_TOKENS", "100000"},
+      {"REDFLAG_LOCKOUT_USER_THRESHOLD", "3"},
+      {"REDFLAG_LOCKOUT_SOURCE_THRESHOLD", "100000"},
+      {"REDFLAG_LOCKOUT_SECONDS", "2"},
+      {"REDFLAG_RATE_LIMIT_REGISTRATION", "10000:10000"},
+      {"REDFLAG_RATE_LIMIT_LOGIN", "10000:10000"},
+      {"REDFLAG_RATE_LIMIT_OPERATOR_WRITES", "10000:10000"},
+      {"REDFLAG_BAD_TOKEN_THRESHOLD", "100000"},
+  };
+  return env;
+}
+
+}  // namespace
+
 Cluster::Cluster() {
   ExportTestEnv();
-  std::map<std::string, std::string> base;
-  // Fast check-ins and a small violation threshold keep the tests short.
-  base["REDFLAG_CHECK_IN_INTERVAL_SECONDS"] = "1";
-  base["MIN_AGENT_VERSION"] = "0.1.22";
   for (const char* svc : {"auth", "agents", "updates"}) {
     int port = FreePort();
     ports_[svc] = port;
-    std::map<std::string, std::string> env = base;
+    metrics_ports_[svc] = FreePort();
+    std::map<std::string, std::string> env = SharedClusterEnv();
     env["REDFLAG_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
     env["REDFLAG_TLS_CERT_FILE"] = PkiFile(absl::StrCat(svc, ".crt"));
     env["REDFLAG_TLS_KEY_FILE"] = PkiFile(absl::StrCat(svc, ".key"));
@@ -139,7 +159,7 @@ Cluster::Cluster() {
         svc,
         std::vector<std::string>{BinaryPath(absl::StrCat("services/", svc, "/redflag-", svc)),
                                  absl::StrCat("--listen=127.0.0.1:", port),
-                                 absl::StrCat("--metrics=127.0.0.1:", FreePort())},
+                                 absl::StrCat("--metrics=127.0.0.1:", metrics_ports_[svc])},
         env));
   }
   for (const char* svc : {"auth", "agents", "updates"}) {
@@ -148,9 +168,13 @@ Cluster::Cluster() {
           absl::StrCat(svc, " did not start; see ", procs_.back()->log_path()));
     }
   }
-  int gw = FreePort();
+  int gw = 0;
+  procs_.push_back(StartGateway({}, &gw));
   ports_["gateway"] = gw;
-  std::map<std::string, std::string> env = base;
+}
+
+std::map<std::string, std::string> Cluster::GatewayEnv() const {
+  std::map<std::string, std::string> env = SharedClusterEnv();
   env["REDFLAG_TLS_CERT_FILE"] = PkiFile("gateway-public.crt");
   env["REDFLAG_TLS_KEY_FILE"] = PkiFile("gateway-public.key");
   env["REDFLAG_INTERNAL_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
@@ -159,16 +183,26 @@ Cluster::Cluster() {
   env["REDFLAG_AUTH_ADDR"] = internal_address("auth");
   env["REDFLAG_AGENTS_ADDR"] = internal_address("agents");
   env["REDFLAG_UPDATES_ADDR"] = internal_address("updates");
-  procs_.push_back(std::make_unique<Process>(
+  return env;
+}
+
+std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::string>& overrides,
+                                               int* port) {
+  std::map<std::string, std::string> env = GatewayEnv();
+  for (const auto& [k, v] : overrides) env[k] = v;
+  *port = FreePort();
+  int metrics = FreePort();
+  if (!metrics_ports_.count("gateway")) metrics_ports_["gateway"] = metrics;
+  auto proc = std::make_unique<Process>(
       "gateway",
       std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
-                               absl::StrCat("--listen=127.0.0.1:", gw),
-                               absl::StrCat("--metrics=127.0.0.1:", FreePort())},
-      env));
-  if (!WaitForPort(gw, 20000)) {
-    throw std::runtime_error(
-        absl::StrCat("gateway did not start; see ", procs_.back()->log_path()));
+                               absl::StrCat("--listen=127.0.0.1:", *port),
+                               absl::StrCat("--metrics=127.0.0.1:", metrics)},
+      env);
+  if (!WaitForPort(*port, 20000)) {
+    throw std::runtime_error(absl::StrCat("gateway did not start; see ", proc->log_path()));
   }
+  return proc;
 }
 
 std::string Cluster::gateway_address() const {
@@ -245,6 +279,66 @@ std::string MakeMachineTree(const std::string& name) {
 }
 
 std::string RandomMachineId() { return HexEncode(RandomBytes(32)); }
+
+std::string Cluster::NewUser(const std::string& username, v1::Role role) {
+  std::string password = "pw-" + HexEncode(RandomBytes(12));
+  v1::CreateUserRequest req;
+  req.set_username(username);
+  req.set_password(password);
+  req.set_role(role);
+  v1::User user;
+  grpc::ClientContext ctx;
+  Authorize(ctx, AdminToken());
+  grpc::Status s = Operator()->CreateUser(&ctx, req, &user);
+  if (!s.ok()) throw std::runtime_error(absl::StrCat("create user failed: ", s.error_message()));
+  v1::LoginRequest login;
+  login.set_username(username);
+  login.set_password(password);
+  v1::TokenPair pair;
+  grpc::ClientContext lctx;
+  s = Operator()->Login(&lctx, login, &pair);
+  if (!s.ok()) throw std::runtime_error(absl::StrCat("login failed: ", s.error_message()));
+  return pair.access_token();
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  close(fd);
+  size_t body = resp.find("\r\n\r\n");
+  return body == std::string::npos ? resp : resp.substr(body + 4);
+}
+
+std::vector<std::string> QueryColumn(const std::string& sql,
+                                     const std::vector<std::string>& params) {
+  static std::unique_ptr<PgPool> pool = TestPool(2);
+  std::vector<std::string> out;
+  static std::atomic<int> n{0};
+  std::string name = absl::StrCat("test_query_", n++);
+  Statement stmt{name.c_str(), sql.c_str()};
+  Params p(params.begin(), params.end());
+  absl::Status s = pool->WithConnection([&](PgConnection& c) -> absl::Status {
+    absl::StatusOr<PgResult> r = c.Exec(stmt, p);
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->Rows(); ++i) out.push_back(r->Text(i, 0));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  return out;
+}
 
 grpc::Status RegisterAgent(const std::string& secret, const std::string& machine_id,
                            const std::string& version, v1::RegisterResponse* resp) {

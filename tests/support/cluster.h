@@ -56,11 +56,21 @@ class Cluster {
   std::string AdminToken();
   // A fresh registration token secret with `seats` seats.
   std::string NewRegistrationToken(int seats);
+  // Creates an operator account and returns its access token.
+  std::string NewUser(const std::string& username, v1::Role role);
+  // Starts another gateway on the same backends with `overrides` added to its
+  // environment; `*port` receives its port. Stopped when the Process is destroyed.
+  std::unique_ptr<Process> StartGateway(const std::map<std::string, std::string>& overrides,
+                                        int* port);
+  // host:port of a service's Prometheus endpoint ("auth", "agents", "updates", "gateway").
+  int metrics_port(const std::string& service) const { return metrics_ports_.at(service); }
   static void Authorize(grpc::ClientContext& ctx, const std::string& token);
 
  private:
   Cluster();
+  std::map<std::string, std::string> GatewayEnv() const;
   std::map<std::string, int> ports_;
+  std::map<std::string, int> metrics_ports_;
   std::vector<std::unique_ptr<Process>> procs_;
   std::string admin_token_;
 };
@@ -84,5 +94,12 @@ grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
 
 // A random 64-hex machine id.
 std::string RandomMachineId();
+
+// Body of GET http://127.0.0.1:<port><path> (plain HTTP/1.0, for /metrics).
+std::string HttpGet(int port, const std::string& path);
+
+// Rows of `sql` (a trusted test query) from the fixture database, first column as text.
+std::vector<std::string> QueryColumn(const std::string& sql,
+                                     const std::vector<std::string>& params);
 
 }  // namespace redflag::testing
