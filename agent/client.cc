@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/instruction_verifier.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -53,6 +54,7 @@ absl::Status AgentClient::EnsureEnrolled() {
   v1::RegisterResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  ctx.AddMetadata("x-machine-id", config_.machine_id);
   grpc::Status s = stub_->Register(&ctx, req, &resp);
   if (!s.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
@@ -84,15 +86,75 @@ absl::Status AgentClient::EnsureEnrolled() {
 
 absl::Status AgentClient::RefreshCredentials() {
   v1::RefreshAgentRequest req;
-  req.set_refresh_token(state_.refresh_token());
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    req.set_refresh_token(state_.refresh_token());
+    req.set_agent_id(state_.agent_id());
+  }
   v1::TokenPair resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  ctx.AddMetadata("x-machine-id", config_.machine_id);
   grpc::Status s = stub_->RefreshCredentials(&ctx, req, &resp);
   if (!s.ok()) return FromGrpcStatus(s);
+  std::lock_guard<std::mutex> lock(state_mu_);
   state_.set_access_token(resp.access_token());
   state_.set_refresh_token(resp.refresh_token());
   return state_dir_.Save(state_);
+}
+
+std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedEnvelope& env) {
+  v1::AgentMessage reply;
+  std::lock_guard<std::mutex> lock(state_mu_);
+  absl::StatusOr<v1::Instruction> in = VerifyInstruction(env, state_, absl::Now());
+  if (!in.ok()) {
+    // The payload is unverified, so its instruction id is not trusted: report without one.
+    LogError(absl::StrCat("SECURITY: refused an instruction: ", in.status().message()));
+    reply.mutable_ack()->set_applied(false);
+    reply.mutable_ack()->set_error(std::string(in.status().message()));
+    return reply;
+  }
+  const std::string& id = in->instruction_id();
+  reply.mutable_ack()->set_instruction_id(id);
+  if (AlreadyApplied(state_, id)) {
+    // Re-delivered after a reconnect: acknowledge again, apply nothing.
+    reply.mutable_ack()->set_applied(true);
+    (void)state_dir_.Save(state_);
+    return reply;
+  }
+  switch (in->body_case()) {
+    case v1::Instruction::kWarning:
+      LogWarn(absl::StrCat("WARNING from operator: ", in->warning().message()));
+      break;
+    case v1::Instruction::kBlock:
+      LogError(absl::StrCat("this agent has been blocked: ", in->block().reason()));
+      break;
+    case v1::Instruction::kVerify: {
+      absl::StatusOr<std::string> fp = config_.fingerprint
+                                           ? config_.fingerprint()
+                                           : absl::StatusOr<std::string>(config_.machine_id);
+      reply.Clear();
+      v1::VerifyResponse* v = reply.mutable_verify_response();
+      v->set_instruction_id(id);
+      v->set_machine_id(fp.ok() ? *fp : std::string());
+      for (const auto& k : state_.pinned_keys()) v->add_pinned_key_ids(k.key_id());
+      LogInfo("verification requested by operator; fingerprint re-sent");
+      break;
+    }
+    default:
+      reply.mutable_ack()->set_applied(false);
+      reply.mutable_ack()->set_error("instruction type not supported by this agent");
+      MarkApplied(state_, id);  // never retried: the answer would not change
+      (void)state_dir_.Save(state_);
+      return reply;
+  }
+  // Persist before acknowledging: a crash after this point re-acks, never re-applies.
+  MarkApplied(state_, id);
+  if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
+    LogError(absl::StrCat("cannot persist applied instruction: ", s.message()));
+  }
+  if (reply.has_ack()) reply.mutable_ack()->set_applied(true);
+  return reply;
 }
 
 bool AgentClient::SleepUnlessStopped(absl::Duration d) {
@@ -109,7 +171,14 @@ void AgentClient::Stop() {
 
 absl::Status AgentClient::RunStream() {
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", state_.access_token()));
+  v1::AgentMessage hello;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", state_.access_token()));
+    hello.mutable_hello()->set_agent_id(state_.agent_id());
+    for (const auto& k : state_.pinned_keys())
+      hello.mutable_hello()->add_pinned_key_ids(k.key_id());
+  }
   ctx.AddMetadata("x-machine-id", config_.machine_id);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -117,13 +186,11 @@ absl::Status AgentClient::RunStream() {
     live_ = &ctx;
   }
   auto stream = stub_->Connect(&ctx);
-  v1::AgentMessage hello;
-  uint64_t seq = 1;
+  std::mutex write_mu;  // one Write at a time: the reader thread answers instructions
+  std::atomic<uint64_t> seq{1};
   hello.set_seq(seq++);
-  hello.mutable_hello()->set_agent_id(state_.agent_id());
   hello.mutable_hello()->set_version(config_.version);
   hello.mutable_hello()->set_machine_id(config_.machine_id);
-  for (const auto& k : state_.pinned_keys()) hello.mutable_hello()->add_pinned_key_ids(k.key_id());
 
   v1::ServerMessage msg;
   int interval = 30;
@@ -141,6 +208,13 @@ absl::Status AgentClient::RunStream() {
       while (stream->Read(&in)) {
         if (in.has_check_in_ack()) {
           LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
+        } else if (in.has_instruction()) {
+          std::optional<v1::AgentMessage> reply = HandleInstruction(in.instruction());
+          if (reply) {
+            reply->set_seq(seq++);
+            std::lock_guard<std::mutex> wl(write_mu);
+            stream->Write(*reply);
+          }
         }
       }
       reader_done = true;
@@ -152,12 +226,18 @@ absl::Status AgentClient::RunStream() {
       check_in.set_seq(seq++);
       check_in.mutable_check_in()->set_version(config_.version);
       Now(check_in.mutable_check_in()->mutable_agent_time());
-      if (!stream->Write(check_in)) break;
+      {
+        std::lock_guard<std::mutex> wl(write_mu);
+        if (!stream->Write(check_in)) break;
+      }
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(interval),
                    [&] { return stop_.load() || reader_done.load(); });
     }
-    stream->WritesDone();
+    {
+      std::lock_guard<std::mutex> wl(write_mu);
+      stream->WritesDone();
+    }
     if (stop_) ctx.TryCancel();
     reader.join();
     grpc::Status s = stream->Finish();

@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -25,6 +27,8 @@ struct AgentConfig {
   std::string hostname;
   std::string platform;
   std::string pinned_key_id;  // optional: required signing key fingerprint
+  // Recomputes the fingerprint (for the server's verify requests).
+  std::function<absl::StatusOr<std::string>()> fingerprint;
   absl::Duration max_backoff = absl::Seconds(60);
 };
 
@@ -43,10 +47,13 @@ class AgentClient {
   // One stream's life; returns how it ended.
   absl::Status RunStream();
   absl::Status RefreshCredentials();
+  // Verifies and applies one signed instruction; returns the reply to send, if any.
+  std::optional<v1::AgentMessage> HandleInstruction(const v1::SignedEnvelope& envelope);
   bool SleepUnlessStopped(absl::Duration d);
 
   AgentConfig config_;
   StateDir state_dir_;
+  std::mutex state_mu_;  // guards state_ between the stream's reader and the main loop
   v1::AgentState state_;
   std::unique_ptr<v1::AgentGateway::Stub> stub_;
   std::atomic<bool> stop_{false};

@@ -24,6 +24,7 @@ ABSL_FLAG(std::string, state_dir, "/var/lib/redflag", "state directory (credenti
 ABSL_FLAG(std::string, registration_token, "", "registration token (REDFLAG_REGISTRATION_TOKEN)");
 ABSL_FLAG(std::string, pinned_key_id, "", "require this update-signing key fingerprint");
 ABSL_FLAG(std::string, machine_root, "/", "root of the fingerprint sources (tests use a tree)");
+ABSL_FLAG(int, max_backoff_seconds, 60, "cap of the reconnect backoff");
 ABSL_FLAG(std::string, report_version, REDFLAG_AGENT_VERSION, "agent version to report");
 
 namespace {
@@ -54,10 +55,15 @@ int Run() {
       Pick(absl::GetFlag(FLAGS_registration_token), "REDFLAG_REGISTRATION_TOKEN");
   cfg.pinned_key_id = absl::GetFlag(FLAGS_pinned_key_id);
   cfg.version = absl::GetFlag(FLAGS_report_version);
+  cfg.max_backoff = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_max_backoff_seconds)));
   absl::StatusOr<std::string> fp =
       agent::MachineFingerprint(agent::ReadFingerprintSources(absl::GetFlag(FLAGS_machine_root)));
   if (!fp.ok()) return ExitWithError(kName, fp.status());
   cfg.machine_id = *fp;
+  std::string machine_root = absl::GetFlag(FLAGS_machine_root);
+  cfg.fingerprint = [machine_root] {
+    return agent::MachineFingerprint(agent::ReadFingerprintSources(machine_root));
+  };
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   cfg.hostname = host;

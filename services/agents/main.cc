@@ -2,6 +2,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/config.h"
+#include "common/event_hub.h"
+#include "common/pg_listener.h"
 #include "common/runtime.h"
 #include "common/status.h"
 #include "services/agents/service.h"
@@ -38,7 +40,12 @@ int Run() {
   if (!rt.ok()) return ExitWithError("redflag-agents", rt.status());
   agents::AgentStore store(*rt->pool);
   if (absl::Status s = store.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
-  agents::AgentsServiceImpl service(store, *rt->events, rt->metrics->registry(), *settings);
+  EventHub hub;
+  absl::StatusOr<DbConfig> db = DbConfig::FromEnv();
+  PgListener listener(*db, agents::kAgentsChannel,
+                      [&hub](const std::string& payload) { hub.Publish(payload); });
+  if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
+  agents::AgentsServiceImpl service(store, *rt->events, rt->metrics->registry(), *settings, hub);
   return rt->ServeUntilSignal(&service);
 }
 

@@ -24,6 +24,9 @@ struct AgentRow {
   bool blocked = false;
   std::string blocked_reason;
   int binding_violations = 0;
+  int64_t last_verified_at_us = 0;
+  std::string verify_result;
+  std::string pinned_key_ids;  // comma-separated
 };
 
 enum class Refusal { kNone, kBlocked, kBindingMismatch, kBelowMinimum, kDowngrade, kBadVersion };

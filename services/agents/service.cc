@@ -2,8 +2,10 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
+#include "common/crypto.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -32,7 +34,8 @@ void SetMicros(google::protobuf::Timestamp* ts, int64_t us) {
 }  // namespace
 
 AgentsServiceImpl::AgentsServiceImpl(AgentStore& store, const SecurityEventWriter& events,
-                                     prometheus::Registry& metrics, PolicySettings settings)
+                                     prometheus::Registry& metrics, PolicySettings settings,
+                                     EventHub& hub)
     : store_(store),
       events_(events),
       binding_violations_(prometheus::BuildCounter()
@@ -50,7 +53,8 @@ AgentsServiceImpl::AgentsServiceImpl(AgentStore& store, const SecurityEventWrite
                          .Help("Agents registered")
                          .Register(metrics)
                          .Add({})),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      hub_(hub) {}
 
 v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
   v1::Agent a;
@@ -71,6 +75,12 @@ v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
   a.set_binding_violations(row.binding_violations);
   a.set_blocked_reason(row.blocked_reason);
   a.set_registration_token_id(row.registration_token_id);
+  if (row.last_verified_at_us != 0)
+    SetMicros(a.mutable_last_verified_at(), row.last_verified_at_us);
+  a.set_verify_result(row.verify_result);
+  for (absl::string_view k : absl::StrSplit(row.pinned_key_ids, ',', absl::SkipEmpty())) {
+    a.add_pinned_key_ids(std::string(k));
+  }
   return a;
 }
 
@@ -141,8 +151,14 @@ grpc::Status AgentsServiceImpl::AuthorizeAgent(grpc::ServerContext* ctx,
   if (!row.ok()) return ToGrpcStatus(row.status());
   if (!row->has_value()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown agent");
   std::string highest;
-  absl::Status s = Check(**row, req->machine_id(), req->version(), req->source(), &highest);
+  // No version (credential refresh): check the binding and block state, touch nothing else.
+  const std::string& version = req->version().empty() ? (*row)->version : req->version();
+  absl::Status s = Check(**row, req->machine_id(), version, req->source(), &highest);
   if (!s.ok()) return ToGrpcStatus(s);
+  if (req->version().empty()) {
+    *resp = ToProto(**row);
+    return grpc::Status::OK;
+  }
   if (absl::Status w = store_.WriteCheckIns({{req->agent_id(), req->version(), highest}});
       !w.ok()) {
     return ToGrpcStatus(w);
@@ -215,40 +231,184 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
 grpc::Status AgentsServiceImpl::GetAgent(grpc::ServerContext* ctx, const v1::GetAgentRequest* req,
                                          v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::optional<AgentRow>> row = store_.Get(req->id());
-  if (!row.ok()) return ToGrpcStatus(row.status());
-  if (!row->has_value()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no agent ", req->id()));
-  }
-  *resp = ToProto(**row);
-  return grpc::Status::OK;
+  return ReplyCurrent(req->id(), resp);
 }
 
 grpc::Status AgentsServiceImpl::BlockAgent(grpc::ServerContext* ctx,
                                            const v1::BlockAgentRequest* req, v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (req->reason().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a reason is required to block");
+  if (req->reason().empty() || req->reason().size() > 500) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a reason of at most 500 characters is required to block");
   }
   absl::StatusOr<AgentRow> row = store_.SetBlocked(req->id(), true, req->reason());
-  if (!row.ok()) return ToGrpcStatus(row.status());
-  Actor actor = ActorFromMetadata(*ctx);
-  (void)events_.Record({"AGENT_BLOCKED", actor.subject, actor.source,
-                        absl::StrCat("{\"agent\":", JsonQuote(req->id()),
-                                     ",\"reason\":", JsonQuote(req->reason()), "}")});
-  *resp = ToProto(*row);
-  return grpc::Status::OK;
+  if (row.ok()) {
+    RecordOperatorEvent(*ctx, "AGENT_BLOCKED", req->id(),
+                        absl::StrCat(",\"reason\":", JsonQuote(req->reason())));
+  }
+  return Reply(row, resp);
 }
 
 grpc::Status AgentsServiceImpl::UnblockAgent(grpc::ServerContext* ctx,
                                              const v1::UnblockAgentRequest* req, v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   absl::StatusOr<AgentRow> row = store_.SetBlocked(req->id(), false, "");
+  if (row.ok()) RecordOperatorEvent(*ctx, "AGENT_UNBLOCKED", req->id());
+  return Reply(row, resp);
+}
+
+void AgentsServiceImpl::RecordOperatorEvent(const grpc::ServerContext& ctx, const std::string& type,
+                                            const std::string& agent_id,
+                                            const std::string& extra_json) {
+  Actor actor = ActorFromMetadata(ctx);
+  absl::Status s =
+      events_.Record({type, actor.subject, actor.source,
+                      absl::StrCat("{\"agent\":", JsonQuote(agent_id), extra_json, "}")});
+  if (!s.ok()) LogError(absl::StrCat("cannot record ", type, ": ", s.message()));
+}
+
+grpc::Status AgentsServiceImpl::Reply(const absl::StatusOr<AgentRow>& row, v1::Agent* resp) const {
   if (!row.ok()) return ToGrpcStatus(row.status());
-  Actor actor = ActorFromMetadata(*ctx);
-  (void)events_.Record({"AGENT_UNBLOCKED", actor.subject, actor.source,
-                        absl::StrCat("{\"agent\":", JsonQuote(req->id()), "}")});
   *resp = ToProto(*row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::ReplyCurrent(const std::string& id, v1::Agent* resp) const {
+  absl::StatusOr<std::optional<AgentRow>> row = store_.Get(id);
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  if (!row->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no agent ", id));
+  }
+  *resp = ToProto(**row);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::WarnAgent(grpc::ServerContext* ctx, const v1::WarnAgentRequest* req,
+                                          v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->message().empty() || req->message().size() > 1000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "message must be between 1 and 1000 characters");
+  }
+  v1::Instruction in;
+  in.mutable_warning()->set_message(req->message());
+  absl::StatusOr<AgentRow> row = store_.QueueInstruction(req->id(), std::move(in));
+  if (row.ok()) RecordOperatorEvent(*ctx, "AGENT_WARNED", req->id());
+  return Reply(row, resp);
+}
+
+grpc::Status AgentsServiceImpl::VerifyAgent(grpc::ServerContext* ctx,
+                                            const v1::VerifyAgentRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  v1::Instruction in;
+  in.mutable_verify()->set_challenge(RandomUuid());
+  absl::StatusOr<AgentRow> row = store_.QueueInstruction(req->id(), std::move(in));
+  if (row.ok()) RecordOperatorEvent(*ctx, "AGENT_VERIFY_REQUESTED", req->id());
+  return Reply(row, resp);
+}
+
+grpc::Status AgentsServiceImpl::RebindAgent(grpc::ServerContext* ctx,
+                                            const v1::RebindAgentRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (absl::Status s = ValidateMachineId(req->new_machine_id()); !s.ok()) return ToGrpcStatus(s);
+  if (req->registration_token_id().empty()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "rebinding needs a registration seat consumed by the gateway");
+  }
+  absl::StatusOr<std::optional<AgentRow>> before = store_.Get(req->id());
+  absl::StatusOr<AgentRow> row =
+      store_.Rebind(req->id(), req->new_machine_id(), req->registration_token_id());
+  if (row.ok()) {
+    std::string old_prefix =
+        before.ok() && before->has_value() ? (**before).machine_id.substr(0, 16) : "";
+    RecordOperatorEvent(*ctx, "AGENT_REBOUND", req->id(),
+                        absl::StrCat(",\"old_prefix\":", JsonQuote(old_prefix), ",\"new_prefix\":",
+                                     JsonQuote(req->new_machine_id().substr(0, 16))));
+  }
+  return Reply(row, resp);
+}
+
+grpc::Status AgentsServiceImpl::DeleteAgent(grpc::ServerContext* ctx,
+                                            const v1::DeleteAgentRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<AgentRow> row = store_.Delete(req->id());
+  if (row.ok()) RecordOperatorEvent(*ctx, "AGENT_DELETED", req->id());
+  return Reply(row, resp);
+}
+
+grpc::Status AgentsServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
+                                                    const v1::AgentInstructionsRequest* req,
+                                                    v1::AgentInstructionsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::Instruction>> pending =
+      store_.PendingInstructions(req->agent_id());
+  if (!pending.ok()) return ToGrpcStatus(pending.status());
+  for (auto& in : *pending) *resp->add_instructions() = std::move(in);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::AckInstruction(grpc::ServerContext* ctx,
+                                               const v1::AckInstructionRequest* req,
+                                               v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::Status s =
+      store_.AckInstruction(req->agent_id(), req->instruction_id(), req->applied(), req->error());
+  if (!s.ok()) return ToGrpcStatus(s);
+  if (!req->applied()) {
+    (void)events_.Record(
+        {"INSTRUCTION_REFUSED", req->agent_id(), ActorFromMetadata(*ctx).source,
+         absl::StrCat("{\"instruction\":", JsonQuote(req->instruction_id()),
+                      ",\"error\":", JsonQuote(req->error().substr(0, 200)), "}")});
+  }
+  return ReplyCurrent(req->agent_id(), resp);
+}
+
+grpc::Status AgentsServiceImpl::RecordVerify(grpc::ServerContext* ctx,
+                                             const v1::RecordVerifyRequest* req, v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::optional<AgentRow>> row = store_.Get(req->agent_id());
+  if (!row.ok()) return ToGrpcStatus(row.status());
+  if (!row->has_value()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown agent");
+  bool match = ConstantTimeEquals(req->machine_id(), (*row)->machine_id);
+  std::vector<std::string> keys(req->pinned_key_ids().begin(), req->pinned_key_ids().end());
+  std::string result = match ? "ok" : "machine_id_mismatch";
+  if (absl::Status s = store_.RecordVerify(req->agent_id(), result, keys); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (!match) {
+    // The agent recomputed a different fingerprint: the same as a binding violation.
+    std::string unused;
+    (void)Check(**row, req->machine_id(), (*row)->version, req->source(), &unused);
+  }
+  (void)store_.AckInstruction(req->agent_id(), req->instruction_id(), match,
+                              match ? "" : "fingerprint mismatch");
+  (void)events_.Record(
+      {match ? "AGENT_VERIFIED" : "AGENT_VERIFY_FAILED", req->agent_id(), req->source(),
+       absl::StrCat("{\"presented_prefix\":", JsonQuote(req->machine_id().substr(0, 16)), "}")});
+  return ReplyCurrent(req->agent_id(), resp);
+}
+
+grpc::Status AgentsServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchAgentsRequest*,
+                                      grpc::ServerWriter<v1::AgentEvent>* writer) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  std::shared_ptr<EventHub::Subscription> sub = hub_.Subscribe();
+  // One thread per gateway replica (a handful), woken by events or every 500 ms to notice
+  // a departed gateway.
+  while (!ctx->IsCancelled()) {
+    std::optional<std::string> payload = sub->Next(absl::Milliseconds(500));
+    if (!payload) continue;
+    v1::AgentEvent ev;
+    size_t colon = payload->find(':');
+    if (colon != std::string::npos) {
+      std::string kind = payload->substr(0, colon);
+      ev.set_agent_id(payload->substr(colon + 1));
+      ev.set_kind(kind == "blocked"   ? v1::AgentEvent::BLOCKED
+                  : kind == "deleted" ? v1::AgentEvent::DELETED
+                                      : v1::AgentEvent::INSTRUCTIONS_PENDING);
+    }  // else: a gap; KIND_UNSPECIFIED tells the gateway to resynchronise every stream
+    if (!writer->Write(ev)) break;
+  }
+  hub_.Unsubscribe(sub);
   return grpc::Status::OK;
 }
 

@@ -5,6 +5,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include "common/event_hub.h"
 #include "common/security_events.h"
 #include "common/tls.h"
 #include "redflag/v1/agents.grpc.pb.h"
@@ -16,7 +17,7 @@ namespace redflag::agents {
 class AgentsServiceImpl final : public v1::AgentsService::Service {
  public:
   AgentsServiceImpl(AgentStore& store, const SecurityEventWriter& events,
-                    prometheus::Registry& metrics, PolicySettings settings);
+                    prometheus::Registry& metrics, PolicySettings settings, EventHub& hub);
 
   grpc::Status RegisterAgent(grpc::ServerContext* ctx, const v1::RegisterAgentRequest* req,
                              v1::Agent* resp) override;
@@ -33,6 +34,25 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   grpc::Status UnblockAgent(grpc::ServerContext* ctx, const v1::UnblockAgentRequest* req,
                             v1::Agent* resp) override;
 
+  grpc::Status WarnAgent(grpc::ServerContext* ctx, const v1::WarnAgentRequest* req,
+                         v1::Agent* resp) override;
+  grpc::Status VerifyAgent(grpc::ServerContext* ctx, const v1::VerifyAgentRequest* req,
+                           v1::Agent* resp) override;
+  grpc::Status RebindAgent(grpc::ServerContext* ctx, const v1::RebindAgentRequest* req,
+                           v1::Agent* resp) override;
+  grpc::Status DeleteAgent(grpc::ServerContext* ctx, const v1::DeleteAgentRequest* req,
+                           v1::Agent* resp) override;
+  grpc::Status PendingInstructions(grpc::ServerContext* ctx,
+                                   const v1::AgentInstructionsRequest* req,
+                                   v1::AgentInstructionsResponse* resp) override;
+  grpc::Status AckInstruction(grpc::ServerContext* ctx, const v1::AckInstructionRequest* req,
+                              v1::Agent* resp) override;
+  grpc::Status RecordVerify(grpc::ServerContext* ctx, const v1::RecordVerifyRequest* req,
+                            v1::Agent* resp) override;
+  // Relays registry notifications until the gateway hangs up.
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchAgentsRequest* req,
+                     grpc::ServerWriter<v1::AgentEvent>* writer) override;
+
   v1::Agent ToProto(const AgentRow& row) const;
 
  private:
@@ -46,7 +66,16 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   prometheus::Counter& binding_violations_;
   prometheus::Counter& check_ins_;
   prometheus::Counter& registrations_;
+  // An event for an operator action, with the operator from the call's metadata.
+  void RecordOperatorEvent(const grpc::ServerContext& ctx, const std::string& type,
+                           const std::string& agent_id, const std::string& extra_json = "");
+  // Fetch, act, reply: the common shape of the per-agent operator RPCs.
+  grpc::Status Reply(const absl::StatusOr<AgentRow>& row, v1::Agent* resp) const;
+  // The agent as stored now, or NOT_FOUND.
+  grpc::Status ReplyCurrent(const std::string& id, v1::Agent* resp) const;
+
   PolicySettings settings_;
+  EventHub& hub_;
   PeerPolicy gateway_only_{"gateway"};
 };
 

@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/pg_listener.h"
 #include "common/status.h"
 
 namespace redflag::agents {
@@ -25,13 +27,32 @@ CREATE TABLE agents.agents (
   deleted_at timestamptz
 );
 CREATE UNIQUE INDEX agents_active_machine_idx ON agents.agents(machine_id) WHERE deleted_at IS NULL;
+)sql",
+                                              R"sql(
+CREATE TABLE agents.instructions (
+  id uuid PRIMARY KEY,
+  agent_id uuid NOT NULL REFERENCES agents.agents(id),
+  kind text NOT NULL,
+  body text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  acked_at timestamptz,
+  applied boolean,
+  error text
+);
+CREATE INDEX instructions_pending_idx ON agents.instructions(agent_id, created_at)
+  WHERE acked_at IS NULL;
+ALTER TABLE agents.agents ADD COLUMN last_verified_at timestamptz,
+  ADD COLUMN verify_result text NOT NULL DEFAULT '',
+  ADD COLUMN pinned_key_ids text NOT NULL DEFAULT '';
 )sql"};
 
 #define COLS                                                                                \
   "a.id, a.machine_id, a.hostname, a.platform, a.version, a.highest_version, "              \
   "a.registration_token_id, floor(extract(epoch from a.registered_at) * 1000000)::bigint, " \
   "coalesce(floor(extract(epoch from a.last_seen_at) * 1000000)::bigint, 0), "              \
-  "a.blocked_at IS NOT NULL, a.blocked_reason, a.binding_violations"
+  "a.blocked_at IS NOT NULL, a.blocked_reason, a.binding_violations, "                      \
+  "coalesce(floor(extract(epoch from a.last_verified_at) * 1000000)::bigint, 0), "          \
+  "a.verify_result, a.pinned_key_ids"
 
 constexpr Statement kInsert{
     "agents_insert",
@@ -62,7 +83,7 @@ constexpr Statement kViolation{
     "ELSE blocked_at END, "
     "blocked_reason = CASE WHEN blocked_at IS NULL AND binding_violations + 1 >= $2 "
     "THEN 'automatic: repeated machine binding violations' ELSE blocked_reason END "
-    "WHERE id = $1 RETURNING binding_violations"};
+    "WHERE id = $1 RETURNING binding_violations, blocked_at IS NOT NULL"};
 constexpr Statement kBlock{
     "agents_block",
     "UPDATE agents.agents a SET blocked_at = coalesce(blocked_at, now()), blocked_reason = $2 "
@@ -71,6 +92,74 @@ constexpr Statement kUnblock{
     "agents_unblock",
     "UPDATE agents.agents a SET blocked_at = NULL, blocked_reason = '', binding_violations = 0 "
     "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+
+constexpr Statement kInsertInstruction{
+    "agents_insert_instruction",
+    "INSERT INTO agents.instructions(id, agent_id, kind, body) VALUES ($1, $2, $3, $4)"};
+constexpr Statement kPending{
+    "agents_pending",
+    "SELECT body FROM agents.instructions WHERE agent_id = $1 AND acked_at IS NULL "
+    "ORDER BY created_at LIMIT 100"};
+constexpr Statement kAck{
+    "agents_ack",
+    "UPDATE agents.instructions SET acked_at = coalesce(acked_at, now()), applied = $3, "
+    "error = $4 WHERE id = $2 AND agent_id = $1 RETURNING id"};
+constexpr Statement kAckAll{
+    "agents_ack_all",
+    "UPDATE agents.instructions SET acked_at = now(), applied = false, error = 'agent deleted' "
+    "WHERE agent_id = $1 AND acked_at IS NULL"};
+constexpr Statement kVerify{
+    "agents_verify",
+    "UPDATE agents.agents SET last_verified_at = now(), verify_result = $2, pinned_key_ids = $3 "
+    "WHERE id = $1"};
+constexpr Statement kRebind{
+    "agents_rebind",
+    "UPDATE agents.agents a SET machine_id = $2, registration_token_id = $3, "
+    "binding_violations = 0, "
+    "blocked_at = CASE WHEN blocked_reason LIKE 'automatic:%' THEN NULL ELSE blocked_at END, "
+    "blocked_reason = CASE WHEN blocked_reason LIKE 'automatic:%' THEN '' ELSE blocked_reason END "
+    "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+constexpr Statement kDelete{
+    "agents_delete",
+    "UPDATE agents.agents a SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL "
+    "RETURNING " COLS};
+
+const char* KindOf(const v1::Instruction& in) {
+  switch (in.body_case()) {
+    case v1::Instruction::kWarning:
+      return "warning";
+    case v1::Instruction::kVerify:
+      return "verify";
+    case v1::Instruction::kBlock:
+      return "block";
+    case v1::Instruction::kOffer:
+      return "offer";
+    case v1::Instruction::kRevocation:
+      return "revocation";
+    case v1::Instruction::kKeyAnnouncement:
+      return "key_announcement";
+    case v1::Instruction::BODY_NOT_SET:
+      break;
+  }
+  return "none";
+}
+
+// Inside the caller's transaction: the row and its notification commit together.
+absl::Status InsertInstruction(PgConnection& c, const std::string& agent_id, v1::Instruction in,
+                               const char* notify_kind) {
+  if (in.instruction_id().empty()) in.set_instruction_id(RandomUuid());
+  in.set_agent_id(agent_id);
+  REDFLAG_RETURN_IF_ERROR(c.Exec(kInsertInstruction, {in.instruction_id(), agent_id, KindOf(in),
+                                                      HexEncode(in.SerializeAsString())})
+                              .status());
+  return Notify(c, kAgentsChannel, absl::StrCat(notify_kind, ":", agent_id));
+}
+
+v1::Instruction BlockNotice(const std::string& reason) {
+  v1::Instruction in;
+  in.mutable_block()->set_reason(reason);
+  return in;
+}
 
 AgentRow RowFrom(const PgResult& r, int i) {
   AgentRow a;
@@ -86,6 +175,9 @@ AgentRow RowFrom(const PgResult& r, int i) {
   a.blocked = r.Bool(i, 9);
   a.blocked_reason = r.Text(i, 10);
   a.binding_violations = static_cast<int>(r.Int(i, 11));
+  a.last_verified_at_us = r.Int(i, 12);
+  a.verify_result = r.Text(i, 13);
+  a.pinned_key_ids = r.Text(i, 14);
   return a;
 }
 
@@ -168,10 +260,12 @@ absl::Status AgentStore::WriteCheckIns(const std::vector<CheckInWrite>& writes) 
 
 absl::StatusOr<int> AgentStore::RecordViolation(const std::string& id, int block_at) {
   int count = 0;
-  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kViolation, {id, absl::StrCat(block_at)}));
-    if (r.Rows() == 1) count = static_cast<int>(r.Int(0, 0));
-    return absl::OkStatus();
+    if (r.Rows() != 1) return absl::OkStatus();
+    count = static_cast<int>(r.Int(0, 0));
+    if (count != block_at) return absl::OkStatus();
+    return InsertInstruction(c, id, BlockNotice("repeated machine binding violations"), "blocked");
   }));
   return count;
 }
@@ -179,12 +273,91 @@ absl::StatusOr<int> AgentStore::RecordViolation(const std::string& id, int block
 absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool blocked,
                                                 const std::string& reason) {
   AgentRow out;
-  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r,
                              blocked ? c.Exec(kBlock, {id, reason}) : c.Exec(kUnblock, {id}));
     if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
     out = RowFrom(r, 0);
+    return blocked ? InsertInstruction(c, id, BlockNotice(reason), "blocked") : absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<AgentRow> AgentStore::QueueInstruction(const std::string& agent_id,
+                                                      v1::Instruction in) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kGet, {agent_id}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", agent_id));
+    out = RowFrom(r, 0);
+    return InsertInstruction(c, agent_id, std::move(in), "pending");
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Instruction>> AgentStore::PendingInstructions(
+    const std::string& agent_id) {
+  std::vector<v1::Instruction> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kPending, {agent_id}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      REDFLAG_ASSIGN_OR_RETURN(std::string bytes, HexDecode(r.Text(i, 0)));
+      v1::Instruction in;
+      if (!in.ParseFromString(bytes)) return absl::DataLossError("corrupt queued instruction");
+      out.push_back(std::move(in));
+    }
     return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status AgentStore::AckInstruction(const std::string& agent_id,
+                                        const std::string& instruction_id, bool applied,
+                                        const std::string& error) {
+  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(kAck, {agent_id, instruction_id, applied ? "true" : "false", error.substr(0, 500)}));
+    if (r.Rows() == 0) {
+      return absl::NotFoundError(
+          absl::StrCat("no instruction ", instruction_id, " for this agent"));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status AgentStore::RecordVerify(const std::string& agent_id, const std::string& result,
+                                      const std::vector<std::string>& key_ids) {
+  return pool_.WithConnection([&](PgConnection& c) {
+    return c.Exec(kVerify, {agent_id, result, absl::StrJoin(key_ids, ",")}).status();
+  });
+}
+
+absl::StatusOr<AgentRow> AgentStore::Rebind(const std::string& id, const std::string& machine_id,
+                                            const std::string& registration_token_id) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    absl::StatusOr<PgResult> r = c.Exec(kRebind, {id, machine_id, registration_token_id});
+    if (r.status().code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(
+          "the new fingerprint is already bound to another active agent");
+    }
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
+    out = RowFrom(*r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<AgentRow> AgentStore::Delete(const std::string& id) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDelete, {id}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
+    out = RowFrom(r, 0);
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kAckAll, {id}).status());
+    return Notify(c, kAgentsChannel, absl::StrCat("deleted:", id));
   }));
   return out;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/pg.h"
+#include "redflag/v1/updates.pb.h"
 #include "services/agents/policy.h"
 
 namespace redflag::agents {
@@ -16,6 +17,10 @@ namespace redflag::agents {
 struct NewAgent {
   std::string machine_id, hostname, platform, version, registration_token_id;
 };
+
+// NOTIFY channel for registry changes; payload "<kind>:<agent id>" with kind one of
+// pending, blocked, deleted.
+inline constexpr char kAgentsChannel[] = "redflag_agents";
 
 struct CheckInWrite {
   std::string agent_id, version, highest_version;
@@ -32,11 +37,24 @@ class AgentStore {
   absl::StatusOr<std::vector<AgentRow>> GetMany(const std::vector<std::string>& ids);
   absl::StatusOr<std::vector<AgentRow>> List();
   absl::Status WriteCheckIns(const std::vector<CheckInWrite>& writes);
-  // Counts a binding violation; blocks the agent once `block_at` is reached.
-  // Returns the agent's violation count after the increment.
+  // Counts a binding violation; blocks the agent once `block_at` is reached (queueing a
+  // block notice and notifying the gateways). Returns the count after the increment.
   absl::StatusOr<int> RecordViolation(const std::string& id, int block_at);
+  // Blocking queues a block notice and tells the gateways to close the agent's stream.
   absl::StatusOr<AgentRow> SetBlocked(const std::string& id, bool blocked,
                                       const std::string& reason);
+  // Queues an instruction (its body set, ids assigned here) and notifies the gateways.
+  absl::StatusOr<AgentRow> QueueInstruction(const std::string& agent_id, v1::Instruction in);
+  absl::StatusOr<std::vector<v1::Instruction>> PendingInstructions(const std::string& agent_id);
+  // NOT_FOUND unless the instruction is the agent's own.
+  absl::Status AckInstruction(const std::string& agent_id, const std::string& instruction_id,
+                              bool applied, const std::string& error);
+  absl::Status RecordVerify(const std::string& agent_id, const std::string& result,
+                            const std::vector<std::string>& key_ids);
+  // New fingerprint, violations cleared, an automatic block lifted.
+  absl::StatusOr<AgentRow> Rebind(const std::string& id, const std::string& machine_id,
+                                  const std::string& registration_token_id);
+  absl::StatusOr<AgentRow> Delete(const std::string& id);
   PgPool& pool() { return pool_; }
 
  private:

@@ -119,8 +119,70 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext
   if (req->machine_id().empty() || req->version().empty()) {
     return Reject(ctx, absl::InvalidArgumentError("machine_id and version are required"));
   }
+  if (std::string header = Metadata(*ctx, "x-machine-id");
+      !header.empty() && header != req->machine_id()) {
+    return Reject(ctx, absl::InvalidArgumentError("x-machine-id does not match machine_id"));
+  }
   return (new RegisterFlow(ctx, req, resp, deps_.backends))->Start();
 }
+
+namespace {
+
+// Refresh for agents: the binding (x-machine-id) and block state are checked before the
+// token rotates, and the rotated session must belong to the agent that asked.
+class RefreshFlow {
+ public:
+  RefreshFlow(grpc::CallbackServerContext* ctx, const v1::RefreshAgentRequest* req,
+              v1::TokenPair* resp, Backends& b)
+      : reactor_(ctx->DefaultReactor()), resp_(resp), b_(b) {
+    actor_ = Actor{req->agent_id(), "agent", ctx->peer()};
+    authorize_.set_agent_id(req->agent_id());
+    authorize_.set_machine_id(Metadata(*ctx, "x-machine-id"));
+    authorize_.set_source(ctx->peer());
+    refresh_.set_refresh_token(req->refresh_token());
+  }
+
+  grpc::ServerUnaryReactor* Start() {
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    b_.agents->async()->AuthorizeAgent(Ctx(), &authorize_, &agent_,
+                                       [this](grpc::Status s) { OnAuthorized(s); });
+    return reactor;
+  }
+
+ private:
+  grpc::ClientContext* Ctx() {
+    ctx_ = BackendContext();
+    AttachActor(*ctx_, actor_);
+    return ctx_.get();
+  }
+  void OnAuthorized(const grpc::Status& s) {
+    if (!s.ok()) return Done(s);
+    b_.auth->async()->Refresh(Ctx(), &refresh_, resp_, [this](grpc::Status s) { OnRefreshed(s); });
+  }
+  void OnRefreshed(const grpc::Status& s) {
+    if (s.ok() && resp_->subject() != authorize_.agent_id()) {
+      resp_->Clear();
+      return Done(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                               "refresh token belongs to another agent"));
+    }
+    Done(s);
+  }
+  void Done(const grpc::Status& s) {
+    reactor_->Finish(s);
+    delete this;
+  }
+
+  grpc::ServerUnaryReactor* reactor_;
+  v1::TokenPair* resp_;
+  Backends& b_;
+  Actor actor_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  v1::AuthorizeAgentRequest authorize_;
+  v1::Agent agent_;
+  v1::RefreshRequest refresh_;
+};
+
+}  // namespace
 
 grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackServerContext* ctx,
                                                                const v1::RefreshAgentRequest* req,
@@ -128,23 +190,13 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackSer
   if (absl::Status s = deps_.limits.login.Acquire(SourceIp(ctx->peer())); !s.ok()) {
     return Reject(ctx, s);
   }
-  if (req->refresh_token().empty()) {
-    return Reject(ctx, absl::InvalidArgumentError("refresh_token is required"));
+  if (req->refresh_token().empty() || req->agent_id().empty()) {
+    return Reject(ctx, absl::InvalidArgumentError("refresh_token and agent_id are required"));
   }
-  // Owned by the reactor's completion; the refresh token is the credential, no JWT needed.
-  auto* refresh = new v1::RefreshRequest;
-  refresh->set_refresh_token(req->refresh_token());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::unique_ptr<grpc::ClientContext> client = BackendContext();
-  AttachActor(*client, Actor{"", "agent", ctx->peer()});
-  grpc::ClientContext* raw = client.release();
-  deps_.backends.auth->async()->Refresh(raw, refresh, resp,
-                                        [reactor, raw, refresh](grpc::Status s) {
-                                          delete raw;
-                                          delete refresh;
-                                          reactor->Finish(s);
-                                        });
-  return reactor;
+  if (Metadata(*ctx, "x-machine-id").empty()) {
+    return Reject(ctx, absl::InvalidArgumentError("x-machine-id metadata is required"));
+  }
+  return (new RefreshFlow(ctx, req, resp, deps_.backends))->Start();
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentGatewayImpl::Connect(

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/actor.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -17,6 +18,19 @@ bool Transient(const absl::Status& s) {
          s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kAborted ||
          s.code() == absl::StatusCode::kResourceExhausted;
 }
+
+// A backend call whose result nobody waits for; failures are logged.
+template <typename Req, typename Resp>
+struct FireAndForget {
+  std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
+  Req req;
+  Resp resp;
+  const char* what;
+  static void Done(FireAndForget* call, const grpc::Status& s) {
+    if (!s.ok()) LogWarn(absl::StrCat(call->what, " failed: ", s.error_message()));
+    delete call;
+  }
+};
 
 }  // namespace
 
@@ -71,13 +85,17 @@ void AgentStream::OnReadDone(bool ok) {
     case v1::AgentMessage::kCheckIn:
       HandleCheckIn(incoming_.seq(), incoming_.check_in());
       break;
+    case v1::AgentMessage::kAck:
+      HandleAck(incoming_.ack());
+      break;
+    case v1::AgentMessage::kVerifyResponse:
+      HandleVerifyResponse(incoming_.verify_response());
+      break;
+    case v1::AgentMessage::kDeliveryReport:
+      break;  // update deliveries arrive with the updates service's publication work
     case v1::AgentMessage::kHello:
       End(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "hello may be sent only once"));
       return;
-    case v1::AgentMessage::kAck:
-    case v1::AgentMessage::kDeliveryReport:
-    case v1::AgentMessage::kVerifyResponse:
-      break;  // instruction delivery arrives with the updates service's signed instructions
     case v1::AgentMessage::BODY_NOT_SET:
       End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
       return;
@@ -116,14 +134,21 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
           End(s);
         } else {
           {
+            // Registered under mu_ so OnDone (which reads registered_ under mu_) cannot
+            // run between the flag and the registry entry.
             std::lock_guard<std::mutex> lock(mu_);
             hello_done_ = true;
+            if (!finish_requested_ && !done_) {
+              registered_ = true;
+              deps_.registry.Add(claims_.sub, this);
+            }
           }
           v1::ServerMessage ack;
           ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.check_in_interval_seconds);
           Now(ack.mutable_hello_ack()->mutable_server_time());
           Send(std::move(ack));
           ReadNext();
+          DeliverPending();
         }
         Unref();
       });
@@ -163,6 +188,145 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
   });
 }
 
+void AgentStream::HandleAck(const v1::InstructionAck& ack) {
+  if (ack.instruction_id().empty()) {
+    // The agent refused an envelope it could not verify (forged, stale, replayed).
+    LogWarn(absl::StrCat("SECURITY: agent ", claims_.sub,
+                         " refused an unverifiable instruction: ", ack.error().substr(0, 200)));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sent_ids_.erase(ack.instruction_id());
+  }
+  using Call = FireAndForget<v1::AckInstructionRequest, v1::Agent>;
+  auto* call = new Call;
+  call->what = "instruction ack";
+  call->req.set_agent_id(claims_.sub);
+  call->req.set_instruction_id(ack.instruction_id());
+  call->req.set_applied(ack.applied());
+  call->req.set_error(ack.error().substr(0, 500));
+  deps_.backends.agents->async()->AckInstruction(call->ctx.get(), &call->req, &call->resp,
+                                                 [call](grpc::Status s) { Call::Done(call, s); });
+}
+
+void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
+  using Call = FireAndForget<v1::RecordVerifyRequest, v1::Agent>;
+  auto* call = new Call;
+  call->what = "verify result";
+  call->req.set_agent_id(claims_.sub);
+  call->req.set_instruction_id(resp.instruction_id());
+  call->req.set_machine_id(resp.machine_id());
+  for (int i = 0; i < resp.pinned_key_ids_size() && i < 16; ++i) {
+    call->req.add_pinned_key_ids(resp.pinned_key_ids(i));
+  }
+  call->req.set_source(ctx_->peer());
+  deps_.backends.agents->async()->RecordVerify(call->ctx.get(), &call->req, &call->resp,
+                                               [call](grpc::Status s) { Call::Done(call, s); });
+}
+
+void AgentStream::DeliverPending() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_requested_ || done_ || !hello_done_) return;
+    if (fetching_) {
+      refetch_ = true;
+      return;
+    }
+    fetching_ = true;
+  }
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
+    v1::AgentInstructionsRequest req;
+    v1::AgentInstructionsResponse resp;
+  };
+  auto* call = new Call;
+  call->req.set_agent_id(claims_.sub);
+  Ref();
+  deps_.backends.agents->async()->PendingInstructions(
+      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+        std::unique_ptr<Call> owned(call);
+        std::vector<v1::Instruction> to_sign;
+        if (!s.ok()) {
+          LogWarn(
+              absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ", s.error_message()));
+        } else {
+          std::lock_guard<std::mutex> lock(mu_);
+          for (const auto& in : owned->resp.instructions()) {
+            if (sent_ids_.insert(in.instruction_id()).second) to_sign.push_back(in);
+          }
+          outstanding_signs_ += static_cast<int>(to_sign.size());
+        }
+        if (to_sign.empty()) FetchDone();
+        for (auto& in : to_sign) SignAndSend(std::move(in));
+        Unref();
+      });
+}
+
+void AgentStream::SignAndSend(v1::Instruction in) {
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
+    v1::SignInstructionRequest req;
+    v1::SignedEnvelope resp;
+  };
+  auto* call = new Call;
+  *call->req.mutable_instruction() = std::move(in);
+  Ref();
+  deps_.backends.updates->async()->SignInstruction(
+      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+        std::unique_ptr<Call> owned(call);
+        if (s.ok()) {
+          v1::ServerMessage msg;
+          *msg.mutable_instruction() = std::move(owned->resp);
+          Send(std::move(msg));
+          deps_.instructions_sent.Increment();
+        } else {
+          // Not sent: forget it so the next round retries.
+          LogWarn(absl::StrCat("cannot sign an instruction: ", s.error_message()));
+          std::lock_guard<std::mutex> lock(mu_);
+          sent_ids_.erase(owned->req.instruction().instruction_id());
+        }
+        bool last;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          last = --outstanding_signs_ == 0;
+        }
+        if (last) FetchDone();
+        Unref();
+      });
+}
+
+void AgentStream::FetchDone() {
+  bool again = false;
+  std::optional<grpc::Status> close;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fetching_ = false;
+    if (refetch_) {
+      refetch_ = false;
+      again = true;
+    } else if (close_after_delivery_) {
+      close = close_after_delivery_;
+    }
+  }
+  if (again) DeliverPending();
+  if (close) End(*close, /*drain=*/true);
+}
+
+void AgentStream::DeliverPendingThenClose(grpc::Status status) {
+  bool hello_done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    close_after_delivery_ = status;
+    hello_done = hello_done_;
+  }
+  if (!hello_done) {
+    End(status);
+    return;
+  }
+  DeliverPending();
+}
+
 void AgentStream::Send(v1::ServerMessage msg) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -183,7 +347,7 @@ void AgentStream::OnWriteDone(bool ok) {
   bool finish = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (ok && !finish_requested_ && !queue_.empty()) {
+    if (ok && (!finish_requested_ || drain_) && !queue_.empty()) {
       in_flight_ = std::move(queue_.front());
       queue_.pop_front();
       write_next = true;
@@ -200,12 +364,13 @@ void AgentStream::OnWriteDone(bool ok) {
   if (finish) Finish(finish_status_);
 }
 
-void AgentStream::End(const grpc::Status& status) {
+void AgentStream::End(const grpc::Status& status, bool drain) {
   bool finish = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finish_requested_ || done_) return;
     finish_requested_ = true;
+    drain_ = drain;
     finish_status_ = status;
     if (!writing_) finish = finished_ = true;
   }
@@ -215,10 +380,13 @@ void AgentStream::End(const grpc::Status& status) {
 void AgentStream::OnCancel() { End(grpc::Status::CANCELLED); }
 
 void AgentStream::OnDone() {
+  bool registered;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done_ = true;
+    registered = registered_;
   }
+  if (registered) deps_.registry.Remove(claims_.sub, this);
   deps_.connected.Decrement();
   Unref();
 }

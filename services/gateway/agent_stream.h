@@ -1,7 +1,12 @@
 // One agent's Connect stream (ServerBidiReactor). It never blocks and never parks a
 // thread: backend checks are asynchronous and post their results back; one write is in
 // flight at a time with the rest queued. Lifetime is reference-counted: gRPC holds one
-// reference until OnDone, each pending backend call holds one, the last one deletes.
+// reference until OnDone, each pending backend call and each registry entry holds one,
+// the last one deletes.
+//
+// Instructions: pending ones are fetched from the agents service, signed by the updates
+// service at send time (fresh nonce), and re-sent on every new stream until acknowledged;
+// within one stream each is sent once.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -11,9 +16,12 @@
 #include <atomic>
 #include <deque>
 #include <mutex>
+#include <optional>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/jwt.h"
 #include "redflag/v1/gateway.grpc.pb.h"
+#include "services/gateway/agent_events.h"
 #include "services/gateway/authn.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/check_in_batcher.h"
@@ -26,8 +34,10 @@ struct StreamDeps {
   Authenticator& authn;
   CheckInBatcher& batcher;
   EdgeLimits& limits;
+  StreamRegistry& registry;
   prometheus::Gauge& connected;
   prometheus::Counter& check_ins;
+  prometheus::Counter& instructions_sent;
   int check_in_interval_seconds;
 };
 
@@ -40,16 +50,27 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void OnCancel() override;
   void OnDone() override;
 
- private:
-  ~AgentStream() override = default;
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref();
+  // Fetches, signs and sends the agent's pending instructions (coalesces concurrent calls).
+  void DeliverPending();
+  // Delivers what is pending (e.g. the block notice), then ends the stream with `status`.
+  void DeliverPendingThenClose(grpc::Status status);
+
+ private:
+  ~AgentStream() override = default;
 
   void HandleHello(const v1::Hello& hello);
   void HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in);
+  void HandleAck(const v1::InstructionAck& ack);
+  void HandleVerifyResponse(const v1::VerifyResponse& resp);
+  void SignAndSend(v1::Instruction in);
+  // One fetch round is over; starts another if asked meanwhile, or closes if asked.
+  void FetchDone();
   void Send(v1::ServerMessage msg);
-  // Ends the stream once no write is in flight; later calls are ignored.
-  void End(const grpc::Status& status);
+  // Ends the stream once no write is in flight (with `drain`, once the queue is empty too);
+  // later calls are ignored.
+  void End(const grpc::Status& status, bool drain = false);
   void ReadNext();
 
   grpc::CallbackServerContext* ctx_;
@@ -63,8 +84,10 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
 
   std::mutex mu_;
   bool hello_done_ = false;
+  bool registered_ = false;
   bool writing_ = false;
   bool finish_requested_ = false;
+  bool drain_ = false;
   bool finished_ = false;
   bool done_ = false;
   grpc::Status finish_status_;
@@ -72,6 +95,12 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   v1::ServerMessage in_flight_;
   v1::AgentMessage incoming_;
   uint64_t next_seq_ = 1;
+  // Instruction delivery state.
+  bool fetching_ = false;
+  bool refetch_ = false;
+  int outstanding_signs_ = 0;
+  std::optional<grpc::Status> close_after_delivery_;
+  absl::flat_hash_set<std::string> sent_ids_;
 };
 
 }  // namespace redflag::gateway

@@ -78,10 +78,24 @@ int Run() {
   gateway::Authenticator authn(*std::move(jwt), reg, (*limits)->bad_tokens,
                                gateway::AuthFailureReporter(backends->auth.get()));
   gateway::CheckInBatcher batcher(backends->agents.get(), absl::Milliseconds(50), 1000);
-  gateway::StreamDeps deps{
-      *backends, authn, batcher, **limits, connected, check_ins, static_cast<int>(*interval)};
+  auto& instructions_sent = prometheus::BuildCounter()
+                                .Name("redflag_gateway_instructions_sent_total")
+                                .Help("Signed instructions pushed to agents")
+                                .Register(reg)
+                                .Add({});
+  gateway::StreamRegistry registry;
+  gateway::StreamDeps deps{*backends,
+                           authn,
+                           batcher,
+                           **limits,
+                           registry,
+                           connected,
+                           check_ins,
+                           instructions_sent,
+                           static_cast<int>(*interval)};
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
+  gateway::AgentEventsWatcher watcher(backends->agents.get(), registry);
 
   ServerOptions opts;
   opts.address = listen;

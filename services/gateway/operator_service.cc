@@ -107,6 +107,97 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::UnblockAgent(grpc::CallbackServer
   WRITE(Role::kOperator, agents, UnblockAgent);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::WarnAgent(grpc::CallbackServerContext* ctx,
+                                                         const v1::WarnAgentRequest* req,
+                                                         v1::Agent* resp) {
+  WRITE(Role::kOperator, agents, WarnAgent);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::VerifyAgent(grpc::CallbackServerContext* ctx,
+                                                           const v1::VerifyAgentRequest* req,
+                                                           v1::Agent* resp) {
+  WRITE(Role::kOperator, agents, VerifyAgent);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::DeleteAgent(grpc::CallbackServerContext* ctx,
+                                                           const v1::DeleteAgentRequest* req,
+                                                           v1::Agent* resp) {
+  WRITE(Role::kOperator, agents, DeleteAgent);
+}
+
+namespace {
+
+// Rebind: consume a seat of the fresh registration token for the new fingerprint, then
+// rebind; a refused rebind gives the seat back.
+class RebindFlow {
+ public:
+  RebindFlow(grpc::CallbackServerContext* ctx, const v1::RebindAgentRequest* req, v1::Agent* resp,
+             Backends& b, Actor actor)
+      : reactor_(ctx->DefaultReactor()), req_(*req), resp_(resp), b_(b), actor_(std::move(actor)) {}
+
+  grpc::ServerUnaryReactor* Start() {
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    seat_req_.set_secret(req_.registration_secret());
+    seat_req_.set_machine_id(req_.new_machine_id());
+    b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
+                                              [this](grpc::Status s) { OnSeat(s); });
+    return reactor;
+  }
+
+ private:
+  grpc::ClientContext* Ctx() {
+    ctx_ = BackendContext();
+    AttachActor(*ctx_, actor_);
+    return ctx_.get();
+  }
+  void OnSeat(const grpc::Status& s) {
+    if (!s.ok()) return Done(s);
+    req_.clear_registration_secret();  // the agents service never sees the secret
+    req_.set_registration_token_id(seat_.token_id());
+    b_.agents->async()->RebindAgent(Ctx(), &req_, resp_, [this](grpc::Status s) { OnRebound(s); });
+  }
+  void OnRebound(const grpc::Status& s) {
+    if (s.ok()) return Done(s);
+    failure_ = s;
+    release_.set_seat_id(seat_.seat_id());
+    b_.auth->async()->ReleaseRegistrationSeat(Ctx(), &release_, &released_,
+                                              [this](grpc::Status) { Done(failure_); });
+  }
+  void Done(const grpc::Status& s) {
+    reactor_->Finish(s);
+    delete this;
+  }
+
+  grpc::ServerUnaryReactor* reactor_;
+  v1::RebindAgentRequest req_;
+  v1::Agent* resp_;
+  Backends& b_;
+  Actor actor_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  v1::ConsumeRegistrationSeatRequest seat_req_;
+  v1::ConsumeRegistrationSeatResponse seat_;
+  v1::ReleaseRegistrationSeatRequest release_;
+  v1::LogoutResponse released_;
+  grpc::Status failure_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerContext* ctx,
+                                                           const v1::RebindAgentRequest* req,
+                                                           v1::Agent* resp) {
+  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kOperator);
+  if (!actor.ok()) return Reject(ctx, actor.status());
+  if (absl::Status s = limits_.operator_writes.Acquire(actor->subject); !s.ok()) {
+    return Reject(ctx, s);
+  }
+  if (req->id().empty() || req->registration_secret().empty() || req->new_machine_id().empty()) {
+    return Reject(ctx, absl::InvalidArgumentError(
+                           "id, registration_secret and new_machine_id are required to rebind"));
+  }
+  return (new RebindFlow(ctx, req, resp, backends_, *std::move(actor)))->Start();
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListSigningKeys(
     grpc::CallbackServerContext* ctx, const v1::ListSigningKeysRequest* req,
     v1::ListSigningKeysResponse* resp) {

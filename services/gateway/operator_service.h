@@ -44,6 +44,17 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* UnblockAgent(grpc::CallbackServerContext* ctx,
                                          const v1::UnblockAgentRequest* req,
                                          v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* WarnAgent(grpc::CallbackServerContext* ctx,
+                                      const v1::WarnAgentRequest* req, v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* VerifyAgent(grpc::CallbackServerContext* ctx,
+                                        const v1::VerifyAgentRequest* req,
+                                        v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* DeleteAgent(grpc::CallbackServerContext* ctx,
+                                        const v1::DeleteAgentRequest* req,
+                                        v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* RebindAgent(grpc::CallbackServerContext* ctx,
+                                        const v1::RebindAgentRequest* req,
+                                        v1::Agent* resp) override;
   grpc::ServerUnaryReactor* ListSigningKeys(grpc::CallbackServerContext* ctx,
                                             const v1::ListSigningKeysRequest* req,
                                             v1::ListSigningKeysResponse* resp) override;

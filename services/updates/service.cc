@@ -25,9 +25,9 @@ grpc::Status UpdatesServiceImpl::SignInstruction(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an instruction needs an agent_id and a body");
   }
-  // The service, not the caller, chooses id, nonce and time: they are the replay guard.
+  // The service, not the caller, chooses nonce and time: they are the replay guard.
   v1::Instruction signed_in = in;
-  signed_in.set_instruction_id(RandomUuid());
+  if (signed_in.instruction_id().empty()) signed_in.set_instruction_id(RandomUuid());
   signed_in.set_nonce(RandomUuid());
   signed_in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
   std::string payload;

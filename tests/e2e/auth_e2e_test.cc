@@ -23,10 +23,13 @@ grpc::Status Refresh(const std::string& token, v1::TokenPair* out) {
   return Cluster::Get().Operator()->Refresh(&ctx, req, out);
 }
 
-grpc::Status RefreshAgent(const std::string& token, v1::TokenPair* out) {
+grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
+                          const std::string& token, v1::TokenPair* out) {
   grpc::ClientContext ctx;
+  ctx.AddMetadata("x-machine-id", machine);
   v1::RefreshAgentRequest req;
   req.set_refresh_token(token);
+  req.set_agent_id(agent_id);
   return Cluster::Get().AgentGateway()->RefreshCredentials(&ctx, req, out);
 }
 
@@ -91,21 +94,21 @@ TEST_CASE("logout revokes the session's refresh token", "[e2e][auth][refresh]") 
 TEST_CASE("an agent may present its previous refresh token once, within the grace period",
           "[e2e][auth][refresh]") {
   v1::RegisterResponse reg;
-  REQUIRE(
-      RegisterAgent(Cluster::Get().NewRegistrationToken(1), RandomMachineId(), "0.2.0", &reg).ok());
+  std::string machine = RandomMachineId();
+  REQUIRE(RegisterAgent(Cluster::Get().NewRegistrationToken(1), machine, "0.2.0", &reg).ok());
   const std::string old_token = reg.credentials().refresh_token();
   v1::TokenPair lost, recovered, replay, after;
-  REQUIRE(RefreshAgent(old_token, &lost).ok());
+  REQUIRE(RefreshAgent(reg.agent_id(), machine, old_token, &lost).ok());
   // The agent crashed before saving `lost`: its old token still works, once.
-  grpc::Status grace = RefreshAgent(old_token, &recovered);
+  grpc::Status grace = RefreshAgent(reg.agent_id(), machine, old_token, &recovered);
   REQUIRE(grace.ok());
   CHECK(recovered.refresh_token() != lost.refresh_token());
   CHECK(EventCount("REFRESH_GRACE_USED", reg.agent_id()) == 1);
   // The unsaved token was retired by the grace use.
-  CHECK(RefreshAgent(lost.refresh_token(), &replay).error_code() ==
+  CHECK(RefreshAgent(reg.agent_id(), machine, lost.refresh_token(), &replay).error_code() ==
         grpc::StatusCode::UNAUTHENTICATED);
   // Any further reuse is theft: the family is revoked, the recovered token too.
-  CHECK(RefreshAgent(recovered.refresh_token(), &after).error_code() ==
+  CHECK(RefreshAgent(reg.agent_id(), machine, recovered.refresh_token(), &after).error_code() ==
         grpc::StatusCode::UNAUTHENTICATED);
 }
 

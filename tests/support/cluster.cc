@@ -301,6 +301,36 @@ std::string Cluster::NewUser(const std::string& username, v1::Role role) {
   return pair.access_token();
 }
 
+std::unique_ptr<Process> StartAgent(const std::string& name, const std::string& root,
+                                    const std::string& gateway_address,
+                                    const std::string& registration_token,
+                                    std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {BinaryPath("agent/redflag-agent"),
+                                   "--server=" + gateway_address,
+                                   "--ca_file=" + PkiFile("public-ca.crt"),
+                                   "--state_dir=" + root + "/state",
+                                   "--machine_root=" + root,
+                                   "--max_backoff_seconds=1"};
+  if (!registration_token.empty()) argv.push_back("--registration_token=" + registration_token);
+  for (auto& a : extra_args) argv.push_back(std::move(a));
+  return std::make_unique<Process>(name, std::move(argv), std::map<std::string, std::string>{});
+}
+
+int CountInLog(const Process& p, const std::string& needle) {
+  std::string log = ReadFile(p.log_path());
+  int n = 0;
+  for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+  return n;
+}
+
+bool WaitForLog(const Process& p, const std::string& needle, int timeout_ms, int times) {
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (CountInLog(p, needle) >= times) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -95,6 +95,16 @@ grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
 // A random 64-hex machine id.
 std::string RandomMachineId();
 
+// A redflag-agent process for the machine tree `root` (state in root/state).
+std::unique_ptr<Process> StartAgent(const std::string& name, const std::string& root,
+                                    const std::string& gateway_address,
+                                    const std::string& registration_token,
+                                    std::vector<std::string> extra_args = {});
+
+// Waits until `needle` appears at least `times` times in the process's log.
+bool WaitForLog(const Process& p, const std::string& needle, int timeout_ms, int times = 1);
+int CountInLog(const Process& p, const std::string& needle);
+
 // Body of GET http://127.0.0.1:<port><path> (plain HTTP/1.0, for /metrics).
 std::string HttpGet(int port, const std::string& path);
 

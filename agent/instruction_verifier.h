@@ -1,0 +1,27 @@
+// Decides whether a signed server→agent instruction may be applied: signed by a pinned key
+// (domain-separated as redflag.v1.Instruction), addressed to this agent, issued within the
+// freshness window (5 minutes, 30 s clock-skew allowance), and carrying a nonce not seen
+// before. Accepted nonces are remembered in the agent state for the window.
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "redflag/v1/agent_state.pb.h"
+#include "redflag/v1/updates.pb.h"
+
+namespace redflag::agent {
+
+inline constexpr absl::Duration kFreshness = absl::Minutes(5);
+inline constexpr absl::Duration kClockSkew = absl::Seconds(30);
+
+// PERMISSION_DENIED (key, signature, addressee) or FAILED_PRECONDITION (stale, replayed)
+// with the reason; on success the nonce is recorded in `state` (caller persists it).
+absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
+                                                  v1::AgentState& state, absl::Time now);
+
+// Whether this instruction id was applied before (at-most-once across reconnects).
+bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_id);
+// Records an applied id, keeping the most recent 1000.
+void MarkApplied(v1::AgentState& state, const std::string& instruction_id);
+
+}  // namespace redflag::agent

@@ -1,0 +1,112 @@
+#include "agent/instruction_verifier.h"
+
+#include <catch2/catch.hpp>
+
+#include "common/crypto.h"
+
+using namespace redflag;
+using namespace redflag::agent;
+
+namespace {
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+struct Fixture {
+  SigningKey key = *SigningKey::FromSeed(std::string(32, 'p'));
+  SigningKey rogue = *SigningKey::FromSeed(std::string(32, 'r'));
+  v1::AgentState state;
+
+  Fixture() {
+    REQUIRE(InitCrypto().ok());
+    state.set_agent_id("agent-1");
+    v1::SigningKey* k = state.add_pinned_keys();
+    k->set_key_id(key.KeyId());
+    k->set_public_key(key.PublicKey());
+  }
+
+  v1::SignedEnvelope Sign(const SigningKey& by, const std::string& agent = "agent-1",
+                          absl::Time issued = kNow, const std::string& nonce = "n-1",
+                          const std::string& type = "redflag.v1.Instruction") {
+    v1::Instruction in;
+    in.set_instruction_id("i-1");
+    in.set_agent_id(agent);
+    in.set_nonce(nonce);
+    in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(issued));
+    in.mutable_warning()->set_message("hello");
+    return SignEnvelope(by, type, in.SerializeAsString());
+  }
+};
+
+std::string Why(const absl::StatusOr<v1::Instruction>& r) {
+  return std::string(r.status().message());
+}
+
+}  // namespace
+
+TEST_CASE("a fresh instruction signed by the pinned key for this agent is accepted",
+          "[instructions]") {
+  Fixture f;
+  auto in = VerifyInstruction(f.Sign(f.key), f.state, kNow);
+  REQUIRE(in.ok());
+  CHECK(in->warning().message() == "hello");
+  CHECK(f.state.seen_nonces_size() == 1);
+}
+
+TEST_CASE("instructions are refused for each forgery or replay", "[instructions]") {
+  Fixture f;
+  SECTION("signed by a key the agent never pinned") {
+    CHECK_THAT(Why(VerifyInstruction(f.Sign(f.rogue), f.state, kNow)),
+               Catch::Contains("not pinned"));
+  }
+  SECTION("a flipped byte in the payload") {
+    v1::SignedEnvelope env = f.Sign(f.key);
+    std::string p = env.payload();
+    p[p.size() / 2] ^= 0x01;
+    env.set_payload(p);
+    CHECK(VerifyInstruction(env, f.state, kNow).status().code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("a signature made for another message type") {
+    v1::SignedEnvelope env = f.Sign(f.key, "agent-1", kNow, "n-1", "redflag.v1.Manifest");
+    env.set_payload_type("redflag.v1.Instruction");
+    CHECK(VerifyInstruction(env, f.state, kNow).status().code() ==
+          absl::StatusCode::kPermissionDenied);
+  }
+  SECTION("addressed to another agent") {
+    CHECK_THAT(Why(VerifyInstruction(f.Sign(f.key, "agent-2"), f.state, kNow)),
+               Catch::Contains("another agent"));
+  }
+  SECTION("stale") {
+    CHECK_THAT(
+        Why(VerifyInstruction(f.Sign(f.key, "agent-1", kNow - absl::Minutes(6)), f.state, kNow)),
+        Catch::Contains("stale"));
+  }
+  SECTION("from the future") {
+    CHECK_THAT(
+        Why(VerifyInstruction(f.Sign(f.key, "agent-1", kNow + absl::Minutes(2)), f.state, kNow)),
+        Catch::Contains("future"));
+  }
+  SECTION("replayed") {
+    v1::SignedEnvelope env = f.Sign(f.key);
+    REQUIRE(VerifyInstruction(env, f.state, kNow).ok());
+    CHECK_THAT(Why(VerifyInstruction(env, f.state, kNow + absl::Seconds(5))),
+               Catch::Contains("replay"));
+  }
+}
+
+TEST_CASE("nonces are forgotten only after they could no longer be fresh", "[instructions]") {
+  Fixture f;
+  REQUIRE(VerifyInstruction(f.Sign(f.key, "agent-1", kNow, "old"), f.state, kNow).ok());
+  absl::Time later = kNow + absl::Minutes(6);
+  REQUIRE(VerifyInstruction(f.Sign(f.key, "agent-1", later, "new"), f.state, later).ok());
+  CHECK(f.state.seen_nonces_size() == 1);
+  CHECK(f.state.seen_nonces(0).nonce() == "new");
+}
+
+TEST_CASE("applied instruction ids are remembered, most recent 1000", "[instructions]") {
+  v1::AgentState state;
+  for (int i = 0; i < 1100; ++i) MarkApplied(state, "id-" + std::to_string(i));
+  CHECK(state.applied_instruction_ids_size() == 1000);
+  CHECK(AlreadyApplied(state, "id-1099"));
+  CHECK_FALSE(AlreadyApplied(state, "id-0"));
+}
