@@ -18,7 +18,7 @@ absl::StatusOr<redflag::agents::PolicySettings> SettingsFromEnv() {
   using redflag::Env;
   redflag::agents::PolicySettings s;
   std::string min = Env::Optional("MIN_AGENT_VERSION", "0.1.22");
-  absl::StatusOr<redflag::agents::Version> v = redflag::agents::Version::Parse(min);
+  absl::StatusOr<redflag::Version> v = redflag::Version::Parse(min);
   if (!v.ok())
     return absl::InvalidArgumentError(absl::StrCat("MIN_AGENT_VERSION: ", v.status().message()));
   s.min_version = *v;

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "services/agents/version.h"
+#include "common/version.h"
 
 namespace redflag::agents {
 

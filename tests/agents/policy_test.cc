@@ -19,7 +19,7 @@ AgentRow Agent() {
 
 PolicySettings Settings() {
   PolicySettings s;
-  s.min_version = *Version::Parse("0.1.22");
+  s.min_version = *redflag::Version::Parse("0.1.22");
   return s;
 }
 

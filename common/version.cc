@@ -1,4 +1,4 @@
-#include "services/agents/version.h"
+#include "common/version.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -6,7 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
-namespace redflag::agents {
+namespace redflag {
 namespace {
 
 bool AllDigits(absl::string_view s) {
@@ -84,4 +84,4 @@ std::string Version::ToString() const {
   return s;
 }
 
-}  // namespace redflag::agents
+}  // namespace redflag

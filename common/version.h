@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace redflag::agents {
+namespace redflag {
 
 struct Version {
   uint64_t major = 0, minor = 0, patch = 0;
@@ -21,4 +21,4 @@ struct Version {
   std::string ToString() const;
 };
 
-}  // namespace redflag::agents
+}  // namespace redflag

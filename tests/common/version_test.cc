@@ -1,8 +1,8 @@
-#include "services/agents/version.h"
+#include "common/version.h"
 
 #include <catch2/catch.hpp>
 
-using redflag::agents::Version;
+using redflag::Version;
 
 namespace {
 int Cmp(const char* a, const char* b) { return Version::Parse(a)->Compare(*Version::Parse(b)); }
