@@ -111,6 +111,21 @@ std::string Sha256(absl::string_view data) {
 
 std::string Sha256Hex(absl::string_view data) { return HexEncode(Sha256(data)); }
 
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256Hasher::Update(absl::string_view data) {
+  EVP_DigestUpdate(ctx_, data.data(), data.size());
+}
+
+std::string Sha256Hasher::FinishHex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_, md, &len);
+  return HexEncode(absl::string_view(reinterpret_cast<char*>(md), len));
+}
+
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
   randombytes_buf(out.data(), n);

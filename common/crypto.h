@@ -5,6 +5,8 @@
 
 #include <sodium.h>
 
+struct evp_md_ctx_st;
+
 #include <array>
 #include <string>
 
@@ -55,6 +57,21 @@ absl::Status VerifyEnvelope(const v1::SignedEnvelope& envelope, absl::string_vie
 // Raw 32-byte SHA-256.
 std::string Sha256(absl::string_view data);
 std::string Sha256Hex(absl::string_view data);
+
+// Incremental SHA-256 for data that arrives in pieces (uploads, downloads).
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+  void Update(absl::string_view data);
+  // Lowercase hex digest; the hasher is finished afterwards.
+  std::string FinishHex();
+
+ private:
+  ::evp_md_ctx_st* ctx_;
+};
 
 std::string RandomBytes(size_t n);
 // Random version-4 UUID, lowercase.

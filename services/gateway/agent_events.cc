@@ -3,8 +3,6 @@
 #include <chrono>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "common/log.h"
 #include "services/gateway/agent_stream.h"
 
 namespace redflag::gateway {
@@ -71,24 +69,12 @@ size_t StreamRegistry::size() {
   return streams_.size();
 }
 
-AgentEventsWatcher::AgentEventsWatcher(v1::AgentsService::Stub* agents, StreamRegistry& registry)
-    : agents_(agents), registry_(registry), thread_([this] { Loop(); }) {}
-
-AgentEventsWatcher::~AgentEventsWatcher() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    if (live_ != nullptr) live_->TryCancel();
-  }
-  thread_.join();
-}
-
-void AgentEventsWatcher::Dispatch(const v1::AgentEvent& ev) {
+void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev) {
   if (ev.agent_id().empty()) {
-    registry_.ForEach([](AgentStream& s) { s.DeliverPending(); });
+    registry.ForEach([](AgentStream& s) { s.DeliverPending(); });
     return;
   }
-  registry_.With(ev.agent_id(), [&ev](AgentStream& s) {
+  registry.With(ev.agent_id(), [&ev](AgentStream& s) {
     switch (ev.kind()) {
       case v1::AgentEvent::BLOCKED:
         s.DeliverPendingThenClose(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
@@ -102,35 +88,6 @@ void AgentEventsWatcher::Dispatch(const v1::AgentEvent& ev) {
         s.DeliverPending();
     }
   });
-}
-
-void AgentEventsWatcher::Loop() {
-  int backoff_ms = 100;
-  while (!stop_) {
-    grpc::ClientContext ctx;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
-      live_ = &ctx;
-    }
-    auto reader = agents_->Watch(&ctx, v1::WatchAgentsRequest());
-    v1::AgentEvent ev;
-    while (reader->Read(&ev)) {
-      backoff_ms = 100;
-      Dispatch(ev);
-    }
-    grpc::Status s = reader->Finish();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_ = nullptr;
-    }
-    if (stop_) return;
-    LogWarn(absl::StrCat("agents Watch ended (", s.error_message(), "); reconnecting"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-    backoff_ms = std::min(backoff_ms * 2, 5000);
-    // Events may have been missed while disconnected.
-    registry_.ForEach([](AgentStream& st) { st.DeliverPending(); });
-  }
 }
 
 }  // namespace redflag::gateway

@@ -4,6 +4,7 @@
 #include "common/actor.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "services/gateway/download_relay.h"
 #include "services/gateway/forward.h"
 
 namespace redflag::gateway {
@@ -197,6 +198,11 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackSer
     return Reject(ctx, absl::InvalidArgumentError("x-machine-id metadata is required"));
   }
   return (new RefreshFlow(ctx, req, resp, deps_.backends))->Start();
+}
+
+grpc::ServerWriteReactor<v1::DownloadChunk>* AgentGatewayImpl::Download(
+    grpc::CallbackServerContext* ctx, const v1::DownloadRequest* req) {
+  return new DownloadRelay(ctx, req, deps_.backends, deps_.authn);
 }
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentGatewayImpl::Connect(

@@ -17,6 +17,8 @@ class AgentGatewayImpl final : public v1::AgentGateway::CallbackService {
   grpc::ServerUnaryReactor* RefreshCredentials(grpc::CallbackServerContext* ctx,
                                                const v1::RefreshAgentRequest* req,
                                                v1::TokenPair* resp) override;
+  grpc::ServerWriteReactor<v1::DownloadChunk>* Download(grpc::CallbackServerContext* ctx,
+                                                        const v1::DownloadRequest* req) override;
   grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* Connect(
       grpc::CallbackServerContext* ctx) override;
 

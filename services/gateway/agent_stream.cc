@@ -1,5 +1,6 @@
 #include "services/gateway/agent_stream.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
@@ -92,7 +93,8 @@ void AgentStream::OnReadDone(bool ok) {
       HandleVerifyResponse(incoming_.verify_response());
       break;
     case v1::AgentMessage::kDeliveryReport:
-      break;  // update deliveries arrive with the updates service's publication work
+      HandleDeliveryReport(incoming_.delivery_report());
+      break;
     case v1::AgentMessage::kHello:
       End(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "hello may be sent only once"));
       return;
@@ -116,6 +118,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
     return;
   }
   version_ = hello.version();
+  channel_ = hello.channel().empty() ? "stable" : hello.channel().substr(0, 32);
   struct Call {
     std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
     v1::AuthorizeAgentRequest req;
@@ -133,6 +136,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
         if (!s.ok()) {
           End(s);
         } else {
+          platform_ = owned->resp.platform();
           {
             // Registered under mu_ so OnDone (which reads registered_ under mu_) cannot
             // run between the flag and the registry entry.
@@ -199,6 +203,18 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
     std::lock_guard<std::mutex> lock(mu_);
     sent_ids_.erase(ack.instruction_id());
   }
+  if (absl::StartsWith(ack.instruction_id(), "upd-")) {
+    using Call = FireAndForget<v1::UpdateInstructionAck, v1::Empty>;
+    auto* call = new Call;
+    call->what = "update instruction ack";
+    call->req.set_agent_id(claims_.sub);
+    call->req.set_instruction_id(ack.instruction_id());
+    call->req.set_applied(ack.applied());
+    call->req.set_error(ack.error().substr(0, 500));
+    deps_.backends.updates->async()->AckInstruction(
+        call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) { Call::Done(call, s); });
+    return;
+  }
   using Call = FireAndForget<v1::AckInstructionRequest, v1::Agent>;
   auto* call = new Call;
   call->what = "instruction ack";
@@ -208,6 +224,17 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
   call->req.set_error(ack.error().substr(0, 500));
   deps_.backends.agents->async()->AckInstruction(call->ctx.get(), &call->req, &call->resp,
                                                  [call](grpc::Status s) { Call::Done(call, s); });
+}
+
+void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) {
+  using Call = FireAndForget<v1::ReportDeliveryRequest, v1::Delivery>;
+  auto* call = new Call;
+  call->what = "delivery report";
+  call->req = report;
+  call->req.set_agent_id(claims_.sub);  // never the agent's own claim
+  AttachActor(*call->ctx, Actor{claims_.sub, "agent", ctx_->peer()});
+  deps_.backends.updates->async()->ReportDelivery(call->ctx.get(), &call->req, &call->resp,
+                                                  [call](grpc::Status s) { Call::Done(call, s); });
 }
 
 void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
@@ -234,7 +261,13 @@ void AgentStream::DeliverPending() {
       return;
     }
     fetching_ = true;
+    outstanding_ = 2;  // the two fetches below
   }
+  FetchAgentInstructions();
+  FetchUpdateInstructions();
+}
+
+void AgentStream::FetchAgentInstructions() {
   struct Call {
     std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
     v1::AgentInstructionsRequest req;
@@ -248,19 +281,58 @@ void AgentStream::DeliverPending() {
         std::unique_ptr<Call> owned(call);
         std::vector<v1::Instruction> to_sign;
         if (!s.ok()) {
-          LogWarn(
-              absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ", s.error_message()));
+          LogWarn(absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ",
+                               s.error_message()));
         } else {
           std::lock_guard<std::mutex> lock(mu_);
           for (const auto& in : owned->resp.instructions()) {
             if (sent_ids_.insert(in.instruction_id()).second) to_sign.push_back(in);
           }
-          outstanding_signs_ += static_cast<int>(to_sign.size());
+          outstanding_ += static_cast<int>(to_sign.size());
         }
-        if (to_sign.empty()) FetchDone();
         for (auto& in : to_sign) SignAndSend(std::move(in));
+        StepDone();
         Unref();
       });
+}
+
+void AgentStream::FetchUpdateInstructions() {
+  struct Call {
+    std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
+    v1::PendingInstructionsRequest req;
+    v1::PendingInstructionsResponse resp;
+  };
+  auto* call = new Call;
+  call->req.set_agent_id(claims_.sub);
+  call->req.set_platform(platform_);
+  call->req.set_version(version_);
+  call->req.set_channel(channel_);
+  Ref();
+  deps_.backends.updates->async()->PendingInstructions(
+      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+        std::unique_ptr<Call> owned(call);
+        if (!s.ok()) {
+          LogWarn(absl::StrCat("cannot fetch update offers for ", claims_.sub, ": ",
+                               s.error_message()));
+        } else {
+          for (auto& env : *owned->resp.mutable_instructions()) SendOnce(std::move(env));
+        }
+        StepDone();
+        Unref();
+      });
+}
+
+void AgentStream::SendOnce(v1::SignedEnvelope env) {
+  v1::Instruction in;  // our own backend's bytes: parsed only to learn the id
+  if (!in.ParseFromString(env.payload())) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sent_ids_.insert(in.instruction_id()).second) return;
+  }
+  v1::ServerMessage msg;
+  *msg.mutable_instruction() = std::move(env);
+  Send(std::move(msg));
+  deps_.instructions_sent.Increment();
 }
 
 void AgentStream::SignAndSend(v1::Instruction in) {
@@ -286,14 +358,18 @@ void AgentStream::SignAndSend(v1::Instruction in) {
           std::lock_guard<std::mutex> lock(mu_);
           sent_ids_.erase(owned->req.instruction().instruction_id());
         }
-        bool last;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          last = --outstanding_signs_ == 0;
-        }
-        if (last) FetchDone();
+        StepDone();
         Unref();
       });
+}
+
+void AgentStream::StepDone() {
+  bool last;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last = --outstanding_ == 0;
+  }
+  if (last) FetchDone();
 }
 
 void AgentStream::FetchDone() {

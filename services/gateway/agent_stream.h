@@ -4,9 +4,9 @@
 // reference until OnDone, each pending backend call and each registry entry holds one,
 // the last one deletes.
 //
-// Instructions: pending ones are fetched from the agents service, signed by the updates
-// service at send time (fresh nonce), and re-sent on every new stream until acknowledged;
-// within one stream each is sent once.
+// Instructions: pending ones come from the agents service (signed by the updates service
+// at send time, fresh nonce) and from the updates service (offers and revocations, signed
+// there); each is re-sent on every new stream until acknowledged, once per stream.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -64,7 +64,14 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in);
   void HandleAck(const v1::InstructionAck& ack);
   void HandleVerifyResponse(const v1::VerifyResponse& resp);
+  void HandleDeliveryReport(const v1::ReportDeliveryRequest& report);
+  void FetchAgentInstructions();
+  void FetchUpdateInstructions();
   void SignAndSend(v1::Instruction in);
+  // Sends an already-signed envelope unless this stream sent that instruction before.
+  void SendOnce(v1::SignedEnvelope env);
+  // One outstanding fetch or signing finished; the last one ends the round.
+  void StepDone();
   // One fetch round is over; starts another if asked meanwhile, or closes if asked.
   void FetchDone();
   void Send(v1::ServerMessage msg);
@@ -81,6 +88,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   JwtClaims claims_;
   std::string machine_id_;
   std::string version_;
+  std::string channel_;
+  std::string platform_;  // from the registry, once authorised
 
   std::mutex mu_;
   bool hello_done_ = false;
@@ -98,7 +107,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   // Instruction delivery state.
   bool fetching_ = false;
   bool refetch_ = false;
-  int outstanding_signs_ = 0;
+  int outstanding_ = 0;
   std::optional<grpc::Status> close_after_delivery_;
   absl::flat_hash_set<std::string> sent_ids_;
 };

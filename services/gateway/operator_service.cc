@@ -1,6 +1,7 @@
 #include "services/gateway/operator_service.h"
 
 #include "services/gateway/forward.h"
+#include "services/gateway/publish_relay.h"
 
 namespace redflag::gateway {
 
@@ -196,6 +197,46 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerC
                            "id, registration_secret and new_machine_id are required to rebind"));
   }
   return (new RebindFlow(ctx, req, resp, backends_, *std::move(actor)))->Start();
+}
+
+grpc::ServerReadReactor<v1::PublishUpdateChunk>* OperatorServiceImpl::PublishUpdate(
+    grpc::CallbackServerContext* ctx, v1::Update* resp) {
+  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kOperator);
+  absl::Status refused = actor.ok() ? limits_.operator_writes.Acquire(actor->subject) : actor.status();
+  if (!refused.ok()) {
+    // A reactor that refuses at once: nothing is read.
+    class Refuse final : public grpc::ServerReadReactor<v1::PublishUpdateChunk> {
+     public:
+      explicit Refuse(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse(refused);
+  }
+  return new PublishRelay(ctx, resp, backends_, *std::move(actor));
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ListUpdates(grpc::CallbackServerContext* ctx,
+                                                           const v1::ListUpdatesRequest* req,
+                                                           v1::ListUpdatesResponse* resp) {
+  READ(Role::kViewer, updates, ListUpdates);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::GetUpdate(grpc::CallbackServerContext* ctx,
+                                                         const v1::GetUpdateRequest* req,
+                                                         v1::Update* resp) {
+  READ(Role::kViewer, updates, GetUpdate);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::RevokeUpdate(grpc::CallbackServerContext* ctx,
+                                                            const v1::RevokeUpdateRequest* req,
+                                                            v1::Update* resp) {
+  WRITE(Role::kOperator, updates, RevokeUpdate);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(
+    grpc::CallbackServerContext* ctx, const v1::ListDeliveriesRequest* req,
+    v1::ListDeliveriesResponse* resp) {
+  READ(Role::kViewer, updates, ListDeliveries);
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListSigningKeys(

@@ -55,6 +55,19 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* RebindAgent(grpc::CallbackServerContext* ctx,
                                         const v1::RebindAgentRequest* req,
                                         v1::Agent* resp) override;
+  grpc::ServerReadReactor<v1::PublishUpdateChunk>* PublishUpdate(
+      grpc::CallbackServerContext* ctx, v1::Update* resp) override;
+  grpc::ServerUnaryReactor* ListUpdates(grpc::CallbackServerContext* ctx,
+                                        const v1::ListUpdatesRequest* req,
+                                        v1::ListUpdatesResponse* resp) override;
+  grpc::ServerUnaryReactor* GetUpdate(grpc::CallbackServerContext* ctx,
+                                      const v1::GetUpdateRequest* req, v1::Update* resp) override;
+  grpc::ServerUnaryReactor* RevokeUpdate(grpc::CallbackServerContext* ctx,
+                                         const v1::RevokeUpdateRequest* req,
+                                         v1::Update* resp) override;
+  grpc::ServerUnaryReactor* ListDeliveries(grpc::CallbackServerContext* ctx,
+                                           const v1::ListDeliveriesRequest* req,
+                                           v1::ListDeliveriesResponse* resp) override;
   grpc::ServerUnaryReactor* ListSigningKeys(grpc::CallbackServerContext* ctx,
                                             const v1::ListSigningKeysRequest* req,
                                             v1::ListSigningKeysResponse* resp) override;

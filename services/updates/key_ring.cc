@@ -7,16 +7,6 @@
 namespace redflag::updates {
 namespace {
 
-const std::vector<std::string> kMigrations = {R"sql(
-CREATE TABLE updates.signing_keys (
-  key_id text PRIMARY KEY,
-  public_key text NOT NULL,
-  state text NOT NULL CHECK (state IN ('primary', 'accepted', 'retired')),
-  created_at timestamptz NOT NULL DEFAULT now(),
-  retire_after timestamptz
-);
-CREATE UNIQUE INDEX signing_keys_one_primary_idx ON updates.signing_keys(state) WHERE state = 'primary';
-)sql"};
 
 constexpr Statement kLock{"updates_keys_lock", "SELECT pg_advisory_xact_lock(7242683154)"};
 constexpr Statement kDemote{"updates_keys_demote",
@@ -38,8 +28,6 @@ constexpr Statement kVerifying{
     "ORDER BY state = 'primary' DESC, created_at DESC"};
 
 }  // namespace
-
-absl::Status KeyRing::Migrate() { return ApplyMigrations(pool_, "updates", kMigrations); }
 
 absl::Status KeyRing::Activate(absl::Duration grace) {
   return pool_.InTransaction([&](PgConnection& c) -> absl::Status {

@@ -17,7 +17,6 @@ class KeyRing {
  public:
   KeyRing(PgPool& pool, SigningKey primary) : pool_(pool), primary_(std::move(primary)) {}
 
-  absl::Status Migrate();
   // Records the configured key as primary, demoting any other primary to accepted
   // until now + grace. Safe when several replicas start at once.
   absl::Status Activate(absl::Duration grace);

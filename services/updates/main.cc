@@ -4,7 +4,11 @@
 #include "common/config.h"
 #include "common/crypto.h"
 #include "common/runtime.h"
+#include "common/event_hub.h"
+#include "common/pg_listener.h"
 #include "services/updates/key_ring.h"
+#include "services/updates/schema.h"
+#include "services/updates/store.h"
 #include "services/updates/service.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:9103", "address for the mTLS gRPC server");
@@ -28,12 +32,24 @@ int Run() {
   absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
       "redflag-updates", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
   if (!rt.ok()) return ExitWithError("redflag-updates", rt.status());
+  absl::StatusOr<int64_t> max_bytes =
+      Env::Int("REDFLAG_MAX_PACKAGE_BYTES", 512LL << 20, 1, 8LL << 30);
+  if (!max_bytes.ok()) return ExitWithError(rt->name, max_bytes.status());
+  if (absl::Status s = updates::MigrateUpdatesSchema(*rt->pool); !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
   updates::KeyRing ring(*rt->pool, *std::move(key));
-  if (absl::Status s = ring.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
   if (absl::Status s = ring.Activate(absl::Seconds(*grace)); !s.ok()) {
     return ExitWithError(rt->name, s);
   }
-  updates::UpdatesServiceImpl service(ring);
+  updates::UpdateStore store(*rt->pool);
+  EventHub hub;
+  absl::StatusOr<DbConfig> db = DbConfig::FromEnv();
+  PgListener listener(*db, updates::kUpdatesChannel,
+                      [&hub](const std::string& payload) { hub.Publish(payload); });
+  if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
+  updates::UpdatesServiceImpl service(ring, store, *rt->events, rt->metrics->registry(), hub,
+                                      *max_bytes);
   return rt->ServeUntilSignal(&service);
 }
 

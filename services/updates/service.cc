@@ -1,10 +1,201 @@
 #include "services/updates/service.h"
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/actor.h"
 #include "common/crypto.h"
+#include "common/log.h"
+#include "common/pg.h"
 #include "common/status.h"
+#include "common/version.h"
 
 namespace redflag::updates {
+namespace {
+
+constexpr char kOfferPrefix[] = "upd-offer-";
+constexpr char kRevokePrefix[] = "upd-revoke-";
+
+bool ValidName(const std::string& s, size_t max, const char* allowed) {
+  return !s.empty() && s.size() <= max && s.find_first_not_of(allowed) == std::string::npos;
+}
+constexpr char kLower[] = "abcdefghijklmnopqrstuvwxyz0123456789._-";
+constexpr char kAny[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+absl::Status ValidateHeader(const v1::PublishUpdateChunk::Header& h, int64_t max_bytes) {
+  if (!ValidName(h.name(), 64, kLower)) {
+    return absl::InvalidArgumentError("name must be 1-64 characters of a-z, 0-9, '.', '_', '-'");
+  }
+  REDFLAG_RETURN_IF_ERROR(Version::Parse(h.version()).status());
+  if (!ValidName(h.platform(), 64, kAny)) {
+    return absl::InvalidArgumentError("platform must be 1-64 characters of letters, digits, '.', '_', '-'");
+  }
+  if (!ValidName(h.channel(), 32, kLower)) {
+    return absl::InvalidArgumentError("channel must be 1-32 characters of a-z, 0-9, '.', '_', '-'");
+  }
+  if (h.kind() != v1::AGENT && h.kind() != v1::PACKAGE) {
+    return absl::InvalidArgumentError("kind must be AGENT or PACKAGE");
+  }
+  if (h.size() <= 0 || h.size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("size must be between 1 and ", max_bytes,
+                                                   " bytes (REDFLAG_MAX_PACKAGE_BYTES)"));
+  }
+  return absl::OkStatus();
+}
+
+// Bounded label values for redflag_update_failures_total.
+std::string FailureLabel(const std::string& code) {
+  for (const char* known : {"signature", "key", "checksum", "size", "revoked", "version", "nonce",
+                            "download", "install"}) {
+    if (code == known) return code;
+  }
+  return "other";
+}
+
+}  // namespace
+
+UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store,
+                                       const SecurityEventWriter& events,
+                                       prometheus::Registry& metrics, EventHub& hub,
+                                       int64_t max_package_bytes)
+    : keys_(keys),
+      store_(store),
+      events_(events),
+      hub_(hub),
+      max_package_bytes_(max_package_bytes),
+      failures_(prometheus::BuildCounter()
+                    .Name("redflag_update_failures_total")
+                    .Help("Update deliveries that failed on the agent, by reason")
+                    .Register(metrics)),
+      reports_(prometheus::BuildCounter()
+                   .Name("redflag_update_delivery_reports_total")
+                   .Help("Delivery progress reports from agents, by state")
+                   .Register(metrics)),
+      published_(prometheus::BuildCounter()
+                     .Name("redflag_updates_published_total")
+                     .Help("Updates published")
+                     .Register(metrics)
+                     .Add({})) {}
+
+v1::SignedEnvelope UpdatesServiceImpl::SignFresh(v1::Instruction in) const {
+  if (in.instruction_id().empty()) in.set_instruction_id(RandomUuid());
+  // The service, not the caller, chooses nonce and time: they are the replay guard.
+  in.set_nonce(RandomUuid());
+  in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  return SignEnvelope(keys_.primary(), kInstructionType, in.SerializeAsString());
+}
+
+absl::StatusOr<v1::Update> UpdatesServiceImpl::ReceivePackage(
+    grpc::ServerContext& ctx, grpc::ServerReader<v1::PublishUpdateChunk>& reader) {
+  v1::PublishUpdateChunk first;
+  if (!reader.Read(&first) || !first.has_header()) {
+    return absl::InvalidArgumentError("the first message must carry the header");
+  }
+  v1::PublishUpdateChunk::Header h = first.header();
+  if (h.channel().empty()) h.set_channel("stable");
+  REDFLAG_RETURN_IF_ERROR(ValidateHeader(h, max_package_bytes_));
+  REDFLAG_RETURN_IF_ERROR(store_.CheckVersionRises(h));  // fail before the upload
+  Actor actor = ActorFromMetadata(ctx);
+  Sha256Hasher hasher;
+  int64_t received = 0;
+  return store_.Publish(
+      h, actor.subject,
+      [&](PackageUpload& upload) -> absl::Status {
+        v1::PublishUpdateChunk chunk;
+        while (reader.Read(&chunk)) {
+          if (!chunk.has_data()) {
+            return absl::InvalidArgumentError("only the first message may carry a header");
+          }
+          received += static_cast<int64_t>(chunk.data().size());
+          if (received > h.size()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("more bytes than the declared size ", h.size()));
+          }
+          hasher.Update(chunk.data());
+          REDFLAG_RETURN_IF_ERROR(upload.Append(chunk.data()));
+        }
+        if (received != h.size()) {
+          return absl::InvalidArgumentError(absl::StrCat("received ", received,
+                                                         " bytes, declared size is ", h.size()));
+        }
+        return absl::OkStatus();
+      },
+      [&](const std::string& update_id) -> absl::StatusOr<v1::Update> {
+        v1::Update u;
+        v1::Manifest* m = u.mutable_manifest();
+        m->set_update_id(update_id);
+        m->set_name(h.name());
+        m->set_version(h.version());
+        m->set_platform(h.platform());
+        m->set_channel(h.channel());
+        m->set_kind(h.kind());
+        m->set_size(h.size());
+        m->set_sha256(hasher.FinishHex());
+        m->mutable_created_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+        m->set_key_id(keys_.primary().KeyId());
+        // The exact serialized bytes are signed, under the manifest's own type.
+        *u.mutable_signed_manifest() =
+            SignEnvelope(keys_.primary(), kManifestType, m->SerializeAsString());
+        u.set_published_by(actor.subject);
+        return u;
+      });
+}
+
+grpc::Status UpdatesServiceImpl::PublishUpdate(grpc::ServerContext* ctx,
+                                               grpc::ServerReader<v1::PublishUpdateChunk>* reader,
+                                               v1::Update* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<v1::Update> u = ReceivePackage(*ctx, *reader);
+  if (!u.ok()) return ToGrpcStatus(u.status());
+  published_.Increment();
+  Actor actor = ActorFromMetadata(*ctx);
+  (void)events_.Record({"UPDATE_PUBLISHED", actor.subject, actor.source,
+                        absl::StrCat("{\"update\":", JsonQuote(u->manifest().update_id()),
+                                     ",\"name\":", JsonQuote(u->manifest().name()),
+                                     ",\"version\":", JsonQuote(u->manifest().version()),
+                                     ",\"sha256\":", JsonQuote(u->manifest().sha256()), "}")});
+  LogInfo(absl::StrCat("published ", u->manifest().name(), " ", u->manifest().version(), " (",
+                       u->manifest().size(), " bytes)"));
+  *resp = *std::move(u);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::ListUpdates(grpc::ServerContext* ctx,
+                                             const v1::ListUpdatesRequest* req,
+                                             v1::ListUpdatesResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::Update>> list = store_.List(*req);
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (auto& u : *list) *resp->add_updates() = std::move(u);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::GetUpdate(grpc::ServerContext* ctx,
+                                           const v1::GetUpdateRequest* req, v1::Update* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<v1::Update> u = store_.Get(req->update_id());
+  if (!u.ok()) return ToGrpcStatus(u.status());
+  *resp = *std::move(u);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::RevokeUpdate(grpc::ServerContext* ctx,
+                                              const v1::RevokeUpdateRequest* req,
+                                              v1::Update* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->reason().empty() || req->reason().size() > 500) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a reason of at most 500 characters is required to revoke");
+  }
+  absl::StatusOr<v1::Update> u = store_.Revoke(req->update_id(), req->reason());
+  if (!u.ok()) return ToGrpcStatus(u.status());
+  Actor actor = ActorFromMetadata(*ctx);
+  (void)events_.Record({"UPDATE_REVOKED", actor.subject, actor.source,
+                        absl::StrCat("{\"update\":", JsonQuote(req->update_id()),
+                                     ",\"reason\":", JsonQuote(req->reason()), "}")});
+  *resp = *std::move(u);
+  return grpc::Status::OK;
+}
 
 grpc::Status UpdatesServiceImpl::ListSigningKeys(grpc::ServerContext* ctx,
                                                  const v1::ListSigningKeysRequest*,
@@ -13,6 +204,42 @@ grpc::Status UpdatesServiceImpl::ListSigningKeys(grpc::ServerContext* ctx,
   absl::StatusOr<std::vector<v1::SigningKey>> keys = keys_.VerifyingKeys();
   if (!keys.ok()) return ToGrpcStatus(keys.status());
   for (auto& k : *keys) *resp->add_keys() = std::move(k);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::ListDeliveries(grpc::ServerContext* ctx,
+                                                const v1::ListDeliveriesRequest* req,
+                                                v1::ListDeliveriesResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::Delivery>> list = store_.Deliveries(*req);
+  if (!list.ok()) return ToGrpcStatus(list.status());
+  for (auto& d : *list) {
+    (*resp->mutable_counts())[v1::DeliveryState_Name(d.state())] += 1;
+    *resp->add_deliveries() = std::move(d);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
+                                                const v1::ReportDeliveryRequest* req,
+                                                v1::Delivery* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->state() == v1::DELIVERY_STATE_UNSPECIFIED || req->state() == v1::WITHDRAWN) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agents report progress states only");
+  }
+  absl::StatusOr<v1::Delivery> d = store_.Report(*req);
+  if (!d.ok()) return ToGrpcStatus(d.status());
+  reports_.Add({{"state", v1::DeliveryState_Name(req->state())}}).Increment();
+  if (req->state() == v1::FAILED) {
+    std::string label = FailureLabel(req->failure_code());
+    failures_.Add({{"reason", label}}).Increment();
+    (void)events_.Record(
+        {"UPDATE_VERIFICATION_FAILED", req->agent_id(), ActorFromMetadata(*ctx).source,
+         absl::StrCat("{\"delivery\":", JsonQuote(req->delivery_id()), ",\"update\":",
+                      JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
+                      ",\"reason\":", JsonQuote(req->failure_reason().substr(0, 300)), "}")});
+  }
+  *resp = *std::move(d);
   return grpc::Status::OK;
 }
 
@@ -25,14 +252,103 @@ grpc::Status UpdatesServiceImpl::SignInstruction(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an instruction needs an agent_id and a body");
   }
-  // The service, not the caller, chooses nonce and time: they are the replay guard.
-  v1::Instruction signed_in = in;
-  if (signed_in.instruction_id().empty()) signed_in.set_instruction_id(RandomUuid());
-  signed_in.set_nonce(RandomUuid());
-  signed_in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-  std::string payload;
-  signed_in.SerializeToString(&payload);
-  *resp = SignEnvelope(keys_.primary(), kInstructionType, std::move(payload));
+  if (in.has_offer() || in.has_revocation() || in.has_key_announcement()) {
+    // Those are this service's own, built from its records, never from a caller's bytes.
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "offers, revocations and key announcements are issued by this service");
+  }
+  *resp = SignFresh(in);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
+                                                     const v1::PendingInstructionsRequest* req,
+                                                     v1::PendingInstructionsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::Delivery>> revocations = store_.RevocationsOwed(req->agent_id());
+  if (!revocations.ok()) return ToGrpcStatus(revocations.status());
+  for (const auto& d : *revocations) {
+    v1::Instruction in;
+    in.set_instruction_id(kRevokePrefix + d.delivery_id());
+    in.set_agent_id(req->agent_id());
+    in.mutable_revocation()->set_update_id(d.update_id());
+    in.mutable_revocation()->set_reason(d.failure_reason());
+    *resp->add_instructions() = SignFresh(std::move(in));
+  }
+  absl::StatusOr<std::vector<OfferCandidate>> offers = store_.Offers(
+      req->agent_id(), req->platform(), req->channel().empty() ? "stable" : req->channel());
+  if (!offers.ok()) return ToGrpcStatus(offers.status());
+  absl::StatusOr<Version> agent_version = Version::Parse(req->version());
+  for (const auto& o : *offers) {
+    if (o.update.manifest().kind() == v1::AGENT) {
+      absl::StatusOr<Version> v = Version::Parse(o.update.manifest().version());
+      // A self-update is only an update if it raises the agent's version.
+      if (!v.ok() || !agent_version.ok() || v->Compare(*agent_version) <= 0) continue;
+    }
+    v1::Instruction in;
+    in.set_instruction_id(kOfferPrefix + o.delivery_id);
+    in.set_agent_id(req->agent_id());
+    in.mutable_offer()->set_delivery_id(o.delivery_id);
+    *in.mutable_offer()->mutable_signed_manifest() = o.update.signed_manifest();
+    *resp->add_instructions() = SignFresh(std::move(in));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
+                                                const v1::UpdateInstructionAck* req, v1::Empty*) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  const std::string& id = req->instruction_id();
+  absl::Status s;
+  if (absl::StartsWith(id, kOfferPrefix)) {
+    s = store_.Ack(req->agent_id(), id.substr(sizeof(kOfferPrefix) - 1), "offer", req->applied(),
+                   req->error().substr(0, 500));
+  } else if (absl::StartsWith(id, kRevokePrefix)) {
+    s = store_.Ack(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1), "revoke", req->applied(),
+                   req->error().substr(0, 500));
+  } else {
+    s = absl::InvalidArgumentError("not an update instruction id");
+  }
+  return ToGrpcStatus(s);
+}
+
+grpc::Status UpdatesServiceImpl::Download(grpc::ServerContext* ctx, const v1::DownloadRequest* req,
+                                          grpc::ServerWriter<v1::DownloadChunk>* writer) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (absl::Status s = store_.CheckDownloadAllowed(req->agent_id(), req->update_id()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  int64_t offset = req->offset();
+  // Write() blocks until the gateway (and through it the agent) takes the chunk: back-pressure.
+  absl::Status s = store_.ReadBytes(req->update_id(), offset,
+                                    [&](absl::string_view data, bool last) {
+                                      v1::DownloadChunk c;
+                                      c.set_offset(offset);
+                                      c.set_data(std::string(data));
+                                      c.set_last(last);
+                                      offset += static_cast<int64_t>(data.size());
+                                      return !ctx->IsCancelled() && writer->Write(c);
+                                    });
+  return ToGrpcStatus(s);
+}
+
+grpc::Status UpdatesServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchUpdatesRequest*,
+                                       grpc::ServerWriter<v1::UpdateEvent>* writer) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  std::shared_ptr<EventHub::Subscription> sub = hub_.Subscribe();
+  while (!ctx->IsCancelled()) {
+    std::optional<std::string> payload = sub->Next(absl::Milliseconds(500));
+    if (!payload) continue;
+    v1::UpdateEvent ev;
+    size_t colon = payload->find(':');
+    if (colon != std::string::npos) {
+      ev.set_kind(payload->substr(0, colon) == "revoked" ? v1::UpdateEvent::REVOKED
+                                                         : v1::UpdateEvent::PUBLISHED);
+      ev.set_update_id(payload->substr(colon + 1));
+    }  // else a gap: KIND_UNSPECIFIED asks the gateway to resynchronise
+    if (!writer->Write(ev)) break;
+  }
+  hub_.Unsubscribe(sub);
   return grpc::Status::OK;
 }
 

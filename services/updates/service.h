@@ -1,27 +1,70 @@
-// The updates service's gRPC surface. This stage serves the key ring and signs
-// server→agent instructions with the primary key and a fresh nonce; package
-// publication, deliveries and downloads are answered UNIMPLEMENTED until they land.
+// The updates service's gRPC surface (sync API on a bounded pool): publication with
+// rollback protection and signed manifests, revocation, deliveries and rollout status,
+// downloads, and signing of every server→agent instruction with a fresh nonce. Only the
+// gateway may call it.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "common/event_hub.h"
+#include "common/security_events.h"
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
 #include "services/updates/key_ring.h"
+#include "services/updates/store.h"
 
 namespace redflag::updates {
 
 inline constexpr char kInstructionType[] = "redflag.v1.Instruction";
+inline constexpr char kManifestType[] = "redflag.v1.Manifest";
 
 class UpdatesServiceImpl final : public v1::UpdatesService::Service {
  public:
-  explicit UpdatesServiceImpl(KeyRing& keys) : keys_(keys) {}
+  UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, const SecurityEventWriter& events,
+                     prometheus::Registry& metrics, EventHub& hub, int64_t max_package_bytes);
 
+  grpc::Status PublishUpdate(grpc::ServerContext* ctx,
+                             grpc::ServerReader<v1::PublishUpdateChunk>* reader,
+                             v1::Update* resp) override;
+  grpc::Status ListUpdates(grpc::ServerContext* ctx, const v1::ListUpdatesRequest* req,
+                           v1::ListUpdatesResponse* resp) override;
+  grpc::Status GetUpdate(grpc::ServerContext* ctx, const v1::GetUpdateRequest* req,
+                         v1::Update* resp) override;
+  grpc::Status RevokeUpdate(grpc::ServerContext* ctx, const v1::RevokeUpdateRequest* req,
+                            v1::Update* resp) override;
   grpc::Status ListSigningKeys(grpc::ServerContext* ctx, const v1::ListSigningKeysRequest* req,
                                v1::ListSigningKeysResponse* resp) override;
+  grpc::Status ListDeliveries(grpc::ServerContext* ctx, const v1::ListDeliveriesRequest* req,
+                              v1::ListDeliveriesResponse* resp) override;
+  grpc::Status ReportDelivery(grpc::ServerContext* ctx, const v1::ReportDeliveryRequest* req,
+                              v1::Delivery* resp) override;
   grpc::Status SignInstruction(grpc::ServerContext* ctx, const v1::SignInstructionRequest* req,
                                v1::SignedEnvelope* resp) override;
+  grpc::Status PendingInstructions(grpc::ServerContext* ctx,
+                                   const v1::PendingInstructionsRequest* req,
+                                   v1::PendingInstructionsResponse* resp) override;
+  grpc::Status AckInstruction(grpc::ServerContext* ctx, const v1::UpdateInstructionAck* req,
+                              v1::Empty* resp) override;
+  grpc::Status Download(grpc::ServerContext* ctx, const v1::DownloadRequest* req,
+                        grpc::ServerWriter<v1::DownloadChunk>* writer) override;
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchUpdatesRequest* req,
+                     grpc::ServerWriter<v1::UpdateEvent>* writer) override;
 
  private:
+  // Signs with the primary key after setting a fresh nonce and issued-at.
+  v1::SignedEnvelope SignFresh(v1::Instruction in) const;
+  absl::StatusOr<v1::Update> ReceivePackage(grpc::ServerContext& ctx,
+                                            grpc::ServerReader<v1::PublishUpdateChunk>& reader);
+
   KeyRing& keys_;
+  UpdateStore& store_;
+  const SecurityEventWriter& events_;
+  EventHub& hub_;
+  const int64_t max_package_bytes_;
+  prometheus::Family<prometheus::Counter>& failures_;
+  prometheus::Family<prometheus::Counter>& reports_;
+  prometheus::Counter& published_;
   PeerPolicy gateway_only_{"gateway"};
 };
 

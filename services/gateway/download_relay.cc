@@ -1,0 +1,89 @@
+#include "services/gateway/download_relay.h"
+
+#include "common/status.h"
+
+namespace redflag::gateway {
+
+DownloadRelay::DownloadRelay(grpc::CallbackServerContext* ctx, const v1::DownloadRequest* req,
+                             Backends& backends, Authenticator& authn)
+    : ctx_(ctx), backends_(backends), req_(*req) {
+  absl::StatusOr<JwtClaims> claims = authn.Agent(*ctx);
+  if (!claims.ok()) {
+    End(ToGrpcStatus(claims.status()));
+    return;
+  }
+  std::string machine = Metadata(*ctx, "x-machine-id");
+  if (machine.empty() || req_.update_id().empty()) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "x-machine-id metadata and update_id are required"));
+    return;
+  }
+  req_.set_agent_id(claims->sub);  // the token decides whose offer this is
+  req_.set_max_bytes(256 * 1024);
+  authorize_.set_agent_id(claims->sub);
+  authorize_.set_machine_id(machine);
+  authorize_.set_source(ctx->peer());
+  authorize_ctx_ = BackendContext();
+  refs_ += 1;
+  backends_.agents->async()->AuthorizeAgent(authorize_ctx_.get(), &authorize_, &agent_,
+                                            [this](grpc::Status s) {
+                                              OnAuthorized(s);
+                                              Unref();
+                                            });
+}
+
+void DownloadRelay::OnAuthorized(const grpc::Status& s) {
+  if (!s.ok()) {
+    End(s);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    refs_ += 1;  // released in Backend::OnDone
+  }
+  backend_ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
+  backends_.updates->async()->Download(&backend_ctx_, &req_, &backend_);
+  backend_.StartRead(&chunk_);
+  backend_.StartCall();
+}
+
+void DownloadRelay::Backend::OnReadDone(bool ok) {
+  if (ok) relay_->StartWrite(&relay_->chunk_);  // the next read waits for this write
+}
+
+void DownloadRelay::Backend::OnDone(const grpc::Status& s) {
+  relay_->End(s);
+  relay_->Unref();
+}
+
+void DownloadRelay::OnWriteDone(bool ok) {
+  if (ok) {
+    backend_.StartRead(&chunk_);
+  } else {
+    backend_ctx_.TryCancel();  // the agent went away; the backend ends and finishes us
+  }
+}
+
+void DownloadRelay::OnCancel() { backend_ctx_.TryCancel(); }
+
+void DownloadRelay::End(const grpc::Status& s) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+  }
+  Finish(s);
+}
+
+void DownloadRelay::OnDone() {
+  // Cancel a backend call still running so its OnDone releases its reference.
+  backend_ctx_.TryCancel();
+  Unref();
+}
+
+void DownloadRelay::Unref() {
+  if (refs_.fetch_sub(1) == 1) delete this;
+}
+
+}  // namespace redflag::gateway

@@ -1,0 +1,56 @@
+// AgentGateway.Download: relays an offered package's bytes from the updates service to
+// the agent, one chunk at a time (the next chunk is read only after the agent took the
+// last), so a download holds at most one chunk of gateway memory. The agent's token and
+// machine binding are checked first; the updates service checks the offer.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "redflag/v1/gateway.grpc.pb.h"
+#include "services/gateway/authn.h"
+#include "services/gateway/backends.h"
+
+namespace redflag::gateway {
+
+class DownloadRelay final : public grpc::ServerWriteReactor<v1::DownloadChunk> {
+ public:
+  DownloadRelay(grpc::CallbackServerContext* ctx, const v1::DownloadRequest* req,
+                Backends& backends, Authenticator& authn);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  class Backend final : public grpc::ClientReadReactor<v1::DownloadChunk> {
+   public:
+    explicit Backend(DownloadRelay* relay) : relay_(relay) {}
+    void OnReadDone(bool ok) override;
+    void OnDone(const grpc::Status& s) override;
+
+   private:
+    DownloadRelay* relay_;
+  };
+
+  void OnAuthorized(const grpc::Status& s);
+  void End(const grpc::Status& s);
+  void Unref();
+
+  grpc::CallbackServerContext* ctx_;
+  Backends& backends_;
+  std::atomic<int> refs_{1};
+  std::mutex mu_;
+  bool finished_ = false;
+  grpc::ClientContext backend_ctx_;
+  std::unique_ptr<grpc::ClientContext> authorize_ctx_;
+  v1::AuthorizeAgentRequest authorize_;
+  v1::Agent agent_;
+  v1::DownloadRequest req_;
+  v1::DownloadChunk chunk_;
+  Backend backend_{this};
+};
+
+}  // namespace redflag::gateway

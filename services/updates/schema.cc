@@ -1,0 +1,60 @@
+#include "services/updates/schema.h"
+
+#include <string>
+#include <vector>
+
+namespace redflag::updates {
+
+absl::Status MigrateUpdatesSchema(PgPool& pool) {
+  static const std::vector<std::string> kSteps = {
+      R"sql(
+CREATE TABLE updates.signing_keys (
+  key_id text PRIMARY KEY,
+  public_key text NOT NULL,
+  state text NOT NULL CHECK (state IN ('primary', 'accepted', 'retired')),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  retire_after timestamptz
+);
+CREATE UNIQUE INDEX signing_keys_one_primary_idx ON updates.signing_keys(state) WHERE state = 'primary';
+)sql",
+      R"sql(
+CREATE TABLE updates.packages (
+  id uuid PRIMARY KEY,
+  name text NOT NULL,
+  version text NOT NULL,
+  platform text NOT NULL,
+  channel text NOT NULL,
+  kind integer NOT NULL,
+  size bigint NOT NULL,
+  sha256 text NOT NULL,
+  envelope text NOT NULL,
+  key_id text NOT NULL,
+  published_by text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz,
+  revoked_reason text NOT NULL DEFAULT ''
+);
+CREATE INDEX packages_series_idx ON updates.packages(name, platform, channel, created_at);
+CREATE TABLE updates.package_chunks (
+  update_id uuid NOT NULL REFERENCES updates.packages(id) DEFERRABLE INITIALLY DEFERRED,
+  seq integer NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY (update_id, seq)
+);
+CREATE TABLE updates.deliveries (
+  id uuid PRIMARY KEY,
+  update_id uuid NOT NULL REFERENCES updates.packages(id),
+  agent_id text NOT NULL,
+  state text NOT NULL,
+  failure_reason text NOT NULL DEFAULT '',
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  offer_acked boolean NOT NULL DEFAULT false,
+  revocation_acked boolean NOT NULL DEFAULT false,
+  UNIQUE (update_id, agent_id)
+);
+CREATE INDEX deliveries_agent_idx ON updates.deliveries(agent_id);
+)sql"};
+  return ApplyMigrations(pool, "updates", kSteps);
+}
+
+}  // namespace redflag::updates

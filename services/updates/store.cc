@@ -1,0 +1,365 @@
+#include "services/updates/store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "common/pg_listener.h"
+#include "common/status.h"
+#include "common/version.h"
+
+namespace redflag::updates {
+namespace {
+
+
+constexpr Statement kLockSeries{
+    "updates_lock_series",
+    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2 || '/' || $3))"};
+constexpr Statement kSeriesVersions{
+    "updates_series_versions",
+    "SELECT version FROM updates.packages WHERE name = $1 AND platform = $2 AND channel = $3"};
+constexpr Statement kInsertChunk{
+    "updates_insert_chunk",
+    "INSERT INTO updates.package_chunks(update_id, seq, data) VALUES ($1, $2, decode($3, 'hex'))"};
+constexpr Statement kInsertPackage{
+    "updates_insert_package",
+    "INSERT INTO updates.packages(id, name, version, platform, channel, kind, size, sha256, "
+    "envelope, key_id, published_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"};
+
+#define PACKAGE_COLS "p.envelope, p.revoked_at IS NOT NULL, p.revoked_reason, p.published_by"
+constexpr Statement kGet{"updates_get",
+                         "SELECT " PACKAGE_COLS " FROM updates.packages p WHERE p.id = $1"};
+constexpr Statement kList{
+    "updates_list",
+    "SELECT " PACKAGE_COLS " FROM updates.packages p "
+    "WHERE ($1 = '' OR p.name = $1) AND ($2 = '' OR p.platform = $2) "
+    "AND ($3 = '' OR p.channel = $3) AND ($4 OR p.revoked_at IS NULL) ORDER BY p.created_at"};
+constexpr Statement kRevoke{
+    "updates_revoke",
+    "UPDATE updates.packages p SET revoked_reason = CASE WHEN revoked_at IS NULL THEN $2 "
+    "ELSE revoked_reason END, revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
+    "RETURNING " PACKAGE_COLS};
+constexpr Statement kWithdraw{
+    "updates_withdraw",
+    "UPDATE updates.deliveries SET state = 'WITHDRAWN', updated_at = now() "
+    "WHERE update_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED')"};
+constexpr Statement kLatest{
+    "updates_latest",
+    "SELECT DISTINCT ON (p.name) p.id, " PACKAGE_COLS " FROM updates.packages p "
+    "WHERE p.platform = $1 AND p.channel = $2 AND p.revoked_at IS NULL "
+    "ORDER BY p.name, p.created_at DESC"};
+constexpr Statement kEnsureDelivery{
+    "updates_ensure_delivery",
+    "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
+    "VALUES (gen_random_uuid(), $1, $2, 'OFFERED') ON CONFLICT (update_id, agent_id) DO NOTHING"};
+constexpr Statement kOpenDelivery{
+    "updates_open_delivery",
+    "SELECT id FROM updates.deliveries WHERE update_id = $1 AND agent_id = $2 "
+    "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked"};
+constexpr Statement kRevocationsOwed{
+    "updates_revocations_owed",
+    "SELECT d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
+    "JOIN updates.packages p ON p.id = d.update_id "
+    "WHERE d.agent_id = $1 AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked"};
+constexpr Statement kAckOffer{
+    "updates_ack_offer",
+    "UPDATE updates.deliveries SET offer_acked = true, updated_at = now(), "
+    "state = CASE WHEN NOT $3 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') "
+    "THEN 'FAILED' ELSE state END, "
+    "failure_reason = CASE WHEN NOT $3 THEN $4 ELSE failure_reason END "
+    "WHERE id = $2 AND agent_id = $1 RETURNING id"};
+constexpr Statement kAckRevocation{
+    "updates_ack_revocation",
+    "UPDATE updates.deliveries SET revocation_acked = true WHERE id = $2 AND agent_id = $1 "
+    "RETURNING id"};
+#define DELIVERY_COLS                                                                  \
+  "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, "                         \
+  "floor(extract(epoch from d.updated_at))::bigint"
+constexpr Statement kReport{
+    "updates_report",
+    "UPDATE updates.deliveries d SET state = $3, failure_reason = $4, updated_at = now() "
+    "WHERE id = $2 AND agent_id = $1 AND state <> 'INSTALLED' RETURNING " DELIVERY_COLS};
+constexpr Statement kDeliveries{
+    "updates_deliveries",
+    "SELECT " DELIVERY_COLS " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
+    "AND ($2 = '' OR d.agent_id = $2) ORDER BY d.updated_at LIMIT 10000"};
+constexpr Statement kCounts{
+    "updates_counts",
+    "SELECT state, count(*) FROM updates.deliveries WHERE ($1 = '' OR update_id::text = $1) "
+    "AND ($2 = '' OR agent_id = $2) GROUP BY state"};
+constexpr Statement kDownloadAllowed{
+    "updates_download_allowed",
+    "SELECT d.state, p.revoked_at IS NOT NULL FROM updates.deliveries d "
+    "JOIN updates.packages p ON p.id = d.update_id WHERE d.agent_id = $1 AND d.update_id = $2"};
+constexpr Statement kSize{"updates_size", "SELECT size FROM updates.packages WHERE id = $1"};
+constexpr Statement kChunks{
+    "updates_chunks",
+    "SELECT seq, encode(data, 'hex') FROM updates.package_chunks WHERE update_id = $1 "
+    "AND seq >= $2 ORDER BY seq LIMIT 4"};
+
+absl::StatusOr<v1::Update> UpdateFrom(const PgResult& r, int row, int col) {
+  v1::Update u;
+  REDFLAG_ASSIGN_OR_RETURN(std::string env, HexDecode(r.Text(row, col)));
+  if (!u.mutable_signed_manifest()->ParseFromString(env) ||
+      !u.mutable_manifest()->ParseFromString(u.signed_manifest().payload())) {
+    return absl::DataLossError("stored manifest does not parse");
+  }
+  u.set_revoked(r.Bool(row, col + 1));
+  u.set_revoked_reason(r.Text(row, col + 2));
+  u.set_published_by(r.Text(row, col + 3));
+  return u;
+}
+
+v1::DeliveryState StateFromName(const std::string& s) {
+  v1::DeliveryState st = v1::DELIVERY_STATE_UNSPECIFIED;
+  v1::DeliveryState_Parse(s, &st);
+  return st;
+}
+
+v1::Delivery DeliveryFrom(const PgResult& r, int i) {
+  v1::Delivery d;
+  d.set_delivery_id(r.Text(i, 0));
+  d.set_update_id(r.Text(i, 1));
+  d.set_agent_id(r.Text(i, 2));
+  d.set_state(StateFromName(r.Text(i, 3)));
+  d.set_failure_reason(r.Text(i, 4));
+  d.mutable_updated_at()->set_seconds(r.Int(i, 5));
+  return d;
+}
+
+// Buffers to whole chunks and inserts each as it fills.
+class PgUpload final : public PackageUpload {
+ public:
+  PgUpload(PgConnection& c, std::string update_id) : c_(c), update_id_(std::move(update_id)) {}
+  absl::Status Append(absl::string_view data) override {
+    while (!data.empty()) {
+      size_t take = std::min(kChunkBytes - buffer_.size(), data.size());
+      buffer_.append(data.data(), take);
+      data.remove_prefix(take);
+      if (buffer_.size() == kChunkBytes) REDFLAG_RETURN_IF_ERROR(Flush());
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Flush() {
+    if (buffer_.empty()) return absl::OkStatus();
+    absl::Status s =
+        c_.Exec(kInsertChunk, {update_id_, absl::StrCat(seq_++), HexEncode(buffer_)}).status();
+    buffer_.clear();
+    return s;
+  }
+
+ private:
+  PgConnection& c_;
+  std::string update_id_;
+  std::string buffer_;
+  int seq_ = 0;
+};
+
+absl::Status CheckRises(PgConnection& c, const v1::PublishUpdateChunk::Header& h) {
+  REDFLAG_ASSIGN_OR_RETURN(Version v, Version::Parse(h.version()));
+  REDFLAG_ASSIGN_OR_RETURN(PgResult r,
+                           c.Exec(kSeriesVersions, {h.name(), h.platform(), h.channel()}));
+  for (int i = 0; i < r.Rows(); ++i) {
+    absl::StatusOr<Version> old = Version::Parse(r.Text(i, 0));
+    if (old.ok() && v.Compare(*old) <= 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "version ", h.version(), " of ", h.name(), " (", h.platform(), ", ", h.channel(),
+          ") is not above ", r.Text(i, 0), ", published before; versions must rise"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status UpdateStore::CheckVersionRises(const v1::PublishUpdateChunk::Header& h) {
+  return pool_.WithConnection([&](PgConnection& c) { return CheckRises(c, h); });
+}
+
+absl::StatusOr<v1::Update> UpdateStore::Publish(
+    const v1::PublishUpdateChunk::Header& h, const std::string& published_by,
+    const std::function<absl::Status(PackageUpload&)>& fill,
+    const std::function<absl::StatusOr<v1::Update>(const std::string&)>& finish) {
+  v1::Update out;
+  std::string id = RandomUuid();
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction(
+      [&](PgConnection& c) -> absl::Status {
+        REDFLAG_RETURN_IF_ERROR(c.Exec(kLockSeries, {h.name(), h.platform(), h.channel()}).status());
+        REDFLAG_RETURN_IF_ERROR(CheckRises(c, h));
+        PgUpload upload(c, id);
+        REDFLAG_RETURN_IF_ERROR(fill(upload));
+        REDFLAG_RETURN_IF_ERROR(upload.Flush());
+        REDFLAG_ASSIGN_OR_RETURN(out, finish(id));
+        const v1::Manifest& m = out.manifest();
+        REDFLAG_RETURN_IF_ERROR(
+            c.Exec(kInsertPackage,
+                   {id, m.name(), m.version(), m.platform(), m.channel(),
+                    absl::StrCat(static_cast<int>(m.kind())), absl::StrCat(m.size()), m.sha256(),
+                    HexEncode(out.signed_manifest().SerializeAsString()), m.key_id(), published_by})
+                .status());
+        return Notify(c, kUpdatesChannel, absl::StrCat("published:", id));
+      },
+      absl::Minutes(1)));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Update>> UpdateStore::List(const v1::ListUpdatesRequest& f) {
+  std::vector<v1::Update> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList, {f.name(), f.platform(), f.channel(),
+                                                        f.include_revoked() ? "true" : "false"}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(r, i, 0));
+      out.push_back(std::move(u));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Update> UpdateStore::Get(const std::string& update_id) {
+  v1::Update out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kGet, {update_id}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no update ", update_id));
+    REDFLAG_ASSIGN_OR_RETURN(out, UpdateFrom(r, 0, 0));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::Update> UpdateStore::Revoke(const std::string& update_id,
+                                               const std::string& reason) {
+  v1::Update out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevoke, {update_id, reason}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no update ", update_id));
+    REDFLAG_ASSIGN_OR_RETURN(out, UpdateFrom(r, 0, 0));
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kWithdraw, {update_id}).status());
+    return Notify(c, kUpdatesChannel, absl::StrCat("revoked:", update_id));
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<OfferCandidate>> UpdateStore::Offers(const std::string& agent_id,
+                                                                const std::string& platform,
+                                                                const std::string& channel) {
+  std::vector<OfferCandidate> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult latest, c.Exec(kLatest, {platform, channel}));
+    for (int i = 0; i < latest.Rows(); ++i) {
+      std::string update_id = latest.Text(i, 0);
+      REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(latest, i, 1));
+      REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDelivery, {update_id, agent_id}).status());
+      REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDelivery, {update_id, agent_id}));
+      if (d.Rows() == 1) out.push_back({d.Text(0, 0), std::move(u)});
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Delivery>> UpdateStore::RevocationsOwed(
+    const std::string& agent_id) {
+  std::vector<v1::Delivery> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevocationsOwed, {agent_id}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      v1::Delivery d;
+      d.set_delivery_id(r.Text(i, 0));
+      d.set_update_id(r.Text(i, 1));
+      d.set_failure_reason(r.Text(i, 2));
+      out.push_back(std::move(d));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status UpdateStore::Ack(const std::string& agent_id, const std::string& delivery_id,
+                              const std::string& kind, bool applied, const std::string& error) {
+  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    absl::StatusOr<PgResult> r =
+        kind == "offer"
+            ? c.Exec(kAckOffer, {agent_id, delivery_id, applied ? "true" : "false", error})
+            : c.Exec(kAckRevocation, {agent_id, delivery_id});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return absl::NotFoundError("no such delivery for this agent");
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<v1::Delivery> UpdateStore::Report(const v1::ReportDeliveryRequest& req) {
+  v1::Delivery out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kReport, {req.agent_id(), req.delivery_id(),
+                                     v1::DeliveryState_Name(req.state()),
+                                     req.failure_reason().substr(0, 500)}));
+    if (r.Rows() == 0) {
+      return absl::FailedPreconditionError("no open delivery with this id for this agent");
+    }
+    out = DeliveryFrom(r, 0);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::Delivery>> UpdateStore::Deliveries(
+    const v1::ListDeliveriesRequest& f) {
+  std::vector<v1::Delivery> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDeliveries, {f.update_id(), f.agent_id()}));
+    for (int i = 0; i < r.Rows(); ++i) out.push_back(DeliveryFrom(r, i));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status UpdateStore::CheckDownloadAllowed(const std::string& agent_id,
+                                               const std::string& update_id) {
+  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDownloadAllowed, {agent_id, update_id}));
+    if (r.Rows() == 0) {
+      return absl::PermissionDeniedError("this update was not offered to this agent");
+    }
+    if (r.Bool(0, 1) || r.Text(0, 0) == "WITHDRAWN") {
+      return absl::FailedPreconditionError("this update was revoked");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status UpdateStore::ReadBytes(const std::string& update_id, int64_t offset,
+                                    const std::function<bool(absl::string_view, bool)>& emit) {
+  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult size_row, c.Exec(kSize, {update_id}));
+    if (size_row.Rows() == 0) return absl::NotFoundError(absl::StrCat("no update ", update_id));
+    int64_t size = size_row.Int(0, 0);
+    if (offset < 0 || offset > size) {
+      return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is outside 0..", size));
+    }
+    if (offset == size) {
+      emit("", true);
+      return absl::OkStatus();
+    }
+    int64_t seq = offset / static_cast<int64_t>(kChunkBytes);
+    size_t skip = static_cast<size_t>(offset % static_cast<int64_t>(kChunkBytes));
+    int64_t last_seq = (size - 1) / static_cast<int64_t>(kChunkBytes);
+    while (seq <= last_seq) {
+      REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kChunks, {update_id, absl::StrCat(seq)}));
+      if (r.Rows() == 0) return absl::DataLossError("package bytes are missing");
+      for (int i = 0; i < r.Rows(); ++i) {
+        REDFLAG_ASSIGN_OR_RETURN(std::string bytes, HexDecode(r.Text(i, 1)));
+        int64_t this_seq = r.Int(i, 0);
+        absl::string_view view(bytes);
+        view.remove_prefix(std::min(skip, view.size()));
+        skip = 0;
+        if (!emit(view, this_seq == last_seq)) return absl::CancelledError("reader went away");
+        seq = this_seq + 1;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace redflag::updates

@@ -1,0 +1,77 @@
+// PostgreSQL schema `updates` beyond the key ring: packages (signed manifest, bytes in
+// 256 KiB chunks) and deliveries (one per update and agent, with rollout state). Versions
+// within (name, platform, channel) only rise, revoked ones included. Publications and
+// revocations are announced on NOTIFY channel `redflag_updates` ("published:<id>",
+// "revoked:<id>").
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/pg.h"
+#include "redflag/v1/updates.pb.h"
+
+namespace redflag::updates {
+
+inline constexpr char kUpdatesChannel[] = "redflag_updates";
+inline constexpr size_t kChunkBytes = 256 * 1024;
+
+// Receives a package's bytes chunk by chunk inside one transaction.
+class PackageUpload {
+ public:
+  virtual ~PackageUpload() = default;
+  virtual absl::Status Append(absl::string_view chunk) = 0;
+};
+
+struct OfferCandidate {
+  std::string delivery_id;
+  v1::Update update;
+};
+
+class UpdateStore {
+ public:
+  explicit UpdateStore(PgPool& pool) : pool_(pool) {}
+
+  // FAILED_PRECONDITION unless `version` is above every version published before in the
+  // series (revoked ones included).
+  absl::Status CheckVersionRises(const v1::PublishUpdateChunk::Header& h);
+  // One transaction: `fill` streams the bytes through the upload, then `finish` (given the
+  // update id) returns the signed update to store. The series is locked throughout, so two
+  // concurrent publications cannot both pass the version check.
+  absl::StatusOr<v1::Update> Publish(
+      const v1::PublishUpdateChunk::Header& h, const std::string& published_by,
+      const std::function<absl::Status(PackageUpload&)>& fill,
+      const std::function<absl::StatusOr<v1::Update>(const std::string& update_id)>& finish);
+
+  absl::StatusOr<std::vector<v1::Update>> List(const v1::ListUpdatesRequest& filter);
+  absl::StatusOr<v1::Update> Get(const std::string& update_id);
+  // Marks it revoked (idempotent) and withdraws undelivered offers.
+  absl::StatusOr<v1::Update> Revoke(const std::string& update_id, const std::string& reason);
+
+  // The newest non-revoked update per package for this platform and channel that the agent
+  // still needs, each with its delivery (created on first offer).
+  absl::StatusOr<std::vector<OfferCandidate>> Offers(const std::string& agent_id,
+                                                     const std::string& platform,
+                                                     const std::string& channel);
+  // Deliveries of revoked updates whose revocation the agent has not acknowledged.
+  absl::StatusOr<std::vector<v1::Delivery>> RevocationsOwed(const std::string& agent_id);
+  // kind: "offer" or "revoke".
+  absl::Status Ack(const std::string& agent_id, const std::string& delivery_id,
+                   const std::string& kind, bool applied, const std::string& error);
+  absl::StatusOr<v1::Delivery> Report(const v1::ReportDeliveryRequest& r);
+  absl::StatusOr<std::vector<v1::Delivery>> Deliveries(const v1::ListDeliveriesRequest& filter);
+  // OK when the agent was offered this update and the offer still stands.
+  absl::Status CheckDownloadAllowed(const std::string& agent_id, const std::string& update_id);
+  // Calls `emit` with consecutive chunks from `offset` until the end or until emit fails.
+  absl::Status ReadBytes(const std::string& update_id, int64_t offset,
+                         const std::function<bool(absl::string_view, bool last)>& emit);
+
+ private:
+  PgPool& pool_;
+};
+
+}  // namespace redflag::updates
