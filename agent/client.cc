@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/instruction_verifier.h"
+#include "agent/updater.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -141,6 +142,19 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
       LogInfo("verification requested by operator; fingerprint re-sent");
       break;
     }
+    case v1::Instruction::kOffer: {
+      std::lock_guard<std::mutex> ol(offers_mu_);
+      if (queued_ids_.insert(id).second) {
+        offers_.push_back({id, in->offer()});
+        offers_cv_.notify_one();
+      }
+      return std::nullopt;  // acknowledged by the update worker when it is done
+    }
+    case v1::Instruction::kRevocation:
+      state_.add_revoked_update_ids(in->revocation().update_id());
+      LogWarn(absl::StrCat("update ", in->revocation().update_id(),
+                           " was revoked: ", in->revocation().reason()));
+      break;
     default:
       reply.mutable_ack()->set_applied(false);
       reply.mutable_ack()->set_error("instruction type not supported by this agent");
@@ -155,6 +169,121 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
   }
   if (reply.has_ack()) reply.mutable_ack()->set_applied(true);
   return reply;
+}
+
+bool AgentClient::SendOnStream(v1::AgentMessage msg) {
+  std::lock_guard<std::mutex> lock(stream_mu_);
+  if (stream_ == nullptr) return false;
+  msg.set_seq(seq_++);
+  return stream_->Write(msg);
+}
+
+void AgentClient::ReportDelivery(const std::string& delivery_id, v1::DeliveryState state,
+                                 const std::string& code, const std::string& reason) {
+  v1::AgentMessage msg;
+  v1::ReportDeliveryRequest* r = msg.mutable_delivery_report();
+  r->set_delivery_id(delivery_id);
+  r->set_state(state);
+  r->set_failure_code(code);
+  r->set_failure_reason(reason);
+  if (!SendOnStream(std::move(msg))) {
+    LogWarn(absl::StrCat("delivery report ", v1::DeliveryState_Name(state), " not sent: offline"));
+  }
+}
+
+void AgentClient::UpdateLoop() {
+  while (true) {
+    PendingOffer next;
+    {
+      std::unique_lock<std::mutex> lock(offers_mu_);
+      offers_cv_.wait(lock, [this] { return stop_.load() || !offers_.empty(); });
+      if (stop_) return;
+      next = std::move(offers_.front());
+      offers_.pop_front();
+    }
+    ApplyOffer(next.instruction_id, next.offer);
+    std::lock_guard<std::mutex> lock(offers_mu_);
+    queued_ids_.erase(next.instruction_id);
+  }
+}
+
+void AgentClient::ApplyOffer(const std::string& instruction_id, const v1::UpdateOffer& offer) {
+  v1::AgentState snapshot;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    snapshot = state_;
+  }
+  std::variant<v1::Manifest, UpdateFailure> checked =
+      CheckManifest(offer.signed_manifest(), snapshot, config_.version);
+  std::optional<UpdateFailure> failure;
+  v1::Manifest m;
+  if (auto* f = std::get_if<UpdateFailure>(&checked)) {
+    failure = *f;
+  } else {
+    m = std::get<v1::Manifest>(checked);
+    LogInfo(absl::StrCat("update offered: ", m.name(), " ", m.version(), " (", m.size(),
+                         " bytes, sha256 ", m.sha256().substr(0, 16), "...)"));
+    ReportDelivery(offer.delivery_id(), v1::DOWNLOADING);
+    Fetch fetch = [&](int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink) {
+      grpc::ClientContext ctx;
+      {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        ctx.AddMetadata("authorization", absl::StrCat("Bearer ", state_.access_token()));
+      }
+      ctx.AddMetadata("x-machine-id", config_.machine_id);
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(30)));
+      v1::DownloadRequest req;
+      req.set_update_id(m.update_id());
+      req.set_offset(offset);
+      auto reader = stub_->Download(&ctx, req);
+      v1::DownloadChunk chunk;
+      while (reader->Read(&chunk)) {
+        if (!sink(chunk)) {
+          ctx.TryCancel();
+          break;
+        }
+      }
+      return FromGrpcStatus(reader->Finish());
+    };
+    int64_t logged = 0;
+    failure = DownloadVerifyInstall(
+        m, fetch, config_.install_dir + "/.staging", config_.install_dir, [&](int64_t have) {
+          if (have - logged >= (1 << 20) || have == m.size()) {
+            LogInfo(absl::StrCat("downloading ", m.name(), " ", m.version(), ": ", have, "/",
+                                 m.size(), " bytes"));
+            logged = have;
+          }
+        });
+    // Revoked while downloading: the revocation wins, nothing stays installed under it.
+    if (!failure) {
+      std::lock_guard<std::mutex> lock(state_mu_);
+      for (const auto& id : state_.revoked_update_ids()) {
+        if (id == m.update_id()) failure = UpdateFailure{"revoked", "revoked during download"};
+      }
+    }
+  }
+  v1::AgentMessage ack;
+  ack.mutable_ack()->set_instruction_id(instruction_id);
+  if (failure) {
+    LogError(absl::StrCat("SECURITY: update refused (", failure->code, "): ", failure->reason));
+    ReportDelivery(offer.delivery_id(), v1::FAILED, failure->code, failure->reason);
+    ack.mutable_ack()->set_applied(false);
+    ack.mutable_ack()->set_error(failure->reason);
+  } else {
+    ReportDelivery(offer.delivery_id(), v1::VERIFIED);
+    LogInfo(absl::StrCat("installed ", m.name(), " ", m.version(), " into ", config_.install_dir));
+    ReportDelivery(offer.delivery_id(), v1::INSTALLED);
+    ack.mutable_ack()->set_applied(true);
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (!failure) (*state_.mutable_installed_versions())[m.name()] = m.version();
+    MarkApplied(state_, instruction_id);
+    if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
+      LogError(absl::StrCat("cannot persist update state: ", s.message()));
+    }
+  }
+  SendOnStream(std::move(ack));
 }
 
 bool AgentClient::SleepUnlessStopped(absl::Duration d) {
@@ -186,11 +315,10 @@ absl::Status AgentClient::RunStream() {
     live_ = &ctx;
   }
   auto stream = stub_->Connect(&ctx);
-  std::mutex write_mu;  // one Write at a time: the reader thread answers instructions
-  std::atomic<uint64_t> seq{1};
-  hello.set_seq(seq++);
+  hello.set_seq(seq_++);
   hello.mutable_hello()->set_version(config_.version);
   hello.mutable_hello()->set_machine_id(config_.machine_id);
+  hello.mutable_hello()->set_channel(config_.channel);
 
   v1::ServerMessage msg;
   int interval = 30;
@@ -201,6 +329,10 @@ absl::Status AgentClient::RunStream() {
                     : FromGrpcStatus(s);
   } else {
     interval = std::max(1, msg.hello_ack().check_in_interval_seconds());
+    {
+      std::lock_guard<std::mutex> lock(stream_mu_);
+      stream_ = stream.get();
+    }
     LogInfo(absl::StrCat("connected; checking in every ", interval, " s"));
     std::atomic<bool> reader_done{false};
     std::thread reader([&] {
@@ -210,11 +342,7 @@ absl::Status AgentClient::RunStream() {
           LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
         } else if (in.has_instruction()) {
           std::optional<v1::AgentMessage> reply = HandleInstruction(in.instruction());
-          if (reply) {
-            reply->set_seq(seq++);
-            std::lock_guard<std::mutex> wl(write_mu);
-            stream->Write(*reply);
-          }
+          if (reply) SendOnStream(*std::move(reply));
         }
       }
       reader_done = true;
@@ -223,20 +351,18 @@ absl::Status AgentClient::RunStream() {
     });
     while (!stop_ && !reader_done) {
       v1::AgentMessage check_in;
-      check_in.set_seq(seq++);
+
       check_in.mutable_check_in()->set_version(config_.version);
       Now(check_in.mutable_check_in()->mutable_agent_time());
-      {
-        std::lock_guard<std::mutex> wl(write_mu);
-        if (!stream->Write(check_in)) break;
-      }
+      if (!SendOnStream(check_in)) break;
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(interval),
                    [&] { return stop_.load() || reader_done.load(); });
     }
     {
-      std::lock_guard<std::mutex> wl(write_mu);
+      std::lock_guard<std::mutex> lock(stream_mu_);
       stream->WritesDone();
+      stream_ = nullptr;
     }
     if (stop_) ctx.TryCancel();
     reader.join();
@@ -249,6 +375,7 @@ absl::Status AgentClient::RunStream() {
 }
 
 void AgentClient::Run() {
+  std::thread updates([this] { UpdateLoop(); });
   int attempt = 0;
   while (!stop_) {
     absl::Time started = absl::Now();
@@ -273,6 +400,11 @@ void AgentClient::Run() {
     LogInfo(absl::StrCat("reconnecting in ", absl::FormatDuration(delay)));
     if (!SleepUnlessStopped(delay)) break;
   }
+  {
+    std::lock_guard<std::mutex> lock(offers_mu_);
+    offers_cv_.notify_all();
+  }
+  updates.join();
 }
 
 }  // namespace redflag::agent

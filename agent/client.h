@@ -5,10 +5,12 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -30,6 +32,8 @@ struct AgentConfig {
   // Recomputes the fingerprint (for the server's verify requests).
   std::function<absl::StatusOr<std::string>()> fingerprint;
   absl::Duration max_backoff = absl::Seconds(60);
+  std::string channel = "stable";
+  std::string install_dir;  // where packages are installed (atomic rename)
 };
 
 class AgentClient {
@@ -50,6 +54,13 @@ class AgentClient {
   // Verifies and applies one signed instruction; returns the reply to send, if any.
   std::optional<v1::AgentMessage> HandleInstruction(const v1::SignedEnvelope& envelope);
   bool SleepUnlessStopped(absl::Duration d);
+  // Writes on the live stream, if any (serialised with every other write).
+  bool SendOnStream(v1::AgentMessage msg);
+  void ReportDelivery(const std::string& delivery_id, v1::DeliveryState state,
+                      const std::string& code = "", const std::string& reason = "");
+  // The update worker: applies queued offers one at a time.
+  void UpdateLoop();
+  void ApplyOffer(const std::string& instruction_id, const v1::UpdateOffer& offer);
 
   AgentConfig config_;
   StateDir state_dir_;
@@ -60,6 +71,19 @@ class AgentClient {
   std::mutex mu_;
   std::condition_variable cv_;
   grpc::ClientContext* live_ = nullptr;  // guarded by mu_
+
+  std::mutex stream_mu_;  // guards stream_ and serialises writes on it
+  grpc::ClientReaderWriter<v1::AgentMessage, v1::ServerMessage>* stream_ = nullptr;
+  std::atomic<uint64_t> seq_{1};
+
+  struct PendingOffer {
+    std::string instruction_id;
+    v1::UpdateOffer offer;
+  };
+  std::mutex offers_mu_;
+  std::condition_variable offers_cv_;
+  std::deque<PendingOffer> offers_;
+  std::set<std::string> queued_ids_;  // queued or in progress: not queued twice
 };
 
 // Full jitter: uniform in [0, min(cap, base * 2^attempt)].

@@ -24,6 +24,9 @@ ABSL_FLAG(std::string, state_dir, "/var/lib/redflag", "state directory (credenti
 ABSL_FLAG(std::string, registration_token, "", "registration token (REDFLAG_REGISTRATION_TOKEN)");
 ABSL_FLAG(std::string, pinned_key_id, "", "require this update-signing key fingerprint");
 ABSL_FLAG(std::string, machine_root, "/", "root of the fingerprint sources (tests use a tree)");
+ABSL_FLAG(std::string, install_dir, "",
+          "where packages are installed (default STATE_DIR/installed)");
+ABSL_FLAG(std::string, channel, "stable", "update channel to follow");
 ABSL_FLAG(int, max_backoff_seconds, 60, "cap of the reconnect backoff");
 ABSL_FLAG(std::string, report_version, REDFLAG_AGENT_VERSION, "agent version to report");
 
@@ -55,6 +58,10 @@ int Run() {
       Pick(absl::GetFlag(FLAGS_registration_token), "REDFLAG_REGISTRATION_TOKEN");
   cfg.pinned_key_id = absl::GetFlag(FLAGS_pinned_key_id);
   cfg.version = absl::GetFlag(FLAGS_report_version);
+  cfg.channel = absl::GetFlag(FLAGS_channel);
+  cfg.install_dir = absl::GetFlag(FLAGS_install_dir).empty()
+                        ? absl::GetFlag(FLAGS_state_dir) + "/installed"
+                        : absl::GetFlag(FLAGS_install_dir);
   cfg.max_backoff = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_max_backoff_seconds)));
   absl::StatusOr<std::string> fp =
       agent::MachineFingerprint(agent::ReadFingerprintSources(absl::GetFlag(FLAGS_machine_root)));

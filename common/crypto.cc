@@ -111,7 +111,9 @@ std::string Sha256(absl::string_view data) {
 
 std::string Sha256Hex(absl::string_view data) { return HexEncode(Sha256(data)); }
 
-Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+}
 
 Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
 

@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -39,8 +39,8 @@ class StreamRegistry {
 template <typename Event>
 class EventWatcher {
  public:
-  using Open = std::function<std::unique_ptr<grpc::ClientReaderInterface<Event>>(
-      grpc::ClientContext*)>;
+  using Open =
+      std::function<std::unique_ptr<grpc::ClientReaderInterface<Event>>(grpc::ClientContext*)>;
   EventWatcher(std::string name, Open open, std::function<void(const Event&)> on_event,
                std::function<void()> on_resync)
       : name_(std::move(name)),

@@ -281,8 +281,8 @@ void AgentStream::FetchAgentInstructions() {
         std::unique_ptr<Call> owned(call);
         std::vector<v1::Instruction> to_sign;
         if (!s.ok()) {
-          LogWarn(absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ",
-                               s.error_message()));
+          LogWarn(
+              absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ", s.error_message()));
         } else {
           std::lock_guard<std::mutex> lock(mu_);
           for (const auto& in : owned->resp.instructions()) {

@@ -96,14 +96,18 @@ int Run() {
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
   // Registry changes and publications reach the streams this replica holds.
-  auto resync = [&registry] { registry.ForEach([](gateway::AgentStream& s) { s.DeliverPending(); }); };
+  auto resync = [&registry] {
+    registry.ForEach([](gateway::AgentStream& s) { s.DeliverPending(); });
+  };
   gateway::EventWatcher<v1::AgentEvent> agent_events(
       "agents",
       [&](grpc::ClientContext* c) { return backends->agents->Watch(c, v1::WatchAgentsRequest()); },
       [&registry](const v1::AgentEvent& ev) { gateway::DispatchAgentEvent(registry, ev); }, resync);
   gateway::EventWatcher<v1::UpdateEvent> update_events(
       "updates",
-      [&](grpc::ClientContext* c) { return backends->updates->Watch(c, v1::WatchUpdatesRequest()); },
+      [&](grpc::ClientContext* c) {
+        return backends->updates->Watch(c, v1::WatchUpdatesRequest());
+      },
       [&resync](const v1::UpdateEvent&) { resync(); }, resync);
 
   ServerOptions opts;

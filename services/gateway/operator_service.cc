@@ -202,7 +202,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerC
 grpc::ServerReadReactor<v1::PublishUpdateChunk>* OperatorServiceImpl::PublishUpdate(
     grpc::CallbackServerContext* ctx, v1::Update* resp) {
   absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kOperator);
-  absl::Status refused = actor.ok() ? limits_.operator_writes.Acquire(actor->subject) : actor.status();
+  absl::Status refused =
+      actor.ok() ? limits_.operator_writes.Acquire(actor->subject) : actor.status();
   if (!refused.ok()) {
     // A reactor that refuses at once: nothing is read.
     class Refuse final : public grpc::ServerReadReactor<v1::PublishUpdateChunk> {
@@ -233,9 +234,9 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::RevokeUpdate(grpc::CallbackServer
   WRITE(Role::kOperator, updates, RevokeUpdate);
 }
 
-grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(
-    grpc::CallbackServerContext* ctx, const v1::ListDeliveriesRequest* req,
-    v1::ListDeliveriesResponse* resp) {
+grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(grpc::CallbackServerContext* ctx,
+                                                              const v1::ListDeliveriesRequest* req,
+                                                              v1::ListDeliveriesResponse* resp) {
   READ(Role::kViewer, updates, ListDeliveries);
 }
 

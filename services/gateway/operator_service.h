@@ -55,8 +55,8 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* RebindAgent(grpc::CallbackServerContext* ctx,
                                         const v1::RebindAgentRequest* req,
                                         v1::Agent* resp) override;
-  grpc::ServerReadReactor<v1::PublishUpdateChunk>* PublishUpdate(
-      grpc::CallbackServerContext* ctx, v1::Update* resp) override;
+  grpc::ServerReadReactor<v1::PublishUpdateChunk>* PublishUpdate(grpc::CallbackServerContext* ctx,
+                                                                 v1::Update* resp) override;
   grpc::ServerUnaryReactor* ListUpdates(grpc::CallbackServerContext* ctx,
                                         const v1::ListUpdatesRequest* req,
                                         v1::ListUpdatesResponse* resp) override;

@@ -23,8 +23,7 @@ class PublishRelay final : public grpc::ServerReadReactor<v1::PublishUpdateChunk
   static constexpr int kMaxConcurrent = 4;
 
   // `actor` is the authenticated operator; the relay starts reading at once.
-  PublishRelay(grpc::CallbackServerContext* ctx, v1::Update* resp, Backends& backends,
-               Actor actor);
+  PublishRelay(grpc::CallbackServerContext* ctx, v1::Update* resp, Backends& backends, Actor actor);
 
   void OnReadDone(bool ok) override;
   void OnCancel() override;

@@ -7,7 +7,6 @@
 namespace redflag::updates {
 namespace {
 
-
 constexpr Statement kLock{"updates_keys_lock", "SELECT pg_advisory_xact_lock(7242683154)"};
 constexpr Statement kDemote{"updates_keys_demote",
                             "UPDATE updates.signing_keys SET state = 'accepted', "

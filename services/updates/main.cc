@@ -3,13 +3,13 @@
 #include "absl/flags/parse.h"
 #include "common/config.h"
 #include "common/crypto.h"
-#include "common/runtime.h"
 #include "common/event_hub.h"
 #include "common/pg_listener.h"
+#include "common/runtime.h"
 #include "services/updates/key_ring.h"
 #include "services/updates/schema.h"
-#include "services/updates/store.h"
 #include "services/updates/service.h"
+#include "services/updates/store.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:9103", "address for the mTLS gRPC server");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9203", "address for Prometheus /metrics");

@@ -28,7 +28,8 @@ absl::Status ValidateHeader(const v1::PublishUpdateChunk::Header& h, int64_t max
   }
   REDFLAG_RETURN_IF_ERROR(Version::Parse(h.version()).status());
   if (!ValidName(h.platform(), 64, kAny)) {
-    return absl::InvalidArgumentError("platform must be 1-64 characters of letters, digits, '.', '_', '-'");
+    return absl::InvalidArgumentError(
+        "platform must be 1-64 characters of letters, digits, '.', '_', '-'");
   }
   if (!ValidName(h.channel(), 32, kLower)) {
     return absl::InvalidArgumentError("channel must be 1-32 characters of a-z, 0-9, '.', '_', '-'");
@@ -115,8 +116,8 @@ absl::StatusOr<v1::Update> UpdatesServiceImpl::ReceivePackage(
           REDFLAG_RETURN_IF_ERROR(upload.Append(chunk.data()));
         }
         if (received != h.size()) {
-          return absl::InvalidArgumentError(absl::StrCat("received ", received,
-                                                         " bytes, declared size is ", h.size()));
+          return absl::InvalidArgumentError(
+              absl::StrCat("received ", received, " bytes, declared size is ", h.size()));
         }
         return absl::OkStatus();
       },
@@ -235,8 +236,8 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
     failures_.Add({{"reason", label}}).Increment();
     (void)events_.Record(
         {"UPDATE_VERIFICATION_FAILED", req->agent_id(), ActorFromMetadata(*ctx).source,
-         absl::StrCat("{\"delivery\":", JsonQuote(req->delivery_id()), ",\"update\":",
-                      JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
+         absl::StrCat("{\"delivery\":", JsonQuote(req->delivery_id()),
+                      ",\"update\":", JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
                       ",\"reason\":", JsonQuote(req->failure_reason().substr(0, 300)), "}")});
   }
   *resp = *std::move(d);
@@ -320,15 +321,15 @@ grpc::Status UpdatesServiceImpl::Download(grpc::ServerContext* ctx, const v1::Do
   }
   int64_t offset = req->offset();
   // Write() blocks until the gateway (and through it the agent) takes the chunk: back-pressure.
-  absl::Status s = store_.ReadBytes(req->update_id(), offset,
-                                    [&](absl::string_view data, bool last) {
-                                      v1::DownloadChunk c;
-                                      c.set_offset(offset);
-                                      c.set_data(std::string(data));
-                                      c.set_last(last);
-                                      offset += static_cast<int64_t>(data.size());
-                                      return !ctx->IsCancelled() && writer->Write(c);
-                                    });
+  absl::Status s =
+      store_.ReadBytes(req->update_id(), offset, [&](absl::string_view data, bool last) {
+        v1::DownloadChunk c;
+        c.set_offset(offset);
+        c.set_data(std::string(data));
+        c.set_last(last);
+        offset += static_cast<int64_t>(data.size());
+        return !ctx->IsCancelled() && writer->Write(c);
+      });
   return ToGrpcStatus(s);
 }
 

@@ -10,10 +10,8 @@
 namespace redflag::updates {
 namespace {
 
-
 constexpr Statement kLockSeries{
-    "updates_lock_series",
-    "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2 || '/' || $3))"};
+    "updates_lock_series", "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2 || '/' || $3))"};
 constexpr Statement kSeriesVersions{
     "updates_series_versions",
     "SELECT version FROM updates.packages WHERE name = $1 AND platform = $2 AND channel = $3"};
@@ -30,7 +28,8 @@ constexpr Statement kGet{"updates_get",
                          "SELECT " PACKAGE_COLS " FROM updates.packages p WHERE p.id = $1"};
 constexpr Statement kList{
     "updates_list",
-    "SELECT " PACKAGE_COLS " FROM updates.packages p "
+    "SELECT " PACKAGE_COLS
+    " FROM updates.packages p "
     "WHERE ($1 = '' OR p.name = $1) AND ($2 = '' OR p.platform = $2) "
     "AND ($3 = '' OR p.channel = $3) AND ($4 OR p.revoked_at IS NULL) ORDER BY p.created_at"};
 constexpr Statement kRevoke{
@@ -42,11 +41,11 @@ constexpr Statement kWithdraw{
     "updates_withdraw",
     "UPDATE updates.deliveries SET state = 'WITHDRAWN', updated_at = now() "
     "WHERE update_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED')"};
-constexpr Statement kLatest{
-    "updates_latest",
-    "SELECT DISTINCT ON (p.name) p.id, " PACKAGE_COLS " FROM updates.packages p "
-    "WHERE p.platform = $1 AND p.channel = $2 AND p.revoked_at IS NULL "
-    "ORDER BY p.name, p.created_at DESC"};
+constexpr Statement kLatest{"updates_latest",
+                            "SELECT DISTINCT ON (p.name) p.id, " PACKAGE_COLS
+                            " FROM updates.packages p "
+                            "WHERE p.platform = $1 AND p.channel = $2 AND p.revoked_at IS NULL "
+                            "ORDER BY p.name, p.created_at DESC"};
 constexpr Statement kEnsureDelivery{
     "updates_ensure_delivery",
     "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
@@ -71,17 +70,18 @@ constexpr Statement kAckRevocation{
     "updates_ack_revocation",
     "UPDATE updates.deliveries SET revocation_acked = true WHERE id = $2 AND agent_id = $1 "
     "RETURNING id"};
-#define DELIVERY_COLS                                                                  \
-  "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, "                         \
+#define DELIVERY_COLS                                          \
+  "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, " \
   "floor(extract(epoch from d.updated_at))::bigint"
 constexpr Statement kReport{
     "updates_report",
     "UPDATE updates.deliveries d SET state = $3, failure_reason = $4, updated_at = now() "
-    "WHERE id = $2 AND agent_id = $1 AND state <> 'INSTALLED' RETURNING " DELIVERY_COLS};
+    "WHERE id = $2 AND agent_id = $1 AND state NOT IN ('INSTALLED', 'FAILED') "
+    "RETURNING " DELIVERY_COLS};
 constexpr Statement kDeliveries{
-    "updates_deliveries",
-    "SELECT " DELIVERY_COLS " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
-    "AND ($2 = '' OR d.agent_id = $2) ORDER BY d.updated_at LIMIT 10000"};
+    "updates_deliveries", "SELECT " DELIVERY_COLS
+                          " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
+                          "AND ($2 = '' OR d.agent_id = $2) ORDER BY d.updated_at LIMIT 10000"};
 constexpr Statement kCounts{
     "updates_counts",
     "SELECT state, count(*) FROM updates.deliveries WHERE ($1 = '' OR update_id::text = $1) "
@@ -183,7 +183,8 @@ absl::StatusOr<v1::Update> UpdateStore::Publish(
   std::string id = RandomUuid();
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction(
       [&](PgConnection& c) -> absl::Status {
-        REDFLAG_RETURN_IF_ERROR(c.Exec(kLockSeries, {h.name(), h.platform(), h.channel()}).status());
+        REDFLAG_RETURN_IF_ERROR(
+            c.Exec(kLockSeries, {h.name(), h.platform(), h.channel()}).status());
         REDFLAG_RETURN_IF_ERROR(CheckRises(c, h));
         PgUpload upload(c, id);
         REDFLAG_RETURN_IF_ERROR(fill(upload));
@@ -291,10 +292,9 @@ absl::Status UpdateStore::Ack(const std::string& agent_id, const std::string& de
 absl::StatusOr<v1::Delivery> UpdateStore::Report(const v1::ReportDeliveryRequest& req) {
   v1::Delivery out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r, c.Exec(kReport, {req.agent_id(), req.delivery_id(),
-                                     v1::DeliveryState_Name(req.state()),
-                                     req.failure_reason().substr(0, 500)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kReport, {req.agent_id(), req.delivery_id(),
+                                                          v1::DeliveryState_Name(req.state()),
+                                                          req.failure_reason().substr(0, 500)}));
     if (r.Rows() == 0) {
       return absl::FailedPreconditionError("no open delivery with this id for this agent");
     }

@@ -1,0 +1,42 @@
+// Applies one update offer on the agent, in the order the threat model needs: trusted key,
+// manifest signature, not revoked, version rises — all before any byte is fetched — then
+// a resumable download into a staging file, size and SHA-256 checks, and an atomic
+// install (fsync, rename). Nothing touches the install location unless every check passed.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "absl/status/statusor.h"
+#include "redflag/v1/agent_state.pb.h"
+#include "redflag/v1/updates.pb.h"
+
+namespace redflag::agent {
+
+// Why an update was refused: a bounded code (key, signature, revoked, version, download,
+// size, checksum, install) for metrics, and a sentence for people.
+struct UpdateFailure {
+  std::string code;
+  std::string reason;
+};
+
+// The manifest, once its key is pinned, its signature verifies, it is not revoked and its
+// version is above what is installed (`running_version` for the agent's own package).
+std::variant<v1::Manifest, UpdateFailure> CheckManifest(const v1::SignedEnvelope& signed_manifest,
+                                                        const v1::AgentState& state,
+                                                        const std::string& running_version);
+
+// Streams bytes from `offset`; calls `sink` per chunk (false stops). OK at the end.
+using Fetch = std::function<absl::Status(
+    int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink)>;
+
+// Downloads into `staging_dir`/<update id>.part (resuming what is there), checks size and
+// SHA-256, and renames it to `install_dir`/<name>. `progress` gets bytes so far.
+std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const Fetch& fetch,
+                                                   const std::string& staging_dir,
+                                                   const std::string& install_dir,
+                                                   const std::function<void(int64_t)>& progress);
+
+}  // namespace redflag::agent
