@@ -150,6 +150,20 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
       }
       return std::nullopt;  // acknowledged by the update worker when it is done
     }
+    case v1::Instruction::kKeyAnnouncement: {
+      const v1::SigningKey& k = in->key_announcement().key();
+      bool known = false;
+      for (const auto& p : state_.pinned_keys()) known |= p.key_id() == k.key_id();
+      if (!known) {
+        v1::SigningKey* pinned = state_.add_pinned_keys();
+        pinned->set_key_id(k.key_id());
+        pinned->set_public_key(k.public_key());
+        pinned->set_state(v1::SigningKey::ACCEPTED);
+        LogInfo(absl::StrCat("pinned new update-signing key ", k.key_id(), ", endorsed by ",
+                             in->key_announcement().endorsement().key_id()));
+      }
+      break;
+    }
     case v1::Instruction::kRevocation:
       state_.add_revoked_update_ids(in->revocation().update_id());
       LogWarn(absl::StrCat("update ", in->revocation().update_id(),

@@ -8,17 +8,53 @@
 
 namespace redflag::agent {
 
-absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
-                                                  v1::AgentState& state, absl::Time now) {
-  const v1::SigningKey* key = nullptr;
+namespace {
+
+const v1::SigningKey* Pinned(const v1::AgentState& state, const std::string& key_id) {
   for (const auto& k : state.pinned_keys()) {
-    if (k.key_id() == envelope.key_id()) key = &k;
+    if (k.key_id() == key_id) return &k;
   }
-  if (key == nullptr) {
+  return nullptr;
+}
+
+// A key announcement signed by the announced key itself is trusted only through its
+// endorsement by a key already pinned. Returns the endorsed key, or why not.
+absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
+                                           const v1::AgentState& state) {
+  v1::Instruction claimed;  // unverified: read only to find the endorsement
+  if (!claimed.ParseFromString(envelope.payload()) || !claimed.has_key_announcement() ||
+      !claimed.key_announcement().has_endorsement()) {
     return absl::PermissionDeniedError(
         absl::StrCat("instruction signed by key ", envelope.key_id(), ", which is not pinned"));
   }
-  REDFLAG_RETURN_IF_ERROR(VerifyEnvelope(envelope, "redflag.v1.Instruction", key->public_key()));
+  const v1::SignedEnvelope& endorsement = claimed.key_announcement().endorsement();
+  const v1::SigningKey* endorser = Pinned(state, endorsement.key_id());
+  if (endorser == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat("key ", envelope.key_id(), " is endorsed by ",
+                                                    endorsement.key_id(), ", which is not pinned"));
+  }
+  REDFLAG_RETURN_IF_ERROR(
+      VerifyEnvelope(endorsement, "redflag.v1.KeyEndorsement", endorser->public_key()));
+  v1::SigningKey endorsed;
+  if (!endorsed.ParseFromString(endorsement.payload()) || endorsed.key_id() != envelope.key_id() ||
+      KeyIdOf(endorsed.public_key()) != endorsed.key_id()) {
+    return absl::PermissionDeniedError("key endorsement does not name the signing key");
+  }
+  return endorsed;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
+                                                  v1::AgentState& state, absl::Time now) {
+  std::string public_key;
+  if (const v1::SigningKey* key = Pinned(state, envelope.key_id())) {
+    public_key = key->public_key();
+  } else {
+    REDFLAG_ASSIGN_OR_RETURN(v1::SigningKey endorsed, EndorsedKey(envelope, state));
+    public_key = endorsed.public_key();
+  }
+  REDFLAG_RETURN_IF_ERROR(VerifyEnvelope(envelope, "redflag.v1.Instruction", public_key));
   v1::Instruction in;
   if (!in.ParseFromString(envelope.payload())) {
     return absl::InvalidArgumentError("instruction payload does not parse");

@@ -1,7 +1,8 @@
 // Decides whether a signed server→agent instruction may be applied: signed by a pinned key
-// (domain-separated as redflag.v1.Instruction), addressed to this agent, issued within the
-// freshness window (5 minutes, 30 s clock-skew allowance), and carrying a nonce not seen
-// before. Accepted nonces are remembered in the agent state for the window.
+// (domain-separated as redflag.v1.Instruction) — or, for a key announcement only, by the
+// announced key carrying an endorsement from a pinned key — addressed to this agent,
+// issued within the freshness window (5 minutes, 30 s clock-skew allowance), and carrying
+// a nonce not seen before. Accepted nonces are remembered in the agent state.
 #pragma once
 
 #include "absl/status/statusor.h"

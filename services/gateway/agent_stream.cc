@@ -119,6 +119,9 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   }
   version_ = hello.version();
   channel_ = hello.channel().empty() ? "stable" : hello.channel().substr(0, 32);
+  for (int i = 0; i < hello.pinned_key_ids_size() && i < 16; ++i) {
+    pinned_key_ids_.push_back(hello.pinned_key_ids(i));
+  }
   struct Call {
     std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
     v1::AuthorizeAgentRequest req;
@@ -307,6 +310,7 @@ void AgentStream::FetchUpdateInstructions() {
   call->req.set_platform(platform_);
   call->req.set_version(version_);
   call->req.set_channel(channel_);
+  for (const auto& id : pinned_key_ids_) call->req.add_pinned_key_ids(id);
   Ref();
   deps_.backends.updates->async()->PendingInstructions(
       call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {

@@ -90,6 +90,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   std::string version_;
   std::string channel_;
   std::string platform_;  // from the registry, once authorised
+  std::vector<std::string> pinned_key_ids_;
 
   std::mutex mu_;
   bool hello_done_ = false;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/status.h"
 
 namespace redflag::updates {
@@ -15,14 +16,19 @@ constexpr Statement kDemote{"updates_keys_demote",
 constexpr Statement kRetire{"updates_keys_retire",
                             "UPDATE updates.signing_keys SET state = 'retired' "
                             "WHERE state = 'accepted' AND retire_after <= now()"};
+constexpr Statement kCurrentPrimary{
+    "updates_keys_current", "SELECT key_id FROM updates.signing_keys WHERE state = 'primary'"};
 constexpr Statement kUpsertPrimary{
     "updates_keys_upsert",
-    "INSERT INTO updates.signing_keys(key_id, public_key, state) VALUES ($1, $2, 'primary') "
-    "ON CONFLICT (key_id) DO UPDATE SET state = 'primary', retire_after = NULL"};
+    "INSERT INTO updates.signing_keys(key_id, public_key, state, endorsement) "
+    "VALUES ($1, $2, 'primary', $3) ON CONFLICT (key_id) DO UPDATE SET state = 'primary', "
+    "retire_after = NULL, endorsement = CASE WHEN $3 = '' THEN signing_keys.endorsement "
+    "ELSE $3 END"};
 constexpr Statement kVerifying{
     "updates_keys_verifying",
     "SELECT key_id, public_key, state, floor(extract(epoch from created_at))::bigint, "
-    "coalesce(floor(extract(epoch from retire_after))::bigint, 0) FROM updates.signing_keys "
+    "coalesce(floor(extract(epoch from retire_after))::bigint, 0), endorsement "
+    "FROM updates.signing_keys "
     "WHERE state = 'primary' OR (state = 'accepted' AND retire_after > now()) "
     "ORDER BY state = 'primary' DESC, created_at DESC"};
 
@@ -31,10 +37,37 @@ constexpr Statement kVerifying{
 absl::Status KeyRing::Activate(absl::Duration grace) {
   return pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_RETURN_IF_ERROR(c.Exec(kLock).status());
+    REDFLAG_ASSIGN_OR_RETURN(PgResult current, c.Exec(kCurrentPrimary));
+    std::string current_id = current.Rows() == 1 ? current.Text(0, 0) : "";
+    std::string endorsement;
+    if (previous_ && previous_->KeyId() == primary_.KeyId()) {
+      return absl::FailedPreconditionError(
+          "REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY is the same key as REDFLAG_SIGNING_PRIVATE_KEY");
+    }
+    if (previous_) {
+      if (current_id != previous_->KeyId() && current_id != primary_.KeyId()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY is key ", previous_->KeyId(),
+            " but the current primary is ", current_id.empty() ? "(none)" : current_id));
+      }
+      if (current_id == previous_->KeyId()) {
+        v1::SigningKey endorsed;
+        endorsed.set_key_id(primary_.KeyId());
+        endorsed.set_public_key(primary_.PublicKey());
+        endorsement =
+            HexEncode(SignEnvelope(*previous_, kEndorsementType, endorsed.SerializeAsString())
+                          .SerializeAsString());
+      }
+    } else if (!current_id.empty() && current_id != primary_.KeyId()) {
+      LogWarn(absl::StrCat("signing key changed from ", current_id, " to ", primary_.KeyId(),
+                           " without REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY: agents that pinned ",
+                           current_id, " cannot be told to trust the new key"));
+    }
     REDFLAG_RETURN_IF_ERROR(
         c.Exec(kDemote, {primary_.KeyId(), absl::StrCat(absl::ToInt64Seconds(grace))}).status());
     REDFLAG_RETURN_IF_ERROR(c.Exec(kRetire).status());
-    return c.Exec(kUpsertPrimary, {primary_.KeyId(), HexEncode(primary_.PublicKey())}).status();
+    return c.Exec(kUpsertPrimary, {primary_.KeyId(), HexEncode(primary_.PublicKey()), endorsement})
+        .status();
   });
 }
 
@@ -50,6 +83,12 @@ absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingKeys() {
       k.set_state(r.Text(i, 2) == "primary" ? v1::SigningKey::PRIMARY : v1::SigningKey::ACCEPTED);
       k.mutable_created_at()->set_seconds(r.Int(i, 3));
       if (r.Int(i, 4) != 0) k.mutable_retire_after()->set_seconds(r.Int(i, 4));
+      if (!r.Text(i, 5).empty()) {
+        REDFLAG_ASSIGN_OR_RETURN(std::string env, HexDecode(r.Text(i, 5)));
+        if (!k.mutable_endorsement()->ParseFromString(env)) {
+          return absl::DataLossError("stored key endorsement does not parse");
+        }
+      }
       out.push_back(std::move(k));
     }
     return absl::OkStatus();

@@ -3,6 +3,7 @@
 // half exists only in memory (from REDFLAG_SIGNING_PRIVATE_KEY), never in the database.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -13,12 +14,19 @@
 
 namespace redflag::updates {
 
+inline constexpr char kEndorsementType[] = "redflag.v1.KeyEndorsement";
+
 class KeyRing {
  public:
-  KeyRing(PgPool& pool, SigningKey primary) : pool_(pool), primary_(std::move(primary)) {}
+  // `previous`, when given, is the key being replaced: it endorses the new primary so
+  // agents that pinned it accept the new one.
+  KeyRing(PgPool& pool, SigningKey primary, std::optional<SigningKey> previous = std::nullopt)
+      : pool_(pool), primary_(std::move(primary)), previous_(std::move(previous)) {}
 
   // Records the configured key as primary, demoting any other primary to accepted
-  // until now + grace. Safe when several replicas start at once.
+  // until now + grace, and stores the previous key's endorsement of it. FAILED_PRECONDITION
+  // when a previous key is given that is not the current primary. Safe when several
+  // replicas start at once.
   absl::Status Activate(absl::Duration grace);
   // Keys that still verify (primary and accepted within their grace period).
   absl::StatusOr<std::vector<v1::SigningKey>> VerifyingKeys();
@@ -27,6 +35,7 @@ class KeyRing {
  private:
   PgPool& pool_;
   SigningKey primary_;
+  std::optional<SigningKey> previous_;
 };
 
 }  // namespace redflag::updates

@@ -25,6 +25,16 @@ int Run() {
   absl::StatusOr<SigningKey> key = SigningKey::FromSeed(*seed);
   sodium_memzero(seed->data(), seed->size());
   if (!key.ok()) return ExitWithError("redflag-updates", key.status());
+  std::optional<SigningKey> previous;
+  if (!Env::Optional("REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY", "").empty()) {
+    absl::StatusOr<std::string> old_seed =
+        Env::HexSecret("REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY", 64);
+    if (!old_seed.ok()) return ExitWithError("redflag-updates", old_seed.status());
+    absl::StatusOr<SigningKey> old_key = SigningKey::FromSeed(*old_seed);
+    sodium_memzero(old_seed->data(), old_seed->size());
+    if (!old_key.ok()) return ExitWithError("redflag-updates", old_key.status());
+    previous = *std::move(old_key);
+  }
   absl::StatusOr<int64_t> grace =
       Env::Int("REDFLAG_KEY_GRACE_SECONDS", 7 * 24 * 3600, 0, 365LL * 24 * 3600);
   if (!grace.ok()) return ExitWithError("redflag-updates", grace.status());
@@ -38,7 +48,7 @@ int Run() {
   if (absl::Status s = updates::MigrateUpdatesSchema(*rt->pool); !s.ok()) {
     return ExitWithError(rt->name, s);
   }
-  updates::KeyRing ring(*rt->pool, *std::move(key));
+  updates::KeyRing ring(*rt->pool, *std::move(key), std::move(previous));
   if (absl::Status s = ring.Activate(absl::Seconds(*grace)); !s.ok()) {
     return ExitWithError(rt->name, s);
   }

@@ -53,6 +53,9 @@ CREATE TABLE updates.deliveries (
   UNIQUE (update_id, agent_id)
 );
 CREATE INDEX deliveries_agent_idx ON updates.deliveries(agent_id);
+)sql",
+      R"sql(
+ALTER TABLE updates.signing_keys ADD COLUMN endorsement text NOT NULL DEFAULT '';
 )sql"};
   return ApplyMigrations(pool, "updates", kSteps);
 }

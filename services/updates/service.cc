@@ -15,6 +15,7 @@ namespace {
 
 constexpr char kOfferPrefix[] = "upd-offer-";
 constexpr char kRevokePrefix[] = "upd-revoke-";
+constexpr char kKeyPrefix[] = "upd-key-";
 
 bool ValidName(const std::string& s, size_t max, const char* allowed) {
   return !s.empty() && s.size() <= max && s.find_first_not_of(allowed) == std::string::npos;
@@ -266,6 +267,23 @@ grpc::Status UpdatesServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
                                                      const v1::PendingInstructionsRequest* req,
                                                      v1::PendingInstructionsResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  // Endorsed keys the agent has not pinned yet, first: later offers may be signed by them.
+  absl::StatusOr<std::vector<v1::SigningKey>> keys = keys_.VerifyingKeys();
+  if (!keys.ok()) return ToGrpcStatus(keys.status());
+  for (const auto& k : *keys) {
+    if (!k.has_endorsement()) continue;
+    bool pinned = false;
+    for (const auto& id : req->pinned_key_ids()) pinned |= id == k.key_id();
+    if (pinned) continue;
+    v1::Instruction in;
+    in.set_instruction_id(kKeyPrefix + k.key_id());
+    in.set_agent_id(req->agent_id());
+    v1::KeyAnnouncement* a = in.mutable_key_announcement();
+    a->mutable_key()->set_key_id(k.key_id());
+    a->mutable_key()->set_public_key(k.public_key());
+    *a->mutable_endorsement() = k.endorsement();
+    *resp->add_instructions() = SignFresh(std::move(in));
+  }
   absl::StatusOr<std::vector<v1::Delivery>> revocations = store_.RevocationsOwed(req->agent_id());
   if (!revocations.ok()) return ToGrpcStatus(revocations.status());
   for (const auto& d : *revocations) {
@@ -307,6 +325,8 @@ grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
   } else if (absl::StartsWith(id, kRevokePrefix)) {
     s = store_.Ack(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1), "revoke", req->applied(),
                    req->error().substr(0, 500));
+  } else if (absl::StartsWith(id, kKeyPrefix)) {
+    s = absl::OkStatus();  // announcements are stateless: the agent's hello says what it pinned
   } else {
     s = absl::InvalidArgumentError("not an update instruction id");
   }

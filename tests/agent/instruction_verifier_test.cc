@@ -110,3 +110,58 @@ TEST_CASE("applied instruction ids are remembered, most recent 1000", "[instruct
   CHECK(AlreadyApplied(state, "id-1099"));
   CHECK_FALSE(AlreadyApplied(state, "id-0"));
 }
+
+namespace {
+
+v1::SignedEnvelope Announcement(const SigningKey& new_key, const SigningKey* endorser,
+                                const std::string& endorsed_id = "") {
+  v1::Instruction in;
+  in.set_instruction_id("upd-key-x");
+  in.set_agent_id("agent-1");
+  in.set_nonce(RandomUuid());
+  in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(kNow));
+  v1::KeyAnnouncement* a = in.mutable_key_announcement();
+  a->mutable_key()->set_key_id(new_key.KeyId());
+  a->mutable_key()->set_public_key(new_key.PublicKey());
+  if (endorser != nullptr) {
+    v1::SigningKey endorsed;
+    endorsed.set_key_id(endorsed_id.empty() ? new_key.KeyId() : endorsed_id);
+    endorsed.set_public_key(new_key.PublicKey());
+    *a->mutable_endorsement() =
+        SignEnvelope(*endorser, "redflag.v1.KeyEndorsement", endorsed.SerializeAsString());
+  }
+  return SignEnvelope(new_key, "redflag.v1.Instruction", in.SerializeAsString());
+}
+
+}  // namespace
+
+TEST_CASE("a new key is trusted only through an endorsement by a pinned key",
+          "[instructions][rotation]") {
+  Fixture f;
+  SigningKey next = *SigningKey::FromSeed(std::string(32, 'n'));
+  SECTION("endorsed by the pinned key: accepted") {
+    auto in = VerifyInstruction(Announcement(next, &f.key), f.state, kNow);
+    REQUIRE(in.ok());
+    CHECK(in->key_announcement().key().key_id() == next.KeyId());
+  }
+  SECTION("endorsed by a key that is not pinned: refused") {
+    CHECK_THAT(Why(VerifyInstruction(Announcement(next, &f.rogue), f.state, kNow)),
+               Catch::Contains("not pinned"));
+  }
+  SECTION("no endorsement: refused") {
+    CHECK_THAT(Why(VerifyInstruction(Announcement(next, nullptr), f.state, kNow)),
+               Catch::Contains("not pinned"));
+  }
+  SECTION("an endorsement of some other key: refused") {
+    CHECK_THAT(Why(VerifyInstruction(Announcement(next, &f.key, f.rogue.KeyId()), f.state, kNow)),
+               Catch::Contains("does not name"));
+  }
+  SECTION("a non-announcement from an unpinned key, even with an endorsement: refused") {
+    v1::SignedEnvelope env = Announcement(next, &f.key);
+    v1::Instruction in;
+    in.ParseFromString(env.payload());
+    in.mutable_warning()->set_message("obey me");  // replaces the announcement body
+    env = SignEnvelope(next, "redflag.v1.Instruction", in.SerializeAsString());
+    CHECK_THAT(Why(VerifyInstruction(env, f.state, kNow)), Catch::Contains("not pinned"));
+  }
+}

@@ -32,9 +32,16 @@ Process::Process(const std::string& name, std::vector<std::string> argv,
   std::string dir = TestVar("REDFLAG_TEST_ROOT") + "/logs";
   (void)mkdir(dir.c_str(), 0755);
   log_ = absl::StrCat(dir, "/", name, "-", getpid(), ".log");
+  // Overrides replace inherited values (getenv would return the first of two entries).
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv = *e;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) merged[k] = v;
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  for (const auto& [k, v] : merged) env_strings.push_back(absl::StrCat(k, "=", v));
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
