@@ -1,5 +1,7 @@
 #include "common/security_events.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
@@ -70,6 +72,55 @@ absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEvent
 
 absl::Status SecurityEventWriter::Record(const SecurityEventInput& e) const {
   return pool_.InTransaction([&](PgConnection& conn) { return Record(conn, e); });
+}
+
+absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
+                                                                  const std::string& type,
+                                                                  int limit) {
+  static constexpr Statement kList{
+      "audit_list",
+      "SELECT id, type, service, actor, source, detail, at_micros, hash FROM "
+      "audit.security_events WHERE ($1 = '' OR type = $1) ORDER BY id DESC LIMIT $2"};
+  std::vector<v1::SecurityEvent> out;
+  limit = std::clamp(limit <= 0 ? 100 : limit, 1, 1000);
+  REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList, {type, absl::StrCat(limit)}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      v1::SecurityEvent e;
+      e.set_id(r.Int(i, 0));
+      e.set_type(r.Text(i, 1));
+      e.set_service(r.Text(i, 2));
+      e.set_actor(r.Text(i, 3));
+      e.set_source(r.Text(i, 4));
+      e.set_detail_json(r.Text(i, 5));
+      e.mutable_at()->set_seconds(r.Int(i, 6) / 1000000);
+      e.set_hash(r.Text(i, 7));
+      out.push_back(std::move(e));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
+    PgPool& pool, const std::vector<std::string>& types, absl::Duration since) {
+  static constexpr Statement kCount{
+      "audit_count",
+      "SELECT type, count(*) FROM audit.security_events WHERE at_micros >= $1 "
+      "AND type IN (SELECT json_array_elements_text($2::json)) GROUP BY type"};
+  std::map<std::string, int64_t> out;
+  for (const auto& t : types) out[t] = 0;
+  std::string json = "[";
+  for (size_t i = 0; i < types.size(); ++i)
+    absl::StrAppend(&json, i ? "," : "", JsonQuote(types[i]));
+  json += "]";
+  std::string from = absl::StrCat(absl::ToUnixMicros(absl::Now() - since));
+  REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kCount, {from, json}));
+    for (int i = 0; i < r.Rows(); ++i) out[r.Text(i, 0)] = r.Int(i, 1);
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::Status VerifyAuditChain(PgConnection& conn) {

@@ -3,11 +3,14 @@
 // the chain; UPDATE, DELETE and TRUNCATE are refused by trigger. Never record secrets.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "common/pg.h"
+#include "redflag/v1/common.pb.h"
 
 namespace redflag {
 
@@ -35,6 +38,14 @@ class SecurityEventWriter {
   PgPool& pool_;
   std::string service_;
 };
+
+// Newest first, optionally of one type; at most `limit` (1..1000).
+absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
+                                                                  const std::string& type,
+                                                                  int limit);
+// Events per type within the last `since`.
+absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
+    PgPool& pool, const std::vector<std::string>& types, absl::Duration since);
 
 // Recomputes every hash in order; DATA_LOSS naming the first event that does not match.
 absl::Status VerifyAuditChain(PgConnection& conn);

@@ -359,4 +359,31 @@ grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AuthServiceImpl::ListSecurityEvents(grpc::ServerContext* ctx,
+                                                 const v1::ListSecurityEventsRequest* req,
+                                                 v1::ListSecurityEventsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<std::vector<v1::SecurityEvent>> events =
+      redflag::ListSecurityEvents(store_.pool(), req->type(), req->limit());
+  if (!events.ok()) return ToGrpcStatus(events.status());
+  for (auto& e : *events) *resp->add_events() = std::move(e);
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::SecurityEventCounts(grpc::ServerContext* ctx,
+                                                  const v1::SecurityEventCountsRequest* req,
+                                                  v1::SecurityEventCountsResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->types_size() > 20 || req->since_seconds() <= 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "1-20 types and a positive since_seconds are required");
+  }
+  std::vector<std::string> types(req->types().begin(), req->types().end());
+  absl::StatusOr<std::map<std::string, int64_t>> counts =
+      CountSecurityEvents(store_.pool(), types, absl::Seconds(req->since_seconds()));
+  if (!counts.ok()) return ToGrpcStatus(counts.status());
+  for (const auto& [t, n] : *counts) (*resp->mutable_counts())[t] = n;
+  return grpc::Status::OK;
+}
+
 }  // namespace redflag::auth

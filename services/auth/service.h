@@ -58,6 +58,12 @@ class AuthServiceImpl final : public v1::AuthService::Service {
                           v1::User* resp) override;
   grpc::Status ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest* req,
                          v1::ListUsersResponse* resp) override;
+  grpc::Status ListSecurityEvents(grpc::ServerContext* ctx,
+                                  const v1::ListSecurityEventsRequest* req,
+                                  v1::ListSecurityEventsResponse* resp) override;
+  grpc::Status SecurityEventCounts(grpc::ServerContext* ctx,
+                                   const v1::SecurityEventCountsRequest* req,
+                                   v1::SecurityEventCountsResponse* resp) override;
   grpc::Status ReportAuthFailure(grpc::ServerContext* ctx, const v1::ReportAuthFailureRequest* req,
                                  v1::LogoutResponse* resp) override;
 

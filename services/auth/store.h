@@ -93,6 +93,7 @@ class AuthStore {
   absl::StatusOr<v1::ConsumeRegistrationSeatResponse> ConsumeSeat(const std::string& token_hash,
                                                                   const std::string& machine_id);
   absl::Status ReleaseSeat(const std::string& seat_id);
+  PgPool& pool() { return pool_; }
 
  private:
   PgPool& pool_;

@@ -1,5 +1,9 @@
 #include "services/gateway/operator_service.h"
 
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "services/gateway/forward.h"
 #include "services/gateway/publish_relay.h"
 
@@ -184,6 +188,104 @@ class RebindFlow {
 
 }  // namespace
 
+namespace {
+
+// The security overview: three backend reads in parallel (keys, non-compliant agents,
+// recent security events), combined with alerts and recommendations.
+class OverviewFlow {
+ public:
+  static constexpr int64_t kWindowSeconds = 24 * 3600;
+
+  OverviewFlow(grpc::CallbackServerContext* ctx, v1::SecurityOverview* resp, Backends& b,
+               Actor actor)
+      : reactor_(ctx->DefaultReactor()), resp_(resp), b_(b), actor_(std::move(actor)) {}
+
+  grpc::ServerUnaryReactor* Start() {
+    grpc::ServerUnaryReactor* reactor = reactor_;
+    non_compliant_req_.set_compliance(false);
+    counts_req_.add_types("UPDATE_VERIFICATION_FAILED");
+    counts_req_.add_types("MACHINE_ID_MISMATCH");
+    counts_req_.add_types("AUTH_FAILURE");
+    counts_req_.set_since_seconds(kWindowSeconds);
+    b_.updates->async()->ListSigningKeys(Ctx(0), &keys_req_, &keys_,
+                                         [this](grpc::Status s) { Done(s); });
+    b_.agents->async()->ListAgents(Ctx(1), &non_compliant_req_, &non_compliant_,
+                                   [this](grpc::Status s) { Done(s); });
+    b_.auth->async()->SecurityEventCounts(Ctx(2), &counts_req_, &counts_,
+                                          [this](grpc::Status s) { Done(s); });
+    return reactor;
+  }
+
+ private:
+  grpc::ClientContext* Ctx(int i) {
+    ctx_[i] = BackendContext();
+    AttachActor(*ctx_[i], actor_);
+    return ctx_[i].get();
+  }
+
+  void Done(const grpc::Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!s.ok() && first_error_.ok()) first_error_ = s;
+      if (--pending_ > 0) return;
+    }
+    if (first_error_.ok()) Combine();
+    reactor_->Finish(first_error_);
+    delete this;
+  }
+
+  void Combine() {
+    resp_->set_signing_enabled(!keys_.keys().empty());
+    for (const auto& k : keys_.keys()) *resp_->add_signing_keys() = k;
+    resp_->set_nonce_validation_enabled(true);  // every instruction carries a signed nonce
+    const auto& c = counts_.counts();
+    auto count = [&c](const char* t) { return c.count(t) ? c.at(t) : 0; };
+    resp_->set_verification_failures(count("UPDATE_VERIFICATION_FAILED"));
+    resp_->set_binding_violations(count("MACHINE_ID_MISMATCH"));
+    resp_->set_auth_failures(count("AUTH_FAILURE"));
+    resp_->set_non_compliant_agents(non_compliant_.agents_size());
+    if (resp_->verification_failures() > 0) {
+      resp_->add_alerts(absl::StrCat(resp_->verification_failures(),
+                                     " update verification failure(s) in 24 h: follow the "
+                                     "Update Tampering Incident procedure"));
+    }
+    if (resp_->binding_violations() > 0) {
+      resp_->add_alerts(absl::StrCat(resp_->binding_violations(),
+                                     " machine binding violation(s) in 24 h: check for copied "
+                                     "agent configuration"));
+    }
+    if (resp_->auth_failures() > 100) {
+      resp_->add_alerts(absl::StrCat(resp_->auth_failures(), " authentication failures in 24 h"));
+    }
+    if (resp_->non_compliant_agents() > 0) {
+      resp_->add_recommendations(absl::StrCat(resp_->non_compliant_agents(),
+                                              " agent(s) are not compliant: list them with "
+                                              "ListAgents {\"compliance\": false}"));
+    }
+    if (!keys_.keys().empty() && keys_.keys(0).created_at().seconds() <
+                                     absl::ToUnixSeconds(absl::Now() - absl::Hours(24 * 90))) {
+      resp_->add_recommendations("the primary signing key is older than 90 days: rotate it");
+    }
+  }
+
+  grpc::ServerUnaryReactor* reactor_;
+  v1::SecurityOverview* resp_;
+  Backends& b_;
+  Actor actor_;
+  std::unique_ptr<grpc::ClientContext> ctx_[3];
+  std::mutex mu_;
+  int pending_ = 3;
+  grpc::Status first_error_;
+  v1::ListSigningKeysRequest keys_req_;
+  v1::ListSigningKeysResponse keys_;
+  v1::ListAgentsRequest non_compliant_req_;
+  v1::ListAgentsResponse non_compliant_;
+  v1::SecurityEventCountsRequest counts_req_;
+  v1::SecurityEventCountsResponse counts_;
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerContext* ctx,
                                                            const v1::RebindAgentRequest* req,
                                                            v1::Agent* resp) {
@@ -238,6 +340,20 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(grpc::CallbackServ
                                                               const v1::ListDeliveriesRequest* req,
                                                               v1::ListDeliveriesResponse* resp) {
   READ(Role::kViewer, updates, ListDeliveries);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ListSecurityEvents(
+    grpc::CallbackServerContext* ctx, const v1::ListSecurityEventsRequest* req,
+    v1::ListSecurityEventsResponse* resp) {
+  READ(Role::kViewer, auth, ListSecurityEvents);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::GetSecurityOverview(
+    grpc::CallbackServerContext* ctx, const v1::SecurityOverviewRequest*,
+    v1::SecurityOverview* resp) {
+  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kViewer);
+  if (!actor.ok()) return Reject(ctx, actor.status());
+  return (new OverviewFlow(ctx, resp, backends_, *std::move(actor)))->Start();
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListSigningKeys(

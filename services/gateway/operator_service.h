@@ -68,6 +68,12 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ListDeliveries(grpc::CallbackServerContext* ctx,
                                            const v1::ListDeliveriesRequest* req,
                                            v1::ListDeliveriesResponse* resp) override;
+  grpc::ServerUnaryReactor* ListSecurityEvents(grpc::CallbackServerContext* ctx,
+                                               const v1::ListSecurityEventsRequest* req,
+                                               v1::ListSecurityEventsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetSecurityOverview(grpc::CallbackServerContext* ctx,
+                                                const v1::SecurityOverviewRequest* req,
+                                                v1::SecurityOverview* resp) override;
   grpc::ServerUnaryReactor* ListSigningKeys(grpc::CallbackServerContext* ctx,
                                             const v1::ListSigningKeysRequest* req,
                                             v1::ListSigningKeysResponse* resp) override;
