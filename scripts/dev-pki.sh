@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates throwaway development PKI and secrets in DIR (default .dev/pki):
+# Creates throwaway development PKI and secrets in DIR (default .dev/pki), using
+# KEYGEN (default build/tools/redflag-keygen) for the Ed25519 signing key and JWT secret:
 #   internal-ca.{crt,key}       CA for service-to-service mTLS
 #   <svc>.{crt,key}             per-service certificates, identity URI spiffe://redflag.internal/<svc>
 #   public-ca.crt, gateway-public.{crt,key}   the gateway's agent/operator-facing certificate
@@ -8,6 +9,8 @@
 # Never use these outside development: the keys sit unencrypted on disk.
 set -euo pipefail
 DIR=${1:-.dev/pki}
+KEYGEN=$(realpath "${2:-$(dirname "$0")/../build/tools/redflag-keygen}")
+[ -x "$KEYGEN" ] || { echo "dev-pki: $KEYGEN not built; run scripts/build.sh first" >&2; exit 1; }
 mkdir -p "$DIR"
 cd "$DIR"
 umask 077
@@ -39,12 +42,12 @@ leaf rogue-gateway rogue-ca "URI:spiffe://redflag.internal/gateway,DNS:localhost
 rm -f ./*.srl
 
 if [ ! -f redflag.env ]; then
-  cat > redflag.env <<ENV
-REDFLAG_JWT_SECRET=$(openssl rand -hex 32)
-REDFLAG_SIGNING_PRIVATE_KEY=$(openssl rand -hex 32)
-REDFLAG_ADMIN_PASSWORD=$(openssl rand -base64 18 | tr -d '/+=')
-REDFLAG_DB_PASSWORD=$(openssl rand -hex 16)
-ENV
+  {
+    "$KEYGEN" jwt-secret
+    "$KEYGEN" signing-key | grep -v '^#'
+    echo "REDFLAG_ADMIN_PASSWORD=$(openssl rand -base64 18 | tr -d '/+=')"
+    echo "REDFLAG_DB_PASSWORD=$(openssl rand -hex 16)"
+  } > redflag.env
 fi
 chmod 600 ./*.key redflag.env
 chmod 644 ./*.crt

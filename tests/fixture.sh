@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest fixtures: `fixture.sh setup DIR` makes dev PKI and starts PostgreSQL on a free port,
+# ctest fixtures: `fixture.sh setup DIR KEYGEN` makes dev PKI and starts PostgreSQL on a free port,
 # writing DIR/test.env for the tests; `fixture.sh cleanup DIR` stops PostgreSQL.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,7 +8,7 @@ case "$cmd" in
   setup)
     bash "$ROOT/scripts/pg.sh" stop "$DIR/pg" >/dev/null 2>&1 || true
     rm -rf "$DIR"; mkdir -p "$DIR"
-    bash "$ROOT/scripts/dev-pki.sh" "$DIR/pki" >/dev/null
+    bash "$ROOT/scripts/dev-pki.sh" "$DIR/pki" "$3" >/dev/null
     . "$DIR/pki/redflag.env"
     PORT=
     for p in $(shuf -i 20000-45000 -n 50); do
