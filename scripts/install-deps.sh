@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config openssl libssl-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
       libsodium-dev libpq-dev prometheus-cpp-dev catch2 grpc-proto postgresql
-      prometheus)  # prometheus: promtool checks the rules and live scrapes
+      prometheus systemd)  # promtool checks rules and scrapes; systemd-analyze the units
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

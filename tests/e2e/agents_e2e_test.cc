@@ -288,3 +288,36 @@ TEST_CASE("operators can list non-compliant agents", "[e2e][agents][compliance]"
   std::vector<std::string> issues(a.compliance_issues().begin(), a.compliance_issues().end());
   CHECK_THAT(issues, Catch::VectorContains(std::string("offline")));
 }
+
+TEST_CASE("the agent writes its config 0600 and refuses a config others can read",
+          "[e2e][agents][config]") {
+  auto& c = Cluster::Get();
+  std::string root = MakeMachineTree("config");
+  std::string config = root + "/agent.json";
+  Process init(
+      "agent-init-config",
+      {BinaryPath("agent/redflag-agent"), "--init_config=" + config,
+       "--server=" + c.gateway_address(), "--ca_file=" + PkiFile("public-ca.crt"),
+       "--state_dir=" + root + "/state", "--registration_token=" + c.NewRegistrationToken(1)},
+      {});
+  REQUIRE(init.Wait(10000) == 0);
+  CHECK((std::filesystem::status(config).permissions() & std::filesystem::perms::all) ==
+        (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+
+  std::filesystem::permissions(config, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  Process loose("agent-loose-config",
+                {BinaryPath("agent/redflag-agent"), "--config=" + config, "--machine_root=" + root},
+                {});
+  CHECK(loose.Wait(10000) == 1);
+  CHECK_THAT(ReadFile(loose.log_path()), Catch::Contains("must be 0600"));
+
+  std::filesystem::permissions(config, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::remove);
+  Process good("agent-config",
+               {BinaryPath("agent/redflag-agent"), "--config=" + config, "--machine_root=" + root,
+                "--max_backoff_seconds=1"},
+               {});
+  INFO(ReadFile(good.log_path()));
+  CHECK(WaitForLog(good, "registered as agent", 10000));
+}
