@@ -33,6 +33,7 @@ int ServiceRuntime::ServeUntilSignal(grpc::Service* service) {
   opts.address = listen_address;
   opts.credentials = MutualTlsServerCredentials(tls);
   opts.services = {service};
+  opts.metrics = &metrics->registry();
   int port = 0;
   absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
   if (!server.ok()) return ExitWithError(name, server.status());

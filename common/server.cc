@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_metrics.h"
 
 namespace redflag {
 
@@ -33,6 +34,12 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(const ServerOptions& o
                              o.max_concurrent_streams_per_connection);
   builder.AddChannelArgument(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 4 << 20);
 
+  if (o.metrics != nullptr) {
+    // The server owns the factory for its lifetime.
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> f;
+    f.push_back(std::make_unique<GrpcMetrics>(*o.metrics));
+    builder.experimental().SetInterceptorCreators(std::move(f));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));

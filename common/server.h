@@ -4,6 +4,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/registry.h>
 
 #include <memory>
 #include <string>
@@ -22,6 +23,8 @@ struct ServerOptions {
   // Threads of the sync API's pool (handlers that block on the database run there).
   int max_threads = 64;
   int max_concurrent_streams_per_connection = 100;
+  // When set, every RPC is counted and timed here (common/grpc_metrics.h).
+  prometheus::Registry* metrics = nullptr;
 };
 
 // Starts the server; UNAVAILABLE naming the address when it cannot listen.

@@ -115,6 +115,7 @@ int Run() {
   opts.credentials = TlsServerCredentials(*public_tls);
   opts.services = {&operators, &agent_gateway};
   opts.memory_quota_bytes = 1024u << 20;
+  opts.metrics = &reg;
   int port = 0;
   absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
   if (!server.ok()) return ExitWithError(kName, server.status());

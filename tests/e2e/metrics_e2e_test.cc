@@ -6,6 +6,7 @@
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 
+using namespace redflag;
 using namespace redflag::testing;
 
 namespace {
@@ -30,7 +31,9 @@ std::pair<int, std::string> PromtoolCheck(const std::string& text) {
 TEST_CASE("every service's metrics pass promtool and expose the alerting counters",
           "[e2e][metrics]") {
   auto& c = Cluster::Get();
-  c.AdminToken();  // some traffic first
+  c.AdminToken();  // some traffic through every server first
+  v1::RegisterResponse reg;
+  REQUIRE(RegisterAgent(c.NewRegistrationToken(1), RandomMachineId(), "0.2.0", &reg).ok());
   const std::map<std::string, std::string> must = {
       {"auth", "redflag_auth_failures_total"},
       {"gateway", "redflag_gateway_agent_streams"},
@@ -42,6 +45,9 @@ TEST_CASE("every service's metrics pass promtool and expose the alerting counter
     std::string text = HttpGet(c.metrics_port(service), "/metrics");
     REQUIRE_FALSE(text.empty());
     CHECK_THAT(text, Catch::Contains(metric));
+    // Every server counts and times its RPCs by service, method and code.
+    CHECK_THAT(text, Catch::Contains("redflag_grpc_server_handled_total{"));
+    CHECK_THAT(text, Catch::Contains("redflag_grpc_server_handling_seconds_bucket{"));
     auto [rc, out] = PromtoolCheck(text);
     INFO(out);
     CHECK(rc == 0);
