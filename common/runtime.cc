@@ -12,11 +12,13 @@ namespace redflag {
 
 absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
                                                      const std::string& listen_address,
-                                                     const std::string& metrics_address) {
+                                                     const std::string& metrics_address,
+                                                     const std::string& health_address) {
   SetLogComponent(name);
   ServiceRuntime rt;
   rt.name = name;
   rt.listen_address = listen_address;
+  rt.health_address = health_address;
   REDFLAG_RETURN_IF_ERROR(InitCrypto());
   REDFLAG_ASSIGN_OR_RETURN(TlsFiles files, TlsFiles::FromEnv());
   REDFLAG_ASSIGN_OR_RETURN(rt.tls, TlsMaterial::Load(files));
@@ -34,13 +36,14 @@ int ServiceRuntime::ServeUntilSignal(grpc::Service* service) {
   opts.credentials = MutualTlsServerCredentials(tls);
   opts.services = {service};
   opts.metrics = &metrics->registry();
+  opts.health_address = health_address;
   int port = 0;
-  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
+  absl::StatusOr<RunningServer> server = StartServer(opts, &port);
   if (!server.ok()) return ExitWithError(name, server.status());
   LogInfo(absl::StrCat(name, " serving mTLS gRPC on ", listen_address, " (port ", port, ")"));
   WaitForShutdownSignal();
   LogInfo("shutting down");
-  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Shutdown(absl::Seconds(5));
   return 0;
 }
 

@@ -18,6 +18,7 @@ namespace redflag {
 struct ServiceRuntime {
   std::string name;
   std::string listen_address;
+  std::string health_address;
   TlsMaterial tls;
   std::unique_ptr<PgPool> pool;
   std::unique_ptr<SecurityEventWriter> events;
@@ -26,7 +27,8 @@ struct ServiceRuntime {
   // Reads --listen and --metrics flags (already parsed) and REDFLAG_* variables.
   static absl::StatusOr<ServiceRuntime> Start(const std::string& name,
                                               const std::string& listen_address,
-                                              const std::string& metrics_address);
+                                              const std::string& metrics_address,
+                                              const std::string& health_address = "");
   // Serves `service` with mTLS until SIGINT/SIGTERM; returns the process exit code.
   int ServeUntilSignal(grpc::Service* service);
 };

@@ -6,11 +6,18 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_metrics.h"
 
 namespace redflag {
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(const ServerOptions& o, int* bound_port) {
+void RunningServer::Shutdown(absl::Duration grace) {
+  auto deadline = absl::ToChronoTime(absl::Now() + grace);
+  if (health) health->Shutdown(deadline);
+  server->Shutdown(deadline);
+}
+
+absl::StatusOr<RunningServer> StartServer(const ServerOptions& o, int* bound_port) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -45,7 +52,18 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(const ServerOptions& o
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
   }
   if (bound_port != nullptr) *bound_port = port;
-  return server;
+  RunningServer running;
+  running.server = std::move(server);
+  if (!o.health_address.empty()) {
+    grpc::ServerBuilder hb;
+    int hport = 0;
+    hb.AddListeningPort(o.health_address, grpc::InsecureServerCredentials(), &hport);
+    running.health = hb.BuildAndStart();
+    if (running.health == nullptr || hport == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", o.health_address));
+    }
+  }
+  return running;
 }
 
 void BlockShutdownSignals() {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace redflag {
 
@@ -25,12 +26,21 @@ struct ServerOptions {
   int max_concurrent_streams_per_connection = 100;
   // When set, every RPC is counted and timed here (common/grpc_metrics.h).
   prometheus::Registry* metrics = nullptr;
+  // When set, a plaintext listener serving only grpc.health.v1 (and reflection), for
+  // Kubernetes gRPC probes, which cannot speak TLS. Keep it off public networks.
+  std::string health_address;
+};
+
+// A started server and, if asked for, its plaintext health listener.
+struct RunningServer {
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<grpc::Server> health;
+  void Shutdown(absl::Duration grace);
 };
 
 // Starts the server; UNAVAILABLE naming the address when it cannot listen.
 // `bound_port` receives the port actually bound (for ":0").
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartServer(const ServerOptions& options,
-                                                          int* bound_port = nullptr);
+absl::StatusOr<RunningServer> StartServer(const ServerOptions& options, int* bound_port = nullptr);
 
 // Blocks until SIGINT or SIGTERM. Call BlockShutdownSignals() first thing in main().
 void BlockShutdownSignals();

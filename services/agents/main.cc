@@ -10,6 +10,7 @@
 #include "services/agents/store.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:9102", "address for the mTLS gRPC server");
+ABSL_FLAG(std::string, health, "", "plaintext grpc.health.v1 address for probes (off when empty)");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9202", "address for Prometheus /metrics");
 
 namespace {
@@ -35,8 +36,9 @@ int Run() {
   BlockShutdownSignals();
   absl::StatusOr<agents::PolicySettings> settings = SettingsFromEnv();
   if (!settings.ok()) return ExitWithError("redflag-agents", settings.status());
-  absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
-      "redflag-agents", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  absl::StatusOr<ServiceRuntime> rt =
+      ServiceRuntime::Start("redflag-agents", absl::GetFlag(FLAGS_listen),
+                            absl::GetFlag(FLAGS_metrics), absl::GetFlag(FLAGS_health));
   if (!rt.ok()) return ExitWithError("redflag-agents", rt.status());
   agents::AgentStore store(*rt->pool);
   if (absl::Status s = store.Migrate(); !s.ok()) return ExitWithError(rt->name, s);

@@ -10,6 +10,7 @@
 #include "services/auth/store.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:9101", "address for the mTLS gRPC server");
+ABSL_FLAG(std::string, health, "", "plaintext grpc.health.v1 address for probes (off when empty)");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9201", "address for Prometheus /metrics");
 
 namespace {
@@ -48,8 +49,9 @@ int Run() {
   absl::StatusOr<auth::AuthSettings> settings = SettingsFromEnv();
   if (!settings.ok()) return ExitWithError("redflag-auth", settings.status());
 
-  absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
-      "redflag-auth", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  absl::StatusOr<ServiceRuntime> rt =
+      ServiceRuntime::Start("redflag-auth", absl::GetFlag(FLAGS_listen),
+                            absl::GetFlag(FLAGS_metrics), absl::GetFlag(FLAGS_health));
   if (!rt.ok()) return ExitWithError("redflag-auth", rt.status());
 
   auth::AuthStore store(*rt->pool);

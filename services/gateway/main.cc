@@ -18,6 +18,7 @@
 
 ABSL_FLAG(std::string, listen, "",
           "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
+ABSL_FLAG(std::string, health, "", "plaintext grpc.health.v1 address for probes (off when empty)");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9200", "address for Prometheus /metrics");
 
 namespace {
@@ -116,13 +117,14 @@ int Run() {
   opts.services = {&operators, &agent_gateway};
   opts.memory_quota_bytes = 1024u << 20;
   opts.metrics = &reg;
+  opts.health_address = absl::GetFlag(FLAGS_health);
   int port = 0;
-  absl::StatusOr<std::unique_ptr<grpc::Server>> server = StartServer(opts, &port);
+  absl::StatusOr<RunningServer> server = StartServer(opts, &port);
   if (!server.ok()) return ExitWithError(kName, server.status());
   LogInfo(absl::StrCat("gateway serving TLS gRPC on ", listen, " (port ", port, ")"));
   WaitForShutdownSignal();
   LogInfo("shutting down");
-  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Shutdown(absl::Seconds(5));
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "services/updates/store.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:9103", "address for the mTLS gRPC server");
+ABSL_FLAG(std::string, health, "", "plaintext grpc.health.v1 address for probes (off when empty)");
 ABSL_FLAG(std::string, metrics, "0.0.0.0:9203", "address for Prometheus /metrics");
 
 namespace {
@@ -39,8 +40,9 @@ int Run() {
       Env::Int("REDFLAG_KEY_GRACE_SECONDS", 7 * 24 * 3600, 0, 365LL * 24 * 3600);
   if (!grace.ok()) return ExitWithError("redflag-updates", grace.status());
 
-  absl::StatusOr<ServiceRuntime> rt = ServiceRuntime::Start(
-      "redflag-updates", absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_metrics));
+  absl::StatusOr<ServiceRuntime> rt =
+      ServiceRuntime::Start("redflag-updates", absl::GetFlag(FLAGS_listen),
+                            absl::GetFlag(FLAGS_metrics), absl::GetFlag(FLAGS_health));
   if (!rt.ok()) return ExitWithError("redflag-updates", rt.status());
   absl::StatusOr<int64_t> max_bytes =
       Env::Int("REDFLAG_MAX_PACKAGE_BYTES", 512LL << 20, 1, 8LL << 30);

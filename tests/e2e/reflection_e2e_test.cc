@@ -60,6 +60,16 @@ TEST_CASE("every server answers the standard health check", "[e2e][health]") {
   CHECK(check(MakeChannel(c.gateway_address(),
                           TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt"))))) ==
         grpc::health::v1::HealthCheckResponse::SERVING);
+  // The plaintext probe port answers health and nothing else.
+  auto probe = grpc::CreateChannel("127.0.0.1:" + std::to_string(c.gateway_health_port()),
+                                   grpc::InsecureChannelCredentials());
+  CHECK(check(probe) == grpc::health::v1::HealthCheckResponse::SERVING);
+  {
+    grpc::ClientContext ctx;
+    v1::ListAgentsResponse r;
+    CHECK(v1::OperatorService::NewStub(probe)->ListAgents(&ctx, {}, &r).error_code() ==
+          grpc::StatusCode::UNIMPLEMENTED);
+  }
   TlsMaterial gw{ReadFile(PkiFile("internal-ca.crt")), ReadFile(PkiFile("gateway.crt")),
                  ReadFile(PkiFile("gateway.key"))};
   for (const char* svc : {"auth", "agents", "updates"}) {

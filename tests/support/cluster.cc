@@ -200,11 +200,14 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
   *port = FreePort();
   int metrics = FreePort();
   if (!metrics_ports_.count("gateway")) metrics_ports_["gateway"] = metrics;
+  int health = FreePort();
+  if (!ports_.count("gateway-health")) ports_["gateway-health"] = health;
   auto proc = std::make_unique<Process>(
       "gateway",
       std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
                                absl::StrCat("--listen=127.0.0.1:", *port),
-                               absl::StrCat("--metrics=127.0.0.1:", metrics)},
+                               absl::StrCat("--metrics=127.0.0.1:", metrics),
+                               absl::StrCat("--health=127.0.0.1:", health)},
       env);
   if (!WaitForPort(*port, 20000)) {
     throw std::runtime_error(absl::StrCat("gateway did not start; see ", proc->log_path()));

@@ -64,6 +64,8 @@ class Cluster {
                                         int* port);
   // host:port of a service's Prometheus endpoint ("auth", "agents", "updates", "gateway").
   int metrics_port(const std::string& service) const { return metrics_ports_.at(service); }
+  // The shared gateway's plaintext health-only port (for Kubernetes probes).
+  int gateway_health_port() const { return ports_.at("gateway-health"); }
   static void Authorize(grpc::ClientContext& ctx, const std::string& token);
 
  private:
