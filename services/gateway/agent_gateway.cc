@@ -32,8 +32,7 @@ class RegisterFlow {
 
  private:
   grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext();
-    AttachActor(*ctx_, actor_);
+    ctx_ = BackendContext(actor_);
     return ctx_.get();
   }
 
@@ -152,8 +151,7 @@ class RefreshFlow {
 
  private:
   grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext();
-    AttachActor(*ctx_, actor_);
+    ctx_ = BackendContext(actor_);
     return ctx_.get();
   }
   void OnAuthorized(const grpc::Status& s) {

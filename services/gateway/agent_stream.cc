@@ -235,7 +235,7 @@ void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) 
   call->what = "delivery report";
   call->req = report;
   call->req.set_agent_id(claims_.sub);  // never the agent's own claim
-  AttachActor(*call->ctx, Actor{claims_.sub, "agent", ctx_->peer()});
+  call->ctx = BackendContext(Actor{claims_.sub, "agent", ctx_->peer()});
   deps_.backends.updates->async()->ReportDelivery(call->ctx.get(), &call->req, &call->resp,
                                                   [call](grpc::Status s) { Call::Done(call, s); });
 }

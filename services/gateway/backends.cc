@@ -21,12 +21,12 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
     v1::AuthService::Stub* auth) {
   return [auth](const std::string& reason, const Actor& actor) {
     struct Call {
-      std::unique_ptr<grpc::ClientContext> ctx = BackendContext(absl::Seconds(5));
+      std::unique_ptr<grpc::ClientContext> ctx;
       v1::ReportAuthFailureRequest req;
       v1::LogoutResponse resp;
     };
     auto* call = new Call;
-    AttachActor(*call->ctx, actor);
+    call->ctx = BackendContext(actor, absl::Seconds(5));
     call->req.set_reason(reason);
     call->req.set_actor(actor.subject);
     auth->async()->ReportAuthFailure(
@@ -42,6 +42,12 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+std::unique_ptr<grpc::ClientContext> BackendContext(const Actor& actor, absl::Duration timeout) {
+  auto ctx = BackendContext(timeout);
+  AttachActor(*ctx, actor);
   return ctx;
 }
 

@@ -29,7 +29,10 @@ struct Backends {
 std::function<void(const std::string& reason, const Actor& actor)> AuthFailureReporter(
     v1::AuthService::Stub* auth);
 
-// Client context for a backend call made on behalf of `actor`, with a bounded deadline.
+// Client context for a backend call, with a bounded deadline.
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout = absl::Seconds(15));
+// The same, made on behalf of `actor` (forwarded in metadata, see common/actor.h).
+std::unique_ptr<grpc::ClientContext> BackendContext(const Actor& actor,
+                                                    absl::Duration timeout = absl::Seconds(15));
 
 }  // namespace redflag::gateway

@@ -22,8 +22,7 @@ template <typename Req, typename Resp>
 grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
                                   const Actor& actor, const AsyncCall<Req, Resp>& call) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  std::unique_ptr<grpc::ClientContext> client = BackendContext();
-  AttachActor(*client, actor);
+  std::unique_ptr<grpc::ClientContext> client = BackendContext(actor);
   grpc::ClientContext* raw = client.release();
   // The client context lives until the backend call completes; then the reply is sent.
   call(raw, req, resp, [reactor, raw](grpc::Status s) {

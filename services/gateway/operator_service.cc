@@ -151,8 +151,7 @@ class RebindFlow {
 
  private:
   grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext();
-    AttachActor(*ctx_, actor_);
+    ctx_ = BackendContext(actor_);
     return ctx_.get();
   }
   void OnSeat(const grpc::Status& s) {
@@ -218,8 +217,7 @@ class OverviewFlow {
 
  private:
   grpc::ClientContext* Ctx(int i) {
-    ctx_[i] = BackendContext();
-    AttachActor(*ctx_[i], actor_);
+    ctx_[i] = BackendContext(actor_);
     return ctx_[i].get();
   }
 
