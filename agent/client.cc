@@ -2,11 +2,13 @@
 
 #include <sodium.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/instruction_verifier.h"
+#include "agent/self_update.h"
 #include "agent/updater.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -275,6 +277,9 @@ void AgentClient::ApplyOffer(const std::string& instruction_id, const v1::Update
         if (id == m.update_id()) failure = UpdateFailure{"revoked", "revoked during download"};
       }
     }
+    if (!failure && m.kind() == v1::AGENT) {
+      failure = SelfUpdate(instruction_id, offer.delivery_id(), m);  // returns only on failure
+    }
   }
   v1::AgentMessage ack;
   ack.mutable_ack()->set_instruction_id(instruction_id);
@@ -296,6 +301,94 @@ void AgentClient::ApplyOffer(const std::string& instruction_id, const v1::Update
     if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
       LogError(absl::StrCat("cannot persist update state: ", s.message()));
     }
+  }
+  SendOnStream(std::move(ack));
+}
+
+std::optional<UpdateFailure> AgentClient::SelfUpdate(const std::string& instruction_id,
+                                                     const std::string& delivery_id,
+                                                     const v1::Manifest& m) {
+  std::string candidate = config_.install_dir + "/" + m.name();
+  if (absl::Status s = SelfTest(candidate, m.version()); !s.ok()) {
+    return UpdateFailure{"install", std::string(s.message())};
+  }
+  std::string exe = SelfPath();
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    v1::PendingSelfUpdate* p = state_.mutable_pending_self_update();
+    p->set_delivery_id(delivery_id);
+    p->set_instruction_id(instruction_id);
+    p->set_version(m.version());
+    p->set_previous_version(config_.version);
+    if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
+      state_.clear_pending_self_update();
+      return UpdateFailure{"install", std::string(s.message())};
+    }
+  }
+  ReportDelivery(delivery_id, v1::VERIFIED);
+  absl::Status s = SwapIn(exe, candidate);
+  if (s.ok()) {
+    LogInfo(absl::StrCat("self-update to ", m.version(), ": restarting as the new binary"));
+    s = ReExec(exe, config_.argv);  // returns only on failure
+    (void)RollBack(exe);
+  }
+  std::lock_guard<std::mutex> lock(state_mu_);
+  state_.clear_pending_self_update();
+  (void)state_dir_.Save(state_);
+  return UpdateFailure{"install", std::string(s.message())};
+}
+
+void AgentClient::WatchPendingSelfUpdate() {
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (!state_.has_pending_self_update() || state_.pending_self_update().rolled_back()) return;
+    LogInfo(absl::StrCat("running self-updated version ", config_.version,
+                         "; confirming with a check-in"));
+  }
+  std::thread([this] {
+    absl::Time deadline = absl::Now() + config_.self_update_confirm_within;
+    while (!self_update_settled_ && !stop_ && absl::Now() < deadline) {
+      SleepUnlessStopped(absl::Milliseconds(200));
+    }
+    if (self_update_settled_ || stop_) return;
+    std::string exe = SelfPath();
+    LogError("SECURITY: the self-updated agent could not check in; rolling back");
+    {
+      std::lock_guard<std::mutex> lock(state_mu_);
+      state_.mutable_pending_self_update()->set_rolled_back(true);
+      (void)state_dir_.Save(state_);
+    }
+    if (absl::Status s = RollBack(exe); s.ok()) (void)ReExec(exe, config_.argv);
+    LogError("rollback failed; staying on the new binary");
+  }).detach();
+}
+
+void AgentClient::OnCheckInAcknowledged() {
+  if (self_update_settled_.exchange(true)) return;
+  v1::AgentMessage ack;
+  std::string delivery;
+  bool rolled_back = false;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (!state_.has_pending_self_update()) return;
+    const v1::PendingSelfUpdate& p = state_.pending_self_update();
+    delivery = p.delivery_id();
+    rolled_back = p.rolled_back();
+    ack.mutable_ack()->set_instruction_id(p.instruction_id());
+    ack.mutable_ack()->set_applied(!rolled_back);
+    if (rolled_back) ack.mutable_ack()->set_error("the new version did not check in; rolled back");
+    MarkApplied(state_, p.instruction_id());
+    state_.clear_pending_self_update();
+    (void)state_dir_.Save(state_);
+  }
+  if (rolled_back) {
+    ReportDelivery(delivery, v1::FAILED, "install",
+                   "the new version did not check in; rolled back");
+  } else {
+    std::error_code ec;
+    std::filesystem::remove(SelfPath() + ".prev", ec);
+    LogInfo("self-update confirmed");
+    ReportDelivery(delivery, v1::INSTALLED);
   }
   SendOnStream(std::move(ack));
 }
@@ -354,6 +447,7 @@ absl::Status AgentClient::RunStream() {
       while (stream->Read(&in)) {
         if (in.has_check_in_ack()) {
           LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
+          OnCheckInAcknowledged();
         } else if (in.has_instruction()) {
           std::optional<v1::AgentMessage> reply = HandleInstruction(in.instruction());
           if (reply) SendOnStream(*std::move(reply));
@@ -389,6 +483,7 @@ absl::Status AgentClient::RunStream() {
 }
 
 void AgentClient::Run() {
+  WatchPendingSelfUpdate();
   std::thread updates([this] { UpdateLoop(); });
   int attempt = 0;
   while (!stop_) {

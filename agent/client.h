@@ -12,10 +12,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "agent/state.h"
+#include "agent/updater.h"
 #include "redflag/v1/gateway.grpc.pb.h"
 
 namespace redflag::agent {
@@ -31,6 +33,10 @@ struct AgentConfig {
   std::string pinned_key_id;  // optional: required signing key fingerprint
   // Recomputes the fingerprint (for the server's verify requests).
   std::function<absl::StatusOr<std::string>()> fingerprint;
+  // This process's argv, to re-exec after a self-update.
+  std::vector<std::string> argv;
+  // A self-updated binary that has not checked in by then is rolled back.
+  absl::Duration self_update_confirm_within = absl::Seconds(60);
   absl::Duration max_backoff = absl::Seconds(60);
   std::string channel = "stable";
   std::string install_dir;  // where packages are installed (atomic rename)
@@ -61,6 +67,13 @@ class AgentClient {
   // The update worker: applies queued offers one at a time.
   void UpdateLoop();
   void ApplyOffer(const std::string& instruction_id, const v1::UpdateOffer& offer);
+  // Self-update of kind AGENT: canary, swap, re-exec. Returns only on failure.
+  std::optional<UpdateFailure> SelfUpdate(const std::string& instruction_id,
+                                          const std::string& delivery_id, const v1::Manifest& m);
+  // After a restart with a self-update pending: confirm it on the first acknowledged
+  // check-in, or roll back when that does not happen in time.
+  void WatchPendingSelfUpdate();
+  void OnCheckInAcknowledged();
 
   AgentConfig config_;
   StateDir state_dir_;
@@ -84,6 +97,7 @@ class AgentClient {
   std::condition_variable offers_cv_;
   std::deque<PendingOffer> offers_;
   std::set<std::string> queued_ids_;  // queued or in progress: not queued twice
+  std::atomic<bool> self_update_settled_{false};
 };
 
 // Full jitter: uniform in [0, min(cap, base * 2^attempt)].

@@ -4,7 +4,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -33,11 +35,14 @@ ABSL_FLAG(std::string, config, "", "JSON config file (mode 0600); flags override
 ABSL_FLAG(std::string, init_config, "",
           "write the given flags to this new config file (0600) and exit");
 ABSL_FLAG(int, max_backoff_seconds, 60, "cap of the reconnect backoff");
+ABSL_FLAG(bool, self_test, false, "print the version and exit (the canary run of a self-update)");
+ABSL_FLAG(int, self_update_confirm_seconds, 60, "roll a self-update back if no check-in by then");
 ABSL_FLAG(std::string, report_version, REDFLAG_AGENT_VERSION, "agent version to report");
 
 namespace {
 
 constexpr char kName[] = "redflag-agent";
+std::vector<std::string> g_argv;
 
 // Flag, then environment variable, then config file, then default.
 std::string Pick(const std::string& flag, const char* env, const std::string& file = "",
@@ -92,6 +97,9 @@ int Run() {
   cfg.channel = Pick(absl::GetFlag(FLAGS_channel), nullptr, file.channel(), "stable");
   cfg.install_dir =
       Pick(absl::GetFlag(FLAGS_install_dir), nullptr, file.install_dir(), state_dir + "/installed");
+  cfg.argv = g_argv;
+  cfg.self_update_confirm_within =
+      absl::Seconds(std::max(5, absl::GetFlag(FLAGS_self_update_confirm_seconds)));
   cfg.max_backoff = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_max_backoff_seconds)));
   absl::StatusOr<std::string> fp =
       agent::MachineFingerprint(agent::ReadFingerprintSources(absl::GetFlag(FLAGS_machine_root)));
@@ -126,5 +134,10 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_self_test)) {
+    std::printf("%s\n", absl::GetFlag(FLAGS_report_version).c_str());
+    return 0;
+  }
+  g_argv.assign(argv, argv + argc);
   return Run();
 }
