@@ -1,0 +1,140 @@
+// The agent's update pipeline without a network: manifest checks in order, resumable
+// download, size and checksum checks, atomic install, nothing installed on failure.
+#include "agent/updater.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "common/crypto.h"
+#include "common/encoding.h"
+
+using namespace redflag;
+using namespace redflag::agent;
+
+namespace {
+
+struct Env {
+  SigningKey key = *SigningKey::FromSeed(std::string(32, 'u'));
+  v1::AgentState state;
+  std::string dir;
+  Env() {
+    REQUIRE(InitCrypto().ok());
+    v1::SigningKey* k = state.add_pinned_keys();
+    k->set_key_id(key.KeyId());
+    k->set_public_key(key.PublicKey());
+    dir = (std::filesystem::temp_directory_path() / ("updater-" + HexEncode(RandomBytes(6))))
+              .string();
+  }
+  ~Env() { std::filesystem::remove_all(dir); }
+
+  v1::Manifest Manifest(const std::string& bytes, const std::string& version = "1.0.0") {
+    v1::Manifest m;
+    m.set_update_id("u-" + HexEncode(RandomBytes(4)));
+    m.set_name("pkg");
+    m.set_version(version);
+    m.set_kind(v1::PACKAGE);
+    m.set_size(static_cast<int64_t>(bytes.size()));
+    m.set_sha256(Sha256Hex(bytes));
+    return m;
+  }
+  v1::SignedEnvelope Signed(const v1::Manifest& m) {
+    return SignEnvelope(key, "redflag.v1.Manifest", m.SerializeAsString());
+  }
+};
+
+// Serves `bytes` in 1000-byte chunks; the first call stops after `break_after` bytes.
+struct FlakyServer {
+  std::string bytes;
+  int64_t break_after;
+  std::vector<int64_t> offsets_asked;
+  Fetch fetch() {
+    return [this](int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink) {
+      offsets_asked.push_back(offset);
+      for (int64_t off = offset; off < static_cast<int64_t>(bytes.size()); off += 1000) {
+        if (offsets_asked.size() == 1 && off >= break_after) {
+          return absl::UnavailableError("connection reset");
+        }
+        v1::DownloadChunk c;
+        c.set_offset(off);
+        c.set_data(bytes.substr(static_cast<size_t>(off), 1000));
+        if (!sink(c)) return absl::CancelledError("sink stopped");
+      }
+      return absl::OkStatus();
+    };
+  }
+};
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("a broken download resumes where it stopped and installs atomically", "[updater]") {
+  Env e;
+  FlakyServer server{RandomBytes(10'500), 4000, {}};
+  v1::Manifest m = e.Manifest(server.bytes);
+  std::optional<UpdateFailure> f =
+      DownloadVerifyInstall(m, server.fetch(), e.dir + "/.staging", e.dir, [](int64_t) {});
+  REQUIRE_FALSE(f.has_value());
+  CHECK(Read(e.dir + "/pkg") == server.bytes);
+  REQUIRE(server.offsets_asked.size() == 2);
+  CHECK(server.offsets_asked[0] == 0);
+  CHECK(server.offsets_asked[1] == 4000);  // resumed, not restarted
+  CHECK_FALSE(std::filesystem::exists(e.dir + "/.staging/" + m.update_id() + ".part"));
+}
+
+TEST_CASE("bytes that do not match the manifest are never installed", "[updater]") {
+  Env e;
+  SECTION("checksum") {
+    FlakyServer server{RandomBytes(3000), 1 << 30, {}};
+    v1::Manifest m = e.Manifest(server.bytes);
+    server.bytes[1500] ^= 0x01;
+    auto f = DownloadVerifyInstall(m, server.fetch(), e.dir + "/.staging", e.dir, [](int64_t) {});
+    REQUIRE(f.has_value());
+    CHECK(f->code == "checksum");
+  }
+  SECTION("more bytes than the manifest's size") {
+    FlakyServer server{RandomBytes(3000), 1 << 30, {}};
+    v1::Manifest m = e.Manifest(server.bytes.substr(0, 2500));
+    auto f = DownloadVerifyInstall(m, server.fetch(), e.dir + "/.staging", e.dir, [](int64_t) {});
+    REQUIRE(f.has_value());
+    CHECK(f->code == "size");
+  }
+  CHECK_FALSE(std::filesystem::exists(e.dir + "/pkg"));
+}
+
+TEST_CASE("manifest checks run in order before any download", "[updater]") {
+  Env e;
+  v1::Manifest m = e.Manifest("payload");
+  SECTION("a pinned key and a good signature pass") {
+    CHECK(std::holds_alternative<v1::Manifest>(CheckManifest(e.Signed(m), e.state, "0.2.0")));
+  }
+  SECTION("an unpinned key") {
+    SigningKey other = *SigningKey::FromSeed(std::string(32, 'o'));
+    auto r = CheckManifest(SignEnvelope(other, "redflag.v1.Manifest", m.SerializeAsString()),
+                           e.state, "0.2.0");
+    CHECK(std::get<UpdateFailure>(r).code == "key");
+  }
+  SECTION("an edited manifest") {
+    v1::SignedEnvelope env = e.Signed(m);
+    m.set_size(m.size() + 1);
+    env.set_payload(m.SerializeAsString());
+    CHECK(std::get<UpdateFailure>(CheckManifest(env, e.state, "0.2.0")).code == "signature");
+  }
+  SECTION("a revoked update") {
+    e.state.add_revoked_update_ids(m.update_id());
+    CHECK(std::get<UpdateFailure>(CheckManifest(e.Signed(m), e.state, "0.2.0")).code == "revoked");
+  }
+  SECTION("not above what is installed") {
+    (*e.state.mutable_installed_versions())["pkg"] = "1.0.0";
+    CHECK(std::get<UpdateFailure>(CheckManifest(e.Signed(m), e.state, "0.2.0")).code == "version");
+  }
+  SECTION("a self-update not above the running agent") {
+    m.set_kind(v1::AGENT);
+    m.set_version("0.2.0");
+    CHECK(std::get<UpdateFailure>(CheckManifest(e.Signed(m), e.state, "0.2.0")).code == "version");
+  }
+}
