@@ -1,9 +1,9 @@
 // redflag-agent: enrolls this machine with a registration token, then keeps one stream
 // to the gateway for check-ins. Configuration from flags or REDFLAG_* variables.
-#include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 #include <vector>

@@ -96,6 +96,7 @@ absl::Status RollBack(const std::string& exe) {
 
 absl::Status ReExec(const std::string& exe, const std::vector<std::string>& argv) {
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   execv(exe.c_str(), args.data());

@@ -35,7 +35,7 @@ void EventHub::Publish(const std::string& payload) {
       if (sub->queue_.size() >= max_queue_) {
         // Too far behind: drop the backlog and tell it to resynchronise.
         sub->queue_.clear();
-        sub->queue_.push_back("");
+        sub->queue_.emplace_back();
       } else {
         sub->queue_.push_back(payload);
       }

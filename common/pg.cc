@@ -162,7 +162,7 @@ absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
       return absl::InternalError(absl::StrCat("cannot read ", schema, ".schema_migrations"));
     }
     int64_t done = applied.Int(0, 0);
-    for (size_t i = static_cast<size_t>(done); i < steps.size(); ++i) {
+    for (auto i = static_cast<size_t>(done); i < steps.size(); ++i) {
       absl::Status s = conn.ExecScript(steps[i]);
       if (!s.ok()) {
         return absl::InternalError(

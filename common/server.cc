@@ -3,7 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
-#include <signal.h>
+
+#include <csignal>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

@@ -115,7 +115,7 @@ std::shared_ptr<grpc::ChannelCredentials> TlsChannelCredentials(const std::strin
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           std::shared_ptr<grpc::ChannelCredentials> creds,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
                                            const std::string& authority) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
@@ -124,7 +124,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
   if (!authority.empty()) args.SetSslTargetNameOverride(authority);
-  return grpc::CreateCustomChannel(target, std::move(creds), args);
+  return grpc::CreateCustomChannel(target, creds, args);
 }
 
 absl::StatusOr<std::string> PeerIdentity(const grpc::ServerContextBase& ctx) {

@@ -43,7 +43,7 @@ std::shared_ptr<grpc::ChannelCredentials> TlsChannelCredentials(const std::strin
 // Channel with explicit keepalive settings; `authority` overrides the TLS target
 // name when the address is not the certificate's DNS name (empty: use the address).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           std::shared_ptr<grpc::ChannelCredentials> creds,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
                                            const std::string& authority = "");
 
 // Service name from the peer certificate's spiffe://redflag.internal/<name> URI SAN,

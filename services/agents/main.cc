@@ -27,7 +27,7 @@ absl::StatusOr<redflag::agents::PolicySettings> SettingsFromEnv() {
                            Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
   s.violations_before_block = static_cast<int>(block_at);
   REDFLAG_ASSIGN_OR_RETURN(s.offline_after_seconds,
-                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, 30 * 24 * 3600));
+                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, 30LL * 24 * 3600));
   return s;
 }
 

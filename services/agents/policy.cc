@@ -53,7 +53,7 @@ Decision Evaluate(const AgentRow& agent, const std::string& machine_id, const st
 std::vector<std::string> ComplianceIssues(const AgentRow& a, const PolicySettings& s,
                                           int64_t now_us) {
   std::vector<std::string> issues;
-  if (a.blocked) issues.push_back("blocked");
+  if (a.blocked) issues.emplace_back("blocked");
   if (a.binding_violations > 0) {
     issues.push_back(absl::StrCat(a.binding_violations, " machine binding violation(s)"));
   }
@@ -63,7 +63,7 @@ std::vector<std::string> ComplianceIssues(const AgentRow& a, const PolicySetting
         absl::StrCat("version ", a.version, " below minimum ", s.min_version.ToString()));
   }
   if (a.last_seen_at_us == 0 || now_us - a.last_seen_at_us > s.offline_after_seconds * 1000000) {
-    issues.push_back("offline");
+    issues.emplace_back("offline");
   }
   return issues;
 }

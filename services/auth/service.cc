@@ -355,7 +355,7 @@ grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
   // The gateway already counted it in its own redflag_auth_failures_total; only record.
   RecordEvent(
       *ctx, "AUTH_FAILURE", req->actor().substr(0, 128),
-      absl::StrCat("{\"reason\":", JsonQuote(req->reason().substr(0, 64)), ",\"at\":\"gateway\"}"));
+      absl::StrCat("{\"reason\":", JsonQuote(req->reason().substr(0, 64)), R"(,"at":"gateway"})"));
   return grpc::Status::OK;
 }
 

@@ -293,7 +293,7 @@ absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> AuthStore::ListUsers() 
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kListUsers));
     for (int i = 0; i < r.Rows(); ++i) {
-      out.push_back({UserRow{r.Text(i, 0), r.Text(i, 1), "", r.Text(i, 3)}, r.Int(i, 4)});
+      out.emplace_back(UserRow{r.Text(i, 0), r.Text(i, 1), "", r.Text(i, 3)}, r.Int(i, 4));
     }
     return absl::OkStatus();
   }));

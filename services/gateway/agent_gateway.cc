@@ -26,7 +26,7 @@ class RegisterFlow {
     seat_req_.set_secret(req_->registration_token());
     seat_req_.set_machine_id(req_->machine_id());
     b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
-                                              [this](grpc::Status s) { OnSeat(s); });
+                                              [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
@@ -36,7 +36,7 @@ class RegisterFlow {
     return ctx_.get();
   }
 
-  void OnSeat(grpc::Status s) {
+  void OnSeat(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
     agent_req_.set_machine_id(req_->machine_id());
     agent_req_.set_hostname(req_->hostname());
@@ -44,25 +44,25 @@ class RegisterFlow {
     agent_req_.set_version(req_->version());
     agent_req_.set_registration_token_id(seat_.token_id());
     b_.agents->async()->RegisterAgent(Ctx(), &agent_req_, &agent_,
-                                      [this](grpc::Status s) { OnAgent(s); });
+                                      [this](const grpc::Status& s) { OnAgent(s); });
   }
 
-  void OnAgent(grpc::Status s) {
+  void OnAgent(const grpc::Status& s) {
     if (!s.ok()) return ReleaseSeatThenFail(s);
     resp_->set_agent_id(agent_.id());
     creds_req_.set_agent_id(agent_.id());
     creds_req_.set_seat_id(seat_.seat_id());
     b_.auth->async()->IssueAgentCredentials(Ctx(), &creds_req_, resp_->mutable_credentials(),
-                                            [this](grpc::Status s) { OnCredentials(s); });
+                                            [this](const grpc::Status& s) { OnCredentials(s); });
   }
 
-  void OnCredentials(grpc::Status s) {
+  void OnCredentials(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
     b_.updates->async()->ListSigningKeys(Ctx(), &keys_req_, &keys_,
-                                         [this](grpc::Status s) { OnKeys(s); });
+                                         [this](const grpc::Status& s) { OnKeys(s); });
   }
 
-  void OnKeys(grpc::Status s) {
+  void OnKeys(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
     for (const auto& k : keys_.keys()) *resp_->add_signing_keys() = k;
     LogInfo(absl::StrCat("registered agent ", agent_.id(), " (", req_->hostname(), ", ",
@@ -70,11 +70,11 @@ class RegisterFlow {
     Done(grpc::Status::OK);
   }
 
-  void ReleaseSeatThenFail(grpc::Status failure) {
+  void ReleaseSeatThenFail(const grpc::Status& failure) {
     failure_ = failure;
     release_req_.set_seat_id(seat_.seat_id());
     b_.auth->async()->ReleaseRegistrationSeat(
-        Ctx(), &release_req_, &release_resp_, [this](grpc::Status s) {
+        Ctx(), &release_req_, &release_resp_, [this](const grpc::Status& s) {
           if (!s.ok()) {
             LogWarn(absl::StrCat("seat not released: ", s.error_message()));
           }
@@ -145,7 +145,7 @@ class RefreshFlow {
   grpc::ServerUnaryReactor* Start() {
     grpc::ServerUnaryReactor* reactor = reactor_;
     b_.agents->async()->AuthorizeAgent(Ctx(), &authorize_, &agent_,
-                                       [this](grpc::Status s) { OnAuthorized(s); });
+                                       [this](const grpc::Status& s) { OnAuthorized(s); });
     return reactor;
   }
 
@@ -156,7 +156,8 @@ class RefreshFlow {
   }
   void OnAuthorized(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    b_.auth->async()->Refresh(Ctx(), &refresh_, resp_, [this](grpc::Status s) { OnRefreshed(s); });
+    b_.auth->async()->Refresh(Ctx(), &refresh_, resp_,
+                              [this](const grpc::Status& s) { OnRefreshed(s); });
   }
   void OnRefreshed(const grpc::Status& s) {
     if (s.ok() && resp_->subject() != authorize_.agent_id()) {

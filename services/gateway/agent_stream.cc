@@ -134,7 +134,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   call->req.set_source(ctx_->peer());
   Ref();
   deps_.backends.agents->async()->AuthorizeAgent(
-      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (!s.ok()) {
           End(s);
@@ -179,7 +179,7 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
   *c.mutable_agent_time() = check_in.agent_time();
   c.set_source(ctx_->peer());
   Ref();
-  deps_.batcher.Submit(std::move(c), [this, seq](absl::Status s) {
+  deps_.batcher.Submit(std::move(c), [this, seq](const absl::Status& s) {
     if (s.ok()) {
       deps_.check_ins.Increment();
       v1::ServerMessage ack;
@@ -215,7 +215,8 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
     call->req.set_applied(ack.applied());
     call->req.set_error(ack.error().substr(0, 500));
     deps_.backends.updates->async()->AckInstruction(
-        call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) { Call::Done(call, s); });
+        call->ctx.get(), &call->req, &call->resp,
+        [call](const grpc::Status& s) { Call::Done(call, s); });
     return;
   }
   using Call = FireAndForget<v1::AckInstructionRequest, v1::Agent>;
@@ -225,8 +226,9 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
   call->req.set_instruction_id(ack.instruction_id());
   call->req.set_applied(ack.applied());
   call->req.set_error(ack.error().substr(0, 500));
-  deps_.backends.agents->async()->AckInstruction(call->ctx.get(), &call->req, &call->resp,
-                                                 [call](grpc::Status s) { Call::Done(call, s); });
+  deps_.backends.agents->async()->AckInstruction(
+      call->ctx.get(), &call->req, &call->resp,
+      [call](const grpc::Status& s) { Call::Done(call, s); });
 }
 
 void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) {
@@ -236,8 +238,9 @@ void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) 
   call->req = report;
   call->req.set_agent_id(claims_.sub);  // never the agent's own claim
   call->ctx = BackendContext(Actor{claims_.sub, "agent", ctx_->peer()});
-  deps_.backends.updates->async()->ReportDelivery(call->ctx.get(), &call->req, &call->resp,
-                                                  [call](grpc::Status s) { Call::Done(call, s); });
+  deps_.backends.updates->async()->ReportDelivery(
+      call->ctx.get(), &call->req, &call->resp,
+      [call](const grpc::Status& s) { Call::Done(call, s); });
 }
 
 void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
@@ -251,8 +254,9 @@ void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
     call->req.add_pinned_key_ids(resp.pinned_key_ids(i));
   }
   call->req.set_source(ctx_->peer());
-  deps_.backends.agents->async()->RecordVerify(call->ctx.get(), &call->req, &call->resp,
-                                               [call](grpc::Status s) { Call::Done(call, s); });
+  deps_.backends.agents->async()->RecordVerify(
+      call->ctx.get(), &call->req, &call->resp,
+      [call](const grpc::Status& s) { Call::Done(call, s); });
 }
 
 void AgentStream::DeliverPending() {
@@ -280,7 +284,7 @@ void AgentStream::FetchAgentInstructions() {
   call->req.set_agent_id(claims_.sub);
   Ref();
   deps_.backends.agents->async()->PendingInstructions(
-      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         std::vector<v1::Instruction> to_sign;
         if (!s.ok()) {
@@ -313,7 +317,7 @@ void AgentStream::FetchUpdateInstructions() {
   for (const auto& id : pinned_key_ids_) call->req.add_pinned_key_ids(id);
   Ref();
   deps_.backends.updates->async()->PendingInstructions(
-      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (!s.ok()) {
           LogWarn(absl::StrCat("cannot fetch update offers for ", claims_.sub, ": ",
@@ -349,7 +353,7 @@ void AgentStream::SignAndSend(v1::Instruction in) {
   *call->req.mutable_instruction() = std::move(in);
   Ref();
   deps_.backends.updates->async()->SignInstruction(
-      call->ctx.get(), &call->req, &call->resp, [this, call](grpc::Status s) {
+      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (s.ok()) {
           v1::ServerMessage msg;
@@ -393,7 +397,7 @@ void AgentStream::FetchDone() {
   if (close) End(*close, /*drain=*/true);
 }
 
-void AgentStream::DeliverPendingThenClose(grpc::Status status) {
+void AgentStream::DeliverPendingThenClose(const grpc::Status& status) {
   bool hello_done;
   {
     std::lock_guard<std::mutex> lock(mu_);

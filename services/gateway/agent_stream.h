@@ -55,7 +55,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   // Fetches, signs and sends the agent's pending instructions (coalesces concurrent calls).
   void DeliverPending();
   // Delivers what is pending (e.g. the block notice), then ends the stream with `status`.
-  void DeliverPendingThenClose(grpc::Status status);
+  void DeliverPendingThenClose(const grpc::Status& status);
 
  private:
   ~AgentStream() override = default;

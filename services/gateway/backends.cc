@@ -30,7 +30,7 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
     call->req.set_reason(reason);
     call->req.set_actor(actor.subject);
     auth->async()->ReportAuthFailure(
-        call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) {
+        call->ctx.get(), &call->req, &call->resp, [call](const grpc::Status& s) {
           if (!s.ok()) {
             LogWarn("cannot report an auth failure: " + s.error_message());
           }

@@ -42,9 +42,10 @@ void CheckInBatcher::Loop() {
     }
     while (!pending_.empty()) {
       size_t n = std::min(pending_.size(), max_batch_);
-      std::vector<Item> batch(std::make_move_iterator(pending_.begin()),
-                              std::make_move_iterator(pending_.begin() + n));
-      pending_.erase(pending_.begin(), pending_.begin() + n);
+      std::vector<Item> batch(
+          std::make_move_iterator(pending_.begin()),
+          std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(n)));
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
       lock.unlock();
       Send(std::move(batch));
       lock.lock();
@@ -64,7 +65,7 @@ void CheckInBatcher::Send(std::vector<Item> items) {
   call->items = std::move(items);
   for (auto& it : call->items) *call->req.add_check_ins() = it.check_in;
   agents_->async()->RecordCheckIns(
-      call->ctx.get(), &call->req, &call->resp, [call](grpc::Status s) {
+      call->ctx.get(), &call->req, &call->resp, [call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         bool complete =
             s.ok() && owned->resp.results_size() == static_cast<int>(owned->items.size());

@@ -6,7 +6,7 @@ namespace redflag::gateway {
 
 DownloadRelay::DownloadRelay(grpc::CallbackServerContext* ctx, const v1::DownloadRequest* req,
                              Backends& backends, Authenticator& authn)
-    : ctx_(ctx), backends_(backends), req_(*req) {
+    : backends_(backends), req_(*req) {
   absl::StatusOr<JwtClaims> claims = authn.Agent(*ctx);
   if (!claims.ok()) {
     End(ToGrpcStatus(claims.status()));
@@ -26,7 +26,7 @@ DownloadRelay::DownloadRelay(grpc::CallbackServerContext* ctx, const v1::Downloa
   authorize_ctx_ = BackendContext();
   refs_ += 1;
   backends_.agents->async()->AuthorizeAgent(authorize_ctx_.get(), &authorize_, &agent_,
-                                            [this](grpc::Status s) {
+                                            [this](const grpc::Status& s) {
                                               OnAuthorized(s);
                                               Unref();
                                             });

@@ -39,7 +39,6 @@ class DownloadRelay final : public grpc::ServerWriteReactor<v1::DownloadChunk> {
   void End(const grpc::Status& s);
   void Unref();
 
-  grpc::CallbackServerContext* ctx_;
   Backends& backends_;
   std::atomic<int> refs_{1};
   std::mutex mu_;

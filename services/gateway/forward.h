@@ -15,8 +15,8 @@
 namespace redflag::gateway {
 
 template <typename Req, typename Resp>
-using AsyncCall =
-    std::function<void(grpc::ClientContext*, const Req*, Resp*, std::function<void(grpc::Status)>)>;
+using AsyncCall = std::function<void(grpc::ClientContext*, const Req*, Resp*,
+                                     std::function<void(const grpc::Status&)>)>;
 
 template <typename Req, typename Resp>
 grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
@@ -25,7 +25,7 @@ grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* r
   std::unique_ptr<grpc::ClientContext> client = BackendContext(actor);
   grpc::ClientContext* raw = client.release();
   // The client context lives until the backend call completes; then the reply is sent.
-  call(raw, req, resp, [reactor, raw](grpc::Status s) {
+  call(raw, req, resp, [reactor, raw](const grpc::Status& s) {
     delete raw;
     reactor->Finish(s);
   });

@@ -145,7 +145,7 @@ class RebindFlow {
     seat_req_.set_secret(req_.registration_secret());
     seat_req_.set_machine_id(req_.new_machine_id());
     b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
-                                              [this](grpc::Status s) { OnSeat(s); });
+                                              [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
@@ -158,14 +158,15 @@ class RebindFlow {
     if (!s.ok()) return Done(s);
     req_.clear_registration_secret();  // the agents service never sees the secret
     req_.set_registration_token_id(seat_.token_id());
-    b_.agents->async()->RebindAgent(Ctx(), &req_, resp_, [this](grpc::Status s) { OnRebound(s); });
+    b_.agents->async()->RebindAgent(Ctx(), &req_, resp_,
+                                    [this](const grpc::Status& s) { OnRebound(s); });
   }
   void OnRebound(const grpc::Status& s) {
     if (s.ok()) return Done(s);
     failure_ = s;
     release_.set_seat_id(seat_.seat_id());
     b_.auth->async()->ReleaseRegistrationSeat(Ctx(), &release_, &released_,
-                                              [this](grpc::Status) { Done(failure_); });
+                                              [this](const grpc::Status&) { Done(failure_); });
   }
   void Done(const grpc::Status& s) {
     reactor_->Finish(s);
@@ -193,7 +194,7 @@ namespace {
 // recent security events), combined with alerts and recommendations.
 class OverviewFlow {
  public:
-  static constexpr int64_t kWindowSeconds = 24 * 3600;
+  static constexpr int64_t kWindowSeconds = int64_t{24} * 3600;
 
   OverviewFlow(grpc::CallbackServerContext* ctx, v1::SecurityOverview* resp, Backends& b,
                Actor actor)
@@ -207,11 +208,11 @@ class OverviewFlow {
     counts_req_.add_types("AUTH_FAILURE");
     counts_req_.set_since_seconds(kWindowSeconds);
     b_.updates->async()->ListSigningKeys(Ctx(0), &keys_req_, &keys_,
-                                         [this](grpc::Status s) { Done(s); });
+                                         [this](const grpc::Status& s) { Done(s); });
     b_.agents->async()->ListAgents(Ctx(1), &non_compliant_req_, &non_compliant_,
-                                   [this](grpc::Status s) { Done(s); });
+                                   [this](const grpc::Status& s) { Done(s); });
     b_.auth->async()->SecurityEventCounts(Ctx(2), &counts_req_, &counts_,
-                                          [this](grpc::Status s) { Done(s); });
+                                          [this](const grpc::Status& s) { Done(s); });
     return reactor;
   }
 

@@ -43,7 +43,7 @@ void PublishRelay::OnCancel() {
 void PublishRelay::OnDone() { delete this; }
 
 void PublishRelay::Work(std::shared_ptr<Slot> slot, v1::Update* resp, Backends* backends,
-                        Actor actor) {
+                        const Actor& actor) {
   grpc::ClientContext ctx;
   AttachActor(ctx, actor);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));

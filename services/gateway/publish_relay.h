@@ -38,7 +38,7 @@ class PublishRelay final : public grpc::ServerReadReactor<v1::PublishUpdateChunk
     bool closed = false;
     bool cancelled = false;
   };
-  void Work(std::shared_ptr<Slot> slot, v1::Update* resp, Backends* backends, Actor actor);
+  void Work(std::shared_ptr<Slot> slot, v1::Update* resp, Backends* backends, const Actor& actor);
 
   std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
   v1::PublishUpdateChunk incoming_;

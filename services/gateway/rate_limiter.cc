@@ -107,7 +107,9 @@ absl::StatusOr<std::unique_ptr<EdgeLimits>> EdgeLimits::FromEnv() {
                            Env::Int("REDFLAG_BAD_TOKEN_WINDOW_SECONDS", 60, 1, 86400));
   REDFLAG_ASSIGN_OR_RETURN(int64_t lock_for,
                            Env::Int("REDFLAG_BAD_TOKEN_LOCKOUT_SECONDS", 300, 1, 86400));
+  // Aggregate of non-movable members: make_unique cannot brace-initialise it in C++17.
   return std::unique_ptr<EdgeLimits>(new EdgeLimits{
+      // NOLINT(modernize-make-unique)
       RateLimiter("registration", reg), RateLimiter("login", login),
       RateLimiter("check-in", check_in), RateLimiter("operator writes", writes),
       FailureLockout(static_cast<int>(threshold), absl::Seconds(window), absl::Seconds(lock_for))});

@@ -37,7 +37,7 @@ int Run() {
     previous = *std::move(old_key);
   }
   absl::StatusOr<int64_t> grace =
-      Env::Int("REDFLAG_KEY_GRACE_SECONDS", 7 * 24 * 3600, 0, 365LL * 24 * 3600);
+      Env::Int("REDFLAG_KEY_GRACE_SECONDS", 7LL * 24 * 3600, 0, 365LL * 24 * 3600);
   if (!grace.ok()) return ExitWithError("redflag-updates", grace.status());
 
   absl::StatusOr<ServiceRuntime> rt =

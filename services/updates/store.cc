@@ -82,10 +82,6 @@ constexpr Statement kDeliveries{
     "updates_deliveries", "SELECT " DELIVERY_COLS
                           " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
                           "AND ($2 = '' OR d.agent_id = $2) ORDER BY d.updated_at LIMIT 10000"};
-constexpr Statement kCounts{
-    "updates_counts",
-    "SELECT state, count(*) FROM updates.deliveries WHERE ($1 = '' OR update_id::text = $1) "
-    "AND ($2 = '' OR agent_id = $2) GROUP BY state"};
 constexpr Statement kDownloadAllowed{
     "updates_download_allowed",
     "SELECT d.state, p.revoked_at IS NOT NULL FROM updates.deliveries d "
@@ -343,7 +339,7 @@ absl::Status UpdateStore::ReadBytes(const std::string& update_id, int64_t offset
       return absl::OkStatus();
     }
     int64_t seq = offset / static_cast<int64_t>(kChunkBytes);
-    size_t skip = static_cast<size_t>(offset % static_cast<int64_t>(kChunkBytes));
+    auto skip = static_cast<size_t>(offset % static_cast<int64_t>(kChunkBytes));
     int64_t last_seq = (size - 1) / static_cast<int64_t>(kChunkBytes);
     while (seq <= last_seq) {
       REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kChunks, {update_id, absl::StrCat(seq)}));

@@ -18,7 +18,7 @@
 namespace redflag::updates {
 
 inline constexpr char kUpdatesChannel[] = "redflag_updates";
-inline constexpr size_t kChunkBytes = 256 * 1024;
+inline constexpr size_t kChunkBytes = size_t{256} * 1024;
 
 // Receives a package's bytes chunk by chunk inside one transaction.
 class PackageUpload {
