@@ -4,6 +4,7 @@
 #include "common/actor.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "services/gateway/backend_flow.h"
 #include "services/gateway/download_relay.h"
 #include "services/gateway/forward.h"
 
@@ -13,29 +14,22 @@ namespace {
 // Register's steps, each an asynchronous backend call whose completion starts the next:
 // consume a seat → create the agent → issue credentials → fetch signing keys. A failure
 // after the seat was taken gives the seat back.
-class RegisterFlow {
+class RegisterFlow final : public BackendFlow {
  public:
   RegisterFlow(grpc::CallbackServerContext* ctx, const v1::RegisterRequest* req,
                v1::RegisterResponse* resp, Backends& backends)
-      : reactor_(ctx->DefaultReactor()), req_(req), resp_(resp), b_(backends) {
-    actor_ = Actor{"", "agent", ctx->peer()};
-  }
+      : BackendFlow(ctx, backends, Actor{"", "agent", ctx->peer()}), req_(req), resp_(resp) {}
 
   grpc::ServerUnaryReactor* Start() {
-    grpc::ServerUnaryReactor* reactor = reactor_;
+    grpc::ServerUnaryReactor* reactor = this->reactor();
     seat_req_.set_secret(req_->registration_token());
     seat_req_.set_machine_id(req_->machine_id());
-    b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
+    b_.auth->async()->ConsumeRegistrationSeat(NextContext(), &seat_req_, &seat_,
                                               [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
  private:
-  grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext(actor_);
-    return ctx_.get();
-  }
-
   void OnSeat(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
     agent_req_.set_machine_id(req_->machine_id());
@@ -43,22 +37,23 @@ class RegisterFlow {
     agent_req_.set_platform(req_->platform());
     agent_req_.set_version(req_->version());
     agent_req_.set_registration_token_id(seat_.token_id());
-    b_.agents->async()->RegisterAgent(Ctx(), &agent_req_, &agent_,
+    b_.agents->async()->RegisterAgent(NextContext(), &agent_req_, &agent_,
                                       [this](const grpc::Status& s) { OnAgent(s); });
   }
 
   void OnAgent(const grpc::Status& s) {
-    if (!s.ok()) return ReleaseSeatThenFail(s);
+    if (!s.ok()) return ReleaseSeatThenFail(seat_.seat_id(), s);
     resp_->set_agent_id(agent_.id());
     creds_req_.set_agent_id(agent_.id());
     creds_req_.set_seat_id(seat_.seat_id());
-    b_.auth->async()->IssueAgentCredentials(Ctx(), &creds_req_, resp_->mutable_credentials(),
+    b_.auth->async()->IssueAgentCredentials(NextContext(), &creds_req_,
+                                            resp_->mutable_credentials(),
                                             [this](const grpc::Status& s) { OnCredentials(s); });
   }
 
   void OnCredentials(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    b_.updates->async()->ListSigningKeys(Ctx(), &keys_req_, &keys_,
+    b_.updates->async()->ListSigningKeys(NextContext(), &keys_req_, &keys_,
                                          [this](const grpc::Status& s) { OnKeys(s); });
   }
 
@@ -70,29 +65,8 @@ class RegisterFlow {
     Done(grpc::Status::OK);
   }
 
-  void ReleaseSeatThenFail(const grpc::Status& failure) {
-    failure_ = failure;
-    release_req_.set_seat_id(seat_.seat_id());
-    b_.auth->async()->ReleaseRegistrationSeat(
-        Ctx(), &release_req_, &release_resp_, [this](const grpc::Status& s) {
-          if (!s.ok()) {
-            LogWarn(absl::StrCat("seat not released: ", s.error_message()));
-          }
-          Done(failure_);
-        });
-  }
-
-  void Done(const grpc::Status& s) {
-    reactor_->Finish(s);
-    delete this;
-  }
-
-  grpc::ServerUnaryReactor* reactor_;
   const v1::RegisterRequest* req_;
   v1::RegisterResponse* resp_;
-  Backends& b_;
-  Actor actor_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
   v1::ConsumeRegistrationSeatRequest seat_req_;
   v1::ConsumeRegistrationSeatResponse seat_;
   v1::RegisterAgentRequest agent_req_;
@@ -100,9 +74,6 @@ class RegisterFlow {
   v1::IssueAgentCredentialsRequest creds_req_;
   v1::ListSigningKeysRequest keys_req_;
   v1::ListSigningKeysResponse keys_;
-  v1::ReleaseRegistrationSeatRequest release_req_;
-  v1::LogoutResponse release_resp_;
-  grpc::Status failure_;
 };
 
 }  // namespace
@@ -130,12 +101,11 @@ namespace {
 
 // Refresh for agents: the binding (x-machine-id) and block state are checked before the
 // token rotates, and the rotated session must belong to the agent that asked.
-class RefreshFlow {
+class RefreshFlow final : public BackendFlow {
  public:
   RefreshFlow(grpc::CallbackServerContext* ctx, const v1::RefreshAgentRequest* req,
               v1::TokenPair* resp, Backends& b)
-      : reactor_(ctx->DefaultReactor()), resp_(resp), b_(b) {
-    actor_ = Actor{req->agent_id(), "agent", ctx->peer()};
+      : BackendFlow(ctx, b, Actor{req->agent_id(), "agent", ctx->peer()}), resp_(resp) {
     authorize_.set_agent_id(req->agent_id());
     authorize_.set_machine_id(Metadata(*ctx, "x-machine-id"));
     authorize_.set_source(ctx->peer());
@@ -143,20 +113,16 @@ class RefreshFlow {
   }
 
   grpc::ServerUnaryReactor* Start() {
-    grpc::ServerUnaryReactor* reactor = reactor_;
-    b_.agents->async()->AuthorizeAgent(Ctx(), &authorize_, &agent_,
+    grpc::ServerUnaryReactor* reactor = this->reactor();
+    b_.agents->async()->AuthorizeAgent(NextContext(), &authorize_, &agent_,
                                        [this](const grpc::Status& s) { OnAuthorized(s); });
     return reactor;
   }
 
  private:
-  grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext(actor_);
-    return ctx_.get();
-  }
   void OnAuthorized(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    b_.auth->async()->Refresh(Ctx(), &refresh_, resp_,
+    b_.auth->async()->Refresh(NextContext(), &refresh_, resp_,
                               [this](const grpc::Status& s) { OnRefreshed(s); });
   }
   void OnRefreshed(const grpc::Status& s) {
@@ -167,16 +133,8 @@ class RefreshFlow {
     }
     Done(s);
   }
-  void Done(const grpc::Status& s) {
-    reactor_->Finish(s);
-    delete this;
-  }
 
-  grpc::ServerUnaryReactor* reactor_;
   v1::TokenPair* resp_;
-  Backends& b_;
-  Actor actor_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
   v1::AuthorizeAgentRequest authorize_;
   v1::Agent agent_;
   v1::RefreshRequest refresh_;

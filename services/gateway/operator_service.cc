@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "services/gateway/backend_flow.h"
 #include "services/gateway/forward.h"
 #include "services/gateway/publish_relay.h"
 
@@ -134,56 +135,38 @@ namespace {
 
 // Rebind: consume a seat of the fresh registration token for the new fingerprint, then
 // rebind; a refused rebind gives the seat back.
-class RebindFlow {
+class RebindFlow final : public BackendFlow {
  public:
   RebindFlow(grpc::CallbackServerContext* ctx, const v1::RebindAgentRequest* req, v1::Agent* resp,
              Backends& b, Actor actor)
-      : reactor_(ctx->DefaultReactor()), req_(*req), resp_(resp), b_(b), actor_(std::move(actor)) {}
+      : BackendFlow(ctx, b, std::move(actor)), req_(*req), resp_(resp) {}
 
   grpc::ServerUnaryReactor* Start() {
-    grpc::ServerUnaryReactor* reactor = reactor_;
+    grpc::ServerUnaryReactor* reactor = this->reactor();
     seat_req_.set_secret(req_.registration_secret());
     seat_req_.set_machine_id(req_.new_machine_id());
-    b_.auth->async()->ConsumeRegistrationSeat(Ctx(), &seat_req_, &seat_,
+    b_.auth->async()->ConsumeRegistrationSeat(NextContext(), &seat_req_, &seat_,
                                               [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
  private:
-  grpc::ClientContext* Ctx() {
-    ctx_ = BackendContext(actor_);
-    return ctx_.get();
-  }
   void OnSeat(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
     req_.clear_registration_secret();  // the agents service never sees the secret
     req_.set_registration_token_id(seat_.token_id());
-    b_.agents->async()->RebindAgent(Ctx(), &req_, resp_,
+    b_.agents->async()->RebindAgent(NextContext(), &req_, resp_,
                                     [this](const grpc::Status& s) { OnRebound(s); });
   }
   void OnRebound(const grpc::Status& s) {
     if (s.ok()) return Done(s);
-    failure_ = s;
-    release_.set_seat_id(seat_.seat_id());
-    b_.auth->async()->ReleaseRegistrationSeat(Ctx(), &release_, &released_,
-                                              [this](const grpc::Status&) { Done(failure_); });
-  }
-  void Done(const grpc::Status& s) {
-    reactor_->Finish(s);
-    delete this;
+    ReleaseSeatThenFail(seat_.seat_id(), s);
   }
 
-  grpc::ServerUnaryReactor* reactor_;
   v1::RebindAgentRequest req_;
   v1::Agent* resp_;
-  Backends& b_;
-  Actor actor_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
   v1::ConsumeRegistrationSeatRequest seat_req_;
   v1::ConsumeRegistrationSeatResponse seat_;
-  v1::ReleaseRegistrationSeatRequest release_;
-  v1::LogoutResponse released_;
-  grpc::Status failure_;
 };
 
 }  // namespace
@@ -192,45 +175,39 @@ namespace {
 
 // The security overview: three backend reads in parallel (keys, non-compliant agents,
 // recent security events), combined with alerts and recommendations.
-class OverviewFlow {
+class OverviewFlow final : public BackendFlow {
  public:
   static constexpr int64_t kWindowSeconds = int64_t{24} * 3600;
 
   OverviewFlow(grpc::CallbackServerContext* ctx, v1::SecurityOverview* resp, Backends& b,
                Actor actor)
-      : reactor_(ctx->DefaultReactor()), resp_(resp), b_(b), actor_(std::move(actor)) {}
+      : BackendFlow(ctx, b, std::move(actor)), resp_(resp) {}
 
   grpc::ServerUnaryReactor* Start() {
-    grpc::ServerUnaryReactor* reactor = reactor_;
+    grpc::ServerUnaryReactor* reactor = this->reactor();
     non_compliant_req_.set_compliance(false);
     counts_req_.add_types("UPDATE_VERIFICATION_FAILED");
     counts_req_.add_types("MACHINE_ID_MISMATCH");
     counts_req_.add_types("AUTH_FAILURE");
     counts_req_.set_since_seconds(kWindowSeconds);
-    b_.updates->async()->ListSigningKeys(Ctx(0), &keys_req_, &keys_,
-                                         [this](const grpc::Status& s) { Done(s); });
-    b_.agents->async()->ListAgents(Ctx(1), &non_compliant_req_, &non_compliant_,
-                                   [this](const grpc::Status& s) { Done(s); });
-    b_.auth->async()->SecurityEventCounts(Ctx(2), &counts_req_, &counts_,
-                                          [this](const grpc::Status& s) { Done(s); });
+    b_.updates->async()->ListSigningKeys(NextContext(), &keys_req_, &keys_,
+                                         [this](const grpc::Status& s) { OnReply(s); });
+    b_.agents->async()->ListAgents(NextContext(), &non_compliant_req_, &non_compliant_,
+                                   [this](const grpc::Status& s) { OnReply(s); });
+    b_.auth->async()->SecurityEventCounts(NextContext(), &counts_req_, &counts_,
+                                          [this](const grpc::Status& s) { OnReply(s); });
     return reactor;
   }
 
  private:
-  grpc::ClientContext* Ctx(int i) {
-    ctx_[i] = BackendContext(actor_);
-    return ctx_[i].get();
-  }
-
-  void Done(const grpc::Status& s) {
+  void OnReply(const grpc::Status& s) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!s.ok() && first_error_.ok()) first_error_ = s;
       if (--pending_ > 0) return;
     }
     if (first_error_.ok()) Combine();
-    reactor_->Finish(first_error_);
-    delete this;
+    Done(first_error_);
   }
 
   void Combine() {
@@ -267,11 +244,7 @@ class OverviewFlow {
     }
   }
 
-  grpc::ServerUnaryReactor* reactor_;
   v1::SecurityOverview* resp_;
-  Backends& b_;
-  Actor actor_;
-  std::unique_ptr<grpc::ClientContext> ctx_[3];
   std::mutex mu_;
   int pending_ = 3;
   grpc::Status first_error_;
