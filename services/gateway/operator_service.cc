@@ -14,17 +14,23 @@ namespace redflag::gateway {
 // Methods that change state also spend one of the operator's write tokens.
 #define RELAY_AS(role, is_write, stub, method)                                   \
   do {                                                                           \
-    absl::StatusOr<Actor> actor = authn_.Operator(*ctx, role);                   \
+    absl::StatusOr<Actor> actor = Caller(*ctx, role, is_write);                  \
     if (!actor.ok()) return Reject(ctx, actor.status());                         \
-    if (is_write) {                                                              \
-      absl::Status limited = limits_.operator_writes.Acquire(actor->subject);    \
-      if (!limited.ok()) return Reject(ctx, limited);                            \
-    }                                                                            \
     return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
         ctx, req, resp, *actor, [this](auto* c, auto* rq, auto* rs, auto done) { \
           backends_.stub->async()->method(c, rq, rs, std::move(done));           \
         });                                                                      \
   } while (0)
+absl::StatusOr<Actor> OperatorServiceImpl::Caller(const grpc::ServerContextBase& ctx, Role min_role,
+                                                  bool is_write) {
+  absl::StatusOr<Actor> actor = authn_.Operator(ctx, min_role);
+  if (!actor.ok() || !is_write) return actor;
+  if (absl::Status limited = limits_.operator_writes.Acquire(actor->subject); !limited.ok()) {
+    return limited;
+  }
+  return actor;
+}
+
 #define READ(role, stub, method) RELAY_AS(role, false, stub, method)
 #define WRITE(role, stub, method) RELAY_AS(role, true, stub, method)
 
@@ -261,11 +267,8 @@ class OverviewFlow final : public BackendFlow {
 grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerContext* ctx,
                                                            const v1::RebindAgentRequest* req,
                                                            v1::Agent* resp) {
-  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kOperator);
+  absl::StatusOr<Actor> actor = Caller(*ctx, Role::kOperator, /*is_write=*/true);
   if (!actor.ok()) return Reject(ctx, actor.status());
-  if (absl::Status s = limits_.operator_writes.Acquire(actor->subject); !s.ok()) {
-    return Reject(ctx, s);
-  }
   if (req->id().empty() || req->registration_secret().empty() || req->new_machine_id().empty()) {
     return Reject(ctx, absl::InvalidArgumentError(
                            "id, registration_secret and new_machine_id are required to rebind"));
@@ -275,17 +278,15 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::RebindAgent(grpc::CallbackServerC
 
 grpc::ServerReadReactor<v1::PublishUpdateChunk>* OperatorServiceImpl::PublishUpdate(
     grpc::CallbackServerContext* ctx, v1::Update* resp) {
-  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kOperator);
-  absl::Status refused =
-      actor.ok() ? limits_.operator_writes.Acquire(actor->subject) : actor.status();
-  if (!refused.ok()) {
+  absl::StatusOr<Actor> actor = Caller(*ctx, Role::kOperator, /*is_write=*/true);
+  if (!actor.ok()) {
     // A reactor that refuses at once: nothing is read.
     class Refuse final : public grpc::ServerReadReactor<v1::PublishUpdateChunk> {
      public:
       explicit Refuse(const absl::Status& s) { Finish(ToGrpcStatus(s)); }
       void OnDone() override { delete this; }
     };
-    return new Refuse(refused);
+    return new Refuse(actor.status());
   }
   return new PublishRelay(ctx, resp, backends_, *std::move(actor));
 }
@@ -323,7 +324,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::ListSecurityEvents(
 grpc::ServerUnaryReactor* OperatorServiceImpl::GetSecurityOverview(
     grpc::CallbackServerContext* ctx, const v1::SecurityOverviewRequest*,
     v1::SecurityOverview* resp) {
-  absl::StatusOr<Actor> actor = authn_.Operator(*ctx, Role::kViewer);
+  absl::StatusOr<Actor> actor = Caller(*ctx, Role::kViewer, /*is_write=*/false);
   if (!actor.ok()) return Reject(ctx, actor.status());
   return (new OverviewFlow(ctx, resp, backends_, *std::move(actor)))->Start();
 }

@@ -79,6 +79,10 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
                                             v1::ListSigningKeysResponse* resp) override;
 
  private:
+  // The authenticated operator with at least `min_role`; a write also spends one of the
+  // operator's write tokens (RESOURCE_EXHAUSTED with a retry delay when none is left).
+  absl::StatusOr<Actor> Caller(const grpc::ServerContextBase& ctx, Role min_role, bool is_write);
+
   Backends& backends_;
   Authenticator& authn_;
   EdgeLimits& limits_;

@@ -21,16 +21,10 @@ std::string Fingerprint(const std::string& root) {
 
 // The agent registered from this machine tree, once it has checked in.
 v1::Agent WaitForAgent(const std::string& root) {
-  auto& c = Cluster::Get();
   std::string prefix = Fingerprint(root).substr(0, 16);
   for (int i = 0; i < 200; ++i) {
-    grpc::ClientContext ctx;
-    Cluster::Authorize(ctx, c.AdminToken());
-    v1::ListAgentsResponse resp;
-    REQUIRE(c.Operator()->ListAgents(&ctx, {}, &resp).ok());
-    for (const auto& a : resp.agents()) {
-      if (a.machine_id_prefix() == prefix && a.has_last_seen_at()) return a;
-    }
+    std::optional<v1::Agent> a = FindAgentByMachine(prefix);
+    if (a && a->has_last_seen_at()) return *a;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   FAIL("agent for " << root << " never checked in");
@@ -50,10 +44,8 @@ grpc::Status OperatorCall(grpc::Status (v1::OperatorService::Stub::*method)(grpc
 }
 
 v1::Agent Get(const std::string& id) {
-  v1::GetAgentRequest req;
-  req.set_id(id);
   v1::Agent a;
-  REQUIRE(OperatorCall(&v1::OperatorService::Stub::GetAgent, req, &a).ok());
+  REQUIRE(GetAgentAsAdmin(id, &a).ok());
   return a;
 }
 

@@ -13,13 +13,8 @@ using namespace redflag::testing;
 namespace {
 
 v1::Agent GetAgent(const std::string& id) {
-  auto& c = Cluster::Get();
-  grpc::ClientContext ctx;
-  Cluster::Authorize(ctx, c.AdminToken());
-  v1::GetAgentRequest req;
-  req.set_id(id);
   v1::Agent a;
-  grpc::Status s = c.Operator()->GetAgent(&ctx, req, &a);
+  grpc::Status s = GetAgentAsAdmin(id, &a);
   REQUIRE(s.error_message() == "");
   return a;
 }

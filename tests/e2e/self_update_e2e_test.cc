@@ -45,13 +45,8 @@ grpc::Status PublishAgent(const std::string& version, const std::string& channel
 }
 
 std::string AgentVersion(const std::string& id) {
-  auto& c = Cluster::Get();
-  grpc::ClientContext ctx;
-  Cluster::Authorize(ctx, c.AdminToken());
-  v1::GetAgentRequest req;
-  req.set_id(id);
   v1::Agent a;
-  return c.Operator()->GetAgent(&ctx, req, &a).ok() ? a.version() : "";
+  return GetAgentAsAdmin(id, &a).ok() ? a.version() : "";
 }
 
 }  // namespace

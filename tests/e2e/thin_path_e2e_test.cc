@@ -11,23 +11,6 @@
 using namespace redflag;
 using namespace redflag::testing;
 
-namespace {
-
-std::optional<v1::Agent> FindAgent(const std::string& machine_prefix) {
-  auto& c = Cluster::Get();
-  grpc::ClientContext ctx;
-  Cluster::Authorize(ctx, c.AdminToken());
-  v1::ListAgentsResponse resp;
-  grpc::Status s = c.Operator()->ListAgents(&ctx, {}, &resp);
-  REQUIRE(s.error_message() == "");
-  for (const auto& a : resp.agents()) {
-    if (a.machine_id_prefix() == machine_prefix) return a;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 TEST_CASE("an agent enrolls with a registration token, checks in, and the operator sees it",
           "[e2e][thin-path]") {
   auto& c = Cluster::Get();
@@ -45,7 +28,7 @@ TEST_CASE("an agent enrolls with a registration token, checks in, and the operat
   std::optional<v1::Agent> first, later;
   for (int i = 0; i < 150 && !later; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::optional<v1::Agent> a = FindAgent(fingerprint.substr(0, 16));
+    std::optional<v1::Agent> a = FindAgentByMachine(fingerprint.substr(0, 16));
     if (!a || !a->has_last_seen_at()) continue;
     if (!first) {
       first = a;

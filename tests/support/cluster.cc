@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -286,6 +287,29 @@ std::string MakeMachineTree(const std::string& name) {
         "processor\t: 0\nmodel name\t: Test CPU\nprocessor\t: 1\nmodel name\t: Test CPU\n");
   write("/proc/meminfo", "MemTotal:       16384000 kB\nMemFree:         1000 kB\n");
   return root;
+}
+
+grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out) {
+  auto& c = Cluster::Get();
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, c.AdminToken());
+  v1::GetAgentRequest req;
+  req.set_id(id);
+  return c.Operator()->GetAgent(&ctx, req, out);
+}
+
+std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix) {
+  auto& c = Cluster::Get();
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, c.AdminToken());
+  v1::ListAgentsResponse resp;
+  grpc::Status s = c.Operator()->ListAgents(&ctx, {}, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  for (const auto& a : resp.agents()) {
+    if (a.machine_id_prefix() == machine_prefix) return a;
+  }
+  return std::nullopt;
 }
 
 std::string RandomMachineId() { return HexEncode(RandomBytes(32)); }

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,13 @@ grpc::Status RegisterAgent(const std::string& secret, const std::string& machine
 // OK with the HelloAck, or the status the gateway finished the stream with.
 grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
                         const std::string& machine_id, const std::string& version);
+
+// The agent as an admin sees it through the gateway; the status says why not.
+grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out);
+
+// The registered agent whose bound fingerprint starts with `machine_prefix`, if any
+// (the listing itself must succeed).
+std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix);
 
 // A random 64-hex machine id.
 std::string RandomMachineId();
