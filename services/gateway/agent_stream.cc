@@ -12,27 +12,6 @@ namespace {
 
 void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(absl::Now())); }
 
-// Backend failures that say nothing about the agent: keep the stream, skip the ack.
-bool Transient(const absl::Status& s) {
-  return s.code() == absl::StatusCode::kUnavailable ||
-         s.code() == absl::StatusCode::kDeadlineExceeded ||
-         s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kAborted ||
-         s.code() == absl::StatusCode::kResourceExhausted;
-}
-
-// A backend call whose result nobody waits for; failures are logged.
-template <typename Req, typename Resp>
-struct FireAndForget {
-  std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
-  Req req;
-  Resp resp;
-  const char* what;
-  static void Done(FireAndForget* call, const grpc::Status& s) {
-    if (!s.ok()) LogWarn(absl::StrCat(call->what, " failed: ", s.error_message()));
-    delete call;
-  }
-};
-
 }  // namespace
 
 AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
@@ -133,8 +112,13 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   call->req.set_version(version_);
   call->req.set_source(ctx_->peer());
   Ref();
-  deps_.backends.agents->async()->AuthorizeAgent(
-      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
+  GatedCall(
+      *deps_.backends.agents_gate,
+      [this, call](Completion cb) {
+        deps_.backends.agents->async()->AuthorizeAgent(call->ctx.get(), &call->req, &call->resp,
+                                                       std::move(cb));
+      },
+      [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (!s.ok()) {
           End(s);
@@ -145,6 +129,9 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
             // run between the flag and the registry entry.
             std::lock_guard<std::mutex> lock(mu_);
             hello_done_ = true;
+            outcomes_ = std::make_shared<OutcomeForwarder>(
+                deps_.backends, deps_.timers, deps_.outcomes,
+                Actor{claims_.sub, "agent", ctx_->peer()});
             if (!finish_requested_ && !done_) {
               registered_ = true;
               deps_.registry.Add(claims_.sub, this);
@@ -186,7 +173,7 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
       ack.mutable_check_in_ack()->set_ack_seq(seq);
       Now(ack.mutable_check_in_ack()->mutable_server_time());
       Send(std::move(ack));
-    } else if (!Transient(s)) {
+    } else if (!TransientFailure(ToGrpcStatus(s).error_code())) {
       End(ToGrpcStatus(s));  // blocked, binding violation, version refused
     } else {
       LogWarn(absl::StrCat("check-in not recorded: ", s.message()));
@@ -207,56 +194,38 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
     sent_ids_.erase(ack.instruction_id());
   }
   if (absl::StartsWith(ack.instruction_id(), "upd-")) {
-    using Call = FireAndForget<v1::UpdateInstructionAck, v1::Empty>;
-    auto* call = new Call;
-    call->what = "update instruction ack";
-    call->req.set_agent_id(claims_.sub);
-    call->req.set_instruction_id(ack.instruction_id());
-    call->req.set_applied(ack.applied());
-    call->req.set_error(ack.error().substr(0, 500));
-    deps_.backends.updates->async()->AckInstruction(
-        call->ctx.get(), &call->req, &call->resp,
-        [call](const grpc::Status& s) { Call::Done(call, s); });
+    v1::UpdateInstructionAck req;
+    req.set_agent_id(claims_.sub);
+    req.set_instruction_id(ack.instruction_id());
+    req.set_applied(ack.applied());
+    req.set_error(ack.error().substr(0, 500));
+    outcomes_->Push(std::move(req));
     return;
   }
-  using Call = FireAndForget<v1::AckInstructionRequest, v1::Agent>;
-  auto* call = new Call;
-  call->what = "instruction ack";
-  call->req.set_agent_id(claims_.sub);
-  call->req.set_instruction_id(ack.instruction_id());
-  call->req.set_applied(ack.applied());
-  call->req.set_error(ack.error().substr(0, 500));
-  deps_.backends.agents->async()->AckInstruction(
-      call->ctx.get(), &call->req, &call->resp,
-      [call](const grpc::Status& s) { Call::Done(call, s); });
+  v1::AckInstructionRequest req;
+  req.set_agent_id(claims_.sub);
+  req.set_instruction_id(ack.instruction_id());
+  req.set_applied(ack.applied());
+  req.set_error(ack.error().substr(0, 500));
+  outcomes_->Push(std::move(req));
 }
 
 void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) {
-  using Call = FireAndForget<v1::ReportDeliveryRequest, v1::Delivery>;
-  auto* call = new Call;
-  call->what = "delivery report";
-  call->req = report;
-  call->req.set_agent_id(claims_.sub);  // never the agent's own claim
-  call->ctx = BackendContext(Actor{claims_.sub, "agent", ctx_->peer()});
-  deps_.backends.updates->async()->ReportDelivery(
-      call->ctx.get(), &call->req, &call->resp,
-      [call](const grpc::Status& s) { Call::Done(call, s); });
+  v1::ReportDeliveryRequest req = report;
+  req.set_agent_id(claims_.sub);  // never the agent's own claim
+  outcomes_->Push(std::move(req));
 }
 
 void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
-  using Call = FireAndForget<v1::RecordVerifyRequest, v1::Agent>;
-  auto* call = new Call;
-  call->what = "verify result";
-  call->req.set_agent_id(claims_.sub);
-  call->req.set_instruction_id(resp.instruction_id());
-  call->req.set_machine_id(resp.machine_id());
+  v1::RecordVerifyRequest req;
+  req.set_agent_id(claims_.sub);
+  req.set_instruction_id(resp.instruction_id());
+  req.set_machine_id(resp.machine_id());
   for (int i = 0; i < resp.pinned_key_ids_size() && i < 16; ++i) {
-    call->req.add_pinned_key_ids(resp.pinned_key_ids(i));
+    req.add_pinned_key_ids(resp.pinned_key_ids(i));
   }
-  call->req.set_source(ctx_->peer());
-  deps_.backends.agents->async()->RecordVerify(
-      call->ctx.get(), &call->req, &call->resp,
-      [call](const grpc::Status& s) { Call::Done(call, s); });
+  req.set_source(ctx_->peer());
+  outcomes_->Push(std::move(req));
 }
 
 void AgentStream::DeliverPending() {
@@ -283,13 +252,20 @@ void AgentStream::FetchAgentInstructions() {
   auto* call = new Call;
   call->req.set_agent_id(claims_.sub);
   Ref();
-  deps_.backends.agents->async()->PendingInstructions(
-      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
+  GatedCall(
+      *deps_.backends.agents_gate,
+      [this, call](Completion cb) {
+        deps_.backends.agents->async()->PendingInstructions(call->ctx.get(), &call->req,
+                                                            &call->resp, std::move(cb));
+      },
+      [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         std::vector<v1::Instruction> to_sign;
         if (!s.ok()) {
           LogWarn(
               absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ", s.error_message()));
+          std::lock_guard<std::mutex> lock(mu_);
+          round_failed_ = true;
         } else {
           std::lock_guard<std::mutex> lock(mu_);
           for (const auto& in : owned->resp.instructions()) {
@@ -316,12 +292,19 @@ void AgentStream::FetchUpdateInstructions() {
   call->req.set_channel(channel_);
   for (const auto& id : pinned_key_ids_) call->req.add_pinned_key_ids(id);
   Ref();
-  deps_.backends.updates->async()->PendingInstructions(
-      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
+  GatedCall(
+      *deps_.backends.updates_gate,
+      [this, call](Completion cb) {
+        deps_.backends.updates->async()->PendingInstructions(call->ctx.get(), &call->req,
+                                                             &call->resp, std::move(cb));
+      },
+      [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (!s.ok()) {
           LogWarn(absl::StrCat("cannot fetch update offers for ", claims_.sub, ": ",
                                s.error_message()));
+          std::lock_guard<std::mutex> lock(mu_);
+          round_failed_ = true;
         } else {
           for (auto& env : *owned->resp.mutable_instructions()) SendOnce(std::move(env));
         }
@@ -352,8 +335,13 @@ void AgentStream::SignAndSend(v1::Instruction in) {
   auto* call = new Call;
   *call->req.mutable_instruction() = std::move(in);
   Ref();
-  deps_.backends.updates->async()->SignInstruction(
-      call->ctx.get(), &call->req, &call->resp, [this, call](const grpc::Status& s) {
+  GatedCall(
+      *deps_.backends.updates_gate,
+      [this, call](Completion cb) {
+        deps_.backends.updates->async()->SignInstruction(call->ctx.get(), &call->req,
+                                                         &call->resp, std::move(cb));
+      },
+      [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         if (s.ok()) {
           v1::ServerMessage msg;
@@ -365,6 +353,7 @@ void AgentStream::SignAndSend(v1::Instruction in) {
           LogWarn(absl::StrCat("cannot sign an instruction: ", s.error_message()));
           std::lock_guard<std::mutex> lock(mu_);
           sent_ids_.erase(owned->req.instruction().instruction_id());
+          round_failed_ = true;
         }
         StepDone();
         Unref();
@@ -382,19 +371,40 @@ void AgentStream::StepDone() {
 
 void AgentStream::FetchDone() {
   bool again = false;
+  bool retry = false;
   std::optional<grpc::Status> close;
   {
     std::lock_guard<std::mutex> lock(mu_);
     fetching_ = false;
+    bool failed = round_failed_;
+    round_failed_ = false;
+    fetch_failures_ = failed ? fetch_failures_ + 1 : 0;
     if (refetch_) {
       refetch_ = false;
       again = true;
     } else if (close_after_delivery_) {
       close = close_after_delivery_;
+    } else if (failed && !finish_requested_ && !done_) {
+      retry = true;
     }
   }
   if (again) DeliverPending();
   if (close) End(*close, /*drain=*/true);
+  if (retry) FetchFailed();
+}
+
+void AgentStream::FetchFailed() {
+  int failures;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures = fetch_failures_;
+  }
+  absl::Duration delay = RetryDelay(failures - 1, absl::Milliseconds(500), absl::Seconds(30));
+  Ref();
+  deps_.timers.RunAfter(delay, [this](bool fired) {
+    if (fired) DeliverPending();
+    Unref();
+  });
 }
 
 void AgentStream::DeliverPendingThenClose(const grpc::Status& status) {

@@ -25,6 +25,7 @@
 #include "services/gateway/authn.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/check_in_batcher.h"
+#include "services/gateway/outcome_forwarder.h"
 #include "services/gateway/rate_limiter.h"
 
 namespace redflag::gateway {
@@ -35,6 +36,8 @@ struct StreamDeps {
   CheckInBatcher& batcher;
   EdgeLimits& limits;
   StreamRegistry& registry;
+  TimerQueue& timers;
+  OutcomeMetrics& outcomes;
   prometheus::Gauge& connected;
   prometheus::Counter& check_ins;
   prometheus::Counter& instructions_sent;
@@ -67,6 +70,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void HandleDeliveryReport(const v1::ReportDeliveryRequest& report);
   void FetchAgentInstructions();
   void FetchUpdateInstructions();
+  // A fetch failed: retry the round after a backoff, unless the stream is ending.
+  void FetchFailed();
   void SignAndSend(v1::Instruction in);
   // Sends an already-signed envelope unless this stream sent that instruction before.
   void SendOnce(v1::SignedEnvelope env);
@@ -109,8 +114,11 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   bool fetching_ = false;
   bool refetch_ = false;
   int outstanding_ = 0;
+  bool round_failed_ = false;
+  int fetch_failures_ = 0;  // consecutive failed rounds, for the retry backoff
   std::optional<grpc::Status> close_after_delivery_;
   absl::flat_hash_set<std::string> sent_ids_;
+  std::shared_ptr<OutcomeForwarder> outcomes_;  // set once the hello is authorised
 };
 
 }  // namespace redflag::gateway

@@ -5,9 +5,27 @@
 
 namespace redflag::gateway {
 
-absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls) {
+absl::StatusOr<GateLimits> GateLimits::FromEnv() {
+  GateLimits l;
+  absl::StatusOr<int64_t> in_flight = Env::Int("REDFLAG_BACKEND_MAX_IN_FLIGHT", 24, 1, 1024);
+  if (!in_flight.ok()) return in_flight.status();
+  absl::StatusOr<int64_t> downloads = Env::Int("REDFLAG_BACKEND_MAX_DOWNLOADS", 16, 1, 1024);
+  if (!downloads.ok()) return downloads.status();
+  l.max_in_flight = static_cast<size_t>(*in_flight);
+  l.max_downloads = static_cast<size_t>(*downloads);
+  return l;
+}
+
+absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls, const GateLimits& limits) {
   auto creds = MutualTlsChannelCredentials(tls);
   Backends b;
+  b.auth_gate = std::make_unique<BackendGate>("auth", limits.max_in_flight, limits.max_queued);
+  b.agents_gate =
+      std::make_unique<BackendGate>("agents", limits.max_in_flight, limits.max_queued);
+  b.updates_gate =
+      std::make_unique<BackendGate>("updates", limits.max_in_flight, limits.max_queued);
+  b.download_gate =
+      std::make_unique<BackendGate>("downloads", limits.max_downloads, limits.max_queued);
   b.auth = v1::AuthService::NewStub(
       MakeChannel(Env::Optional("REDFLAG_AUTH_ADDR", "localhost:9101"), creds));
   b.agents = v1::AgentsService::NewStub(
@@ -37,6 +55,23 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
           delete call;
         });
   };
+}
+
+void GatedCall(BackendGate& gate, std::function<void(Completion)> issue,
+               std::function<void(const grpc::Status&)> done) {
+  gate.Run([issue = std::move(issue), done = std::move(done)](
+               const absl::Status& admitted, std::function<void()> release) {
+    if (!admitted.ok()) {
+      done(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(admitted.message())));
+      return;
+    }
+    // Released after `done`: a gate is idle only once its callbacks have returned, which
+    // is what the gateway's shutdown waits for.
+    issue([release = std::move(release), done](const grpc::Status& s) {
+      done(s);
+      release();
+    });
+  });
 }
 
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout) {

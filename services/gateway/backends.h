@@ -13,16 +13,41 @@
 #include "redflag/v1/agents.grpc.pb.h"
 #include "redflag/v1/auth.grpc.pb.h"
 #include "redflag/v1/updates.grpc.pb.h"
+#include "services/gateway/backend_gate.h"
 
 namespace redflag::gateway {
+
+// Limits on the gateway's own concurrent calls per backend (BackendGate). Sized so that two
+// gateway replicas stay inside one service's thread pool (ServerOptions::max_threads).
+struct GateLimits {
+  size_t max_in_flight = 24;    // unary calls per backend (REDFLAG_BACKEND_MAX_IN_FLIGHT)
+  size_t max_downloads = 16;    // relayed downloads (REDFLAG_BACKEND_MAX_DOWNLOADS)
+  size_t max_queued = 50'000;   // waiting calls per backend before refusing
+  static absl::StatusOr<GateLimits> FromEnv();
+};
 
 struct Backends {
   std::unique_ptr<v1::AuthService::Stub> auth;
   std::unique_ptr<v1::AgentsService::Stub> agents;
   std::unique_ptr<v1::UpdatesService::Stub> updates;
+  // Agent-driven calls go through these (operators' calls are few and go straight through).
+  std::unique_ptr<BackendGate> auth_gate;
+  std::unique_ptr<BackendGate> agents_gate;
+  std::unique_ptr<BackendGate> updates_gate;
+  std::unique_ptr<BackendGate> download_gate;
 
-  static absl::StatusOr<Backends> Connect(const TlsMaterial& internal_tls);
+  static absl::StatusOr<Backends> Connect(const TlsMaterial& internal_tls,
+                                          const GateLimits& limits = GateLimits());
 };
+
+// The completion a gated call's issuer hands to gRPC.
+using Completion = std::function<void(grpc::Status)>;
+
+// Runs one unary backend call through `gate`: `issue(cb)` starts the call with `cb` as its
+// completion; `done` runs exactly once (before the slot is released) with the call's status
+// or RESOURCE_EXHAUSTED when the gate's queue was full.
+void GatedCall(BackendGate& gate, std::function<void(Completion)> issue,
+               std::function<void(const grpc::Status&)> done);
 
 // Sends edge authentication failures to auth for the audit trail, asynchronously and
 // without waiting (safe on completion threads); failures to report are logged.

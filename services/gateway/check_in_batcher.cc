@@ -7,9 +7,13 @@
 
 namespace redflag::gateway {
 
-CheckInBatcher::CheckInBatcher(v1::AgentsService::Stub* agents, absl::Duration max_delay,
-                               size_t max_batch)
-    : agents_(agents), max_delay_(max_delay), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+CheckInBatcher::CheckInBatcher(v1::AgentsService::Stub* agents, BackendGate* gate,
+                               absl::Duration max_delay, size_t max_batch)
+    : agents_(agents),
+      gate_(gate),
+      max_delay_(max_delay),
+      max_batch_(max_batch),
+      thread_([this] { Loop(); }) {}
 
 CheckInBatcher::~CheckInBatcher() {
   {
@@ -64,8 +68,12 @@ void CheckInBatcher::Send(std::vector<Item> items) {
   auto* call = new Call;
   call->items = std::move(items);
   for (auto& it : call->items) *call->req.add_check_ins() = it.check_in;
-  agents_->async()->RecordCheckIns(
-      call->ctx.get(), &call->req, &call->resp, [call](const grpc::Status& s) {
+  GatedCall(
+      *gate_,
+      [this, call](Completion cb) {
+        agents_->async()->RecordCheckIns(call->ctx.get(), &call->req, &call->resp, std::move(cb));
+      },
+      [call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
         bool complete =
             s.ok() && owned->resp.results_size() == static_cast<int>(owned->items.size());

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "redflag/v1/agents.grpc.pb.h"
+#include "services/gateway/backend_gate.h"
 
 namespace redflag::gateway {
 
@@ -20,7 +21,9 @@ class CheckInBatcher {
  public:
   using Done = std::function<void(absl::Status)>;
 
-  CheckInBatcher(v1::AgentsService::Stub* agents, absl::Duration max_delay, size_t max_batch);
+  // Batches go through `gate` (the agents service's BackendGate).
+  CheckInBatcher(v1::AgentsService::Stub* agents, BackendGate* gate, absl::Duration max_delay,
+                 size_t max_batch);
   ~CheckInBatcher();  // sends what is queued, then stops
 
   void Submit(v1::CheckIn check_in, Done done);
@@ -34,6 +37,7 @@ class CheckInBatcher {
   void Send(std::vector<Item> items);
 
   v1::AgentsService::Stub* agents_;
+  BackendGate* gate_;
   const absl::Duration max_delay_;
   const size_t max_batch_;
   std::mutex mu_;

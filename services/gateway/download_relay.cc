@@ -24,12 +24,17 @@ DownloadRelay::DownloadRelay(grpc::CallbackServerContext* ctx, const v1::Downloa
   authorize_.set_machine_id(machine);
   authorize_.set_source(ctx->peer());
   authorize_ctx_ = BackendContext();
-  refs_ += 1;
-  backends_.agents->async()->AuthorizeAgent(authorize_ctx_.get(), &authorize_, &agent_,
-                                            [this](const grpc::Status& s) {
-                                              OnAuthorized(s);
-                                              Unref();
-                                            });
+  refs_ += 1;  // released after OnAuthorized
+  GatedCall(
+      *backends_.agents_gate,
+      [this](Completion cb) {
+        backends_.agents->async()->AuthorizeAgent(authorize_ctx_.get(), &authorize_, &agent_,
+                                                  std::move(cb));
+      },
+      [this](const grpc::Status& s) {
+        OnAuthorized(s);
+        Unref();
+      });
 }
 
 void DownloadRelay::OnAuthorized(const grpc::Status& s) {
@@ -40,32 +45,57 @@ void DownloadRelay::OnAuthorized(const grpc::Status& s) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
-    refs_ += 1;  // released in Backend::OnDone
+    refs_ += 1;  // released in Backend::OnDone, or below when the gate refuses
   }
+  backends_.download_gate->Run([this](const absl::Status& admitted,
+                                      std::function<void()> release) {
+    if (!admitted.ok()) {
+      End(ToGrpcStatus(admitted));
+      Unref();
+      return;
+    }
+    StartBackend(std::move(release));
+  });
+}
+
+void DownloadRelay::StartBackend(std::function<void()> release_slot) {
+  release_slot_ = std::move(release_slot);
+  // A cancellation that came while queued reaches the call through the context.
   backend_ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
   backends_.updates->async()->Download(&backend_ctx_, &req_, &backend_);
+  backend_.AddHold();  // removed once this relay starts no more reads (see header)
   backend_.StartRead(&chunk_);
   backend_.StartCall();
 }
 
 void DownloadRelay::Backend::OnReadDone(bool ok) {
-  if (ok) relay_->StartWrite(&relay_->chunk_);  // the next read waits for this write
-}
-
-void DownloadRelay::Backend::OnDone(const grpc::Status& s) {
-  relay_->End(s);
-  relay_->Unref();
+  if (!ok) {
+    RemoveHold();  // no more chunks: the call may end
+    return;
+  }
+  relay_->StartWrite(&relay_->chunk_);  // the next read waits for this write
 }
 
 void DownloadRelay::OnWriteDone(bool ok) {
   if (ok) {
-    backend_.StartRead(&chunk_);
-  } else {
-    backend_ctx_.TryCancel();  // the agent went away; the backend ends and finishes us
+    backend_.StartRead(&chunk_);  // still holding: the backend call cannot have ended
+    return;
   }
+  backend_ctx_.TryCancel();  // the agent went away
+  backend_.RemoveHold();
 }
 
-void DownloadRelay::OnCancel() { backend_ctx_.TryCancel(); }
+void DownloadRelay::Backend::OnDone(const grpc::Status& s) {
+  DownloadRelay* relay = relay_;
+  relay->release_slot_();
+  relay->End(s);
+  relay->Unref();
+}
+
+void DownloadRelay::OnCancel() {
+  // Fails the pending read or write; its completion releases the hold.
+  backend_ctx_.TryCancel();
+}
 
 void DownloadRelay::End(const grpc::Status& s) {
   {
@@ -76,14 +106,10 @@ void DownloadRelay::End(const grpc::Status& s) {
   Finish(s);
 }
 
-void DownloadRelay::OnDone() {
-  // Cancel a backend call still running so its OnDone releases its reference.
-  backend_ctx_.TryCancel();
-  Unref();
-}
+void DownloadRelay::OnDone() { Unref(); }
 
 void DownloadRelay::Unref() {
-  if (refs_.fetch_sub(1) == 1) delete this;
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
 }  // namespace redflag::gateway

@@ -6,12 +6,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/runtime.h"
 #include "common/server.h"
+#include "common/timer_queue.h"
 #include "common/tls.h"
 #include "services/gateway/agent_gateway.h"
 #include "services/gateway/operator_service.h"
@@ -74,22 +76,42 @@ int Run() {
 
   absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits = gateway::EdgeLimits::FromEnv();
   if (!limits.ok()) return ExitWithError(kName, limits.status());
-  absl::StatusOr<gateway::Backends> backends = gateway::Backends::Connect(*internal_tls);
+  absl::StatusOr<gateway::GateLimits> gate_limits = gateway::GateLimits::FromEnv();
+  if (!gate_limits.ok()) return ExitWithError(kName, gate_limits.status());
+  absl::StatusOr<gateway::Backends> backends =
+      gateway::Backends::Connect(*internal_tls, *gate_limits);
   if (!backends.ok()) return ExitWithError(kName, backends.status());
   gateway::Authenticator authn(*std::move(jwt), reg, (*limits)->bad_tokens,
                                gateway::AuthFailureReporter(backends->auth.get()));
-  gateway::CheckInBatcher batcher(backends->agents.get(), absl::Milliseconds(50), 1000);
+  auto batcher = std::make_unique<gateway::CheckInBatcher>(
+      backends->agents.get(), backends->agents_gate.get(), absl::Milliseconds(50), 1000);
+  auto timers = std::make_unique<TimerQueue>();
   auto& instructions_sent = prometheus::BuildCounter()
                                 .Name("redflag_gateway_instructions_sent_total")
                                 .Help("Signed instructions pushed to agents")
                                 .Register(reg)
                                 .Add({});
+  auto& outcomes_family = prometheus::BuildCounter()
+                              .Name("redflag_gateway_agent_outcomes_total")
+                              .Help("Agents' acks, delivery reports and verify results forwarded "
+                                    "to the backends, by result (recorded, retried, dropped)")
+                              .Register(reg);
+  gateway::OutcomeMetrics outcome_metrics{
+      prometheus::BuildGauge()
+          .Name("redflag_gateway_agent_outcomes_pending")
+          .Help("Agents' outcomes queued or in flight towards the backends")
+          .Register(reg)
+          .Add({}),
+      outcomes_family.Add({{"result", "retried"}}), outcomes_family.Add({{"result", "dropped"}}),
+      outcomes_family.Add({{"result", "recorded"}})};
   gateway::StreamRegistry registry;
   gateway::StreamDeps deps{*backends,
                            authn,
-                           batcher,
+                           *batcher,
                            **limits,
                            registry,
+                           *timers,
+                           outcome_metrics,
                            connected,
                            check_ins,
                            instructions_sent,
@@ -100,11 +122,11 @@ int Run() {
   auto resync = [&registry] {
     registry.ForEach([](gateway::AgentStream& s) { s.DeliverPending(); });
   };
-  gateway::EventWatcher<v1::AgentEvent> agent_events(
+  auto agent_events = std::make_unique<gateway::EventWatcher<v1::AgentEvent>>(
       "agents",
       [&](grpc::ClientContext* c) { return backends->agents->Watch(c, v1::WatchAgentsRequest()); },
       [&registry](const v1::AgentEvent& ev) { gateway::DispatchAgentEvent(registry, ev); }, resync);
-  gateway::EventWatcher<v1::UpdateEvent> update_events(
+  auto update_events = std::make_unique<gateway::EventWatcher<v1::UpdateEvent>>(
       "updates",
       [&](grpc::ClientContext* c) {
         return backends->updates->Watch(c, v1::WatchUpdatesRequest());
@@ -124,7 +146,25 @@ int Run() {
   LogInfo(absl::StrCat("gateway serving TLS gRPC on ", listen, " (port ", port, ")"));
   WaitForShutdownSignal();
   LogInfo("shutting down");
+  // In order: stop accepting and end every stream (returns once all reactors are done);
+  // stop the event feeds; flush queued check-ins; cancel scheduled retries (each releases
+  // what it held); wait for the backend calls still in flight, whose callbacks use what is
+  // destroyed below; only then destroy the server, the channels and the rest.
   server->Shutdown(absl::Seconds(5));
+  agent_events.reset();
+  update_events.reset();
+  batcher.reset();
+  timers->Stop();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (gateway::BackendGate* g : {backends->auth_gate.get(), backends->agents_gate.get(),
+                                  backends->updates_gate.get(), backends->download_gate.get()}) {
+    while ((g->in_flight() > 0 || g->queued() > 0) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  server->server.reset();
+  server->health.reset();
+  timers.reset();
   return 0;
 }
 

@@ -229,8 +229,11 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
   if (req->state() == v1::DELIVERY_STATE_UNSPECIFIED || req->state() == v1::WITHDRAWN) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agents report progress states only");
   }
-  absl::StatusOr<v1::Delivery> d = store_.Report(*req);
-  if (!d.ok()) return ToGrpcStatus(d.status());
+  absl::StatusOr<UpdateStore::Reported> reported = store_.Report(*req);
+  if (!reported.ok()) return ToGrpcStatus(reported.status());
+  *resp = reported->delivery;
+  if (!reported->changed) return grpc::Status::OK;  // a retry: counted and logged once already
+  const v1::Delivery* d = resp;
   reports_.Add({{"state", v1::DeliveryState_Name(req->state())}}).Increment();
   if (req->state() == v1::FAILED) {
     std::string label = FailureLabel(req->failure_code());
@@ -241,7 +244,6 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
                       ",\"update\":", JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
                       ",\"reason\":", JsonQuote(req->failure_reason().substr(0, 300)), "}")});
   }
-  *resp = *std::move(d);
   return grpc::Status::OK;
 }
 

@@ -76,8 +76,13 @@ constexpr Statement kAckRevocation{
 constexpr Statement kReport{
     "updates_report",
     "UPDATE updates.deliveries d SET state = $3, failure_reason = $4, updated_at = now() "
-    "WHERE id = $2 AND agent_id = $1 AND state NOT IN ('INSTALLED', 'FAILED') "
-    "RETURNING " DELIVERY_COLS};
+    "WHERE id = $2 AND agent_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') "
+    "AND ($3 = 'FAILED' OR array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
+    "'INSTALLED'], $3::text) > array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
+    "'INSTALLED'], state)) RETURNING " DELIVERY_COLS};
+constexpr Statement kDeliveryOf{
+    "updates_delivery_of",
+    "SELECT " DELIVERY_COLS " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
 constexpr Statement kDeliveries{
     "updates_deliveries", "SELECT " DELIVERY_COLS
                           " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
@@ -285,17 +290,56 @@ absl::Status UpdateStore::Ack(const std::string& agent_id, const std::string& de
   });
 }
 
-absl::StatusOr<v1::Delivery> UpdateStore::Report(const v1::ReportDeliveryRequest& req) {
-  v1::Delivery out;
+namespace {
+
+// Position of a state on the delivery's way; FAILED ends it like INSTALLED does.
+int Rank(v1::DeliveryState s) {
+  switch (s) {
+    case v1::OFFERED:
+      return 1;
+    case v1::DOWNLOADING:
+      return 2;
+    case v1::VERIFIED:
+      return 3;
+    case v1::INSTALLED:
+    case v1::FAILED:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+// A report that changes nothing because the delivery already is there or beyond: a retry
+// after a lost reply, or a progress report overtaken by a later one.
+bool AlreadyRecorded(v1::DeliveryState current, v1::DeliveryState reported) {
+  if (current == reported) return true;
+  bool progress = reported == v1::OFFERED || reported == v1::DOWNLOADING ||
+                  reported == v1::VERIFIED;
+  return progress && current != v1::WITHDRAWN && Rank(current) >= Rank(reported);
+}
+
+}  // namespace
+
+absl::StatusOr<UpdateStore::Reported> UpdateStore::Report(const v1::ReportDeliveryRequest& req) {
+  Reported out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kReport, {req.agent_id(), req.delivery_id(),
                                                           v1::DeliveryState_Name(req.state()),
                                                           req.failure_reason().substr(0, 500)}));
-    if (r.Rows() == 0) {
-      return absl::FailedPreconditionError("no open delivery with this id for this agent");
+    if (r.Rows() == 1) {
+      out.delivery = DeliveryFrom(r, 0);
+      out.changed = true;
+      return absl::OkStatus();
     }
-    out = DeliveryFrom(r, 0);
-    return absl::OkStatus();
+    REDFLAG_ASSIGN_OR_RETURN(PgResult cur, c.Exec(kDeliveryOf, {req.agent_id(), req.delivery_id()}));
+    if (cur.Rows() == 0) {
+      return absl::FailedPreconditionError("no delivery with this id for this agent");
+    }
+    out.delivery = DeliveryFrom(cur, 0);
+    if (AlreadyRecorded(out.delivery.state(), req.state())) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("delivery is ", v1::DeliveryState_Name(out.delivery.state()),
+                     "; it cannot become ", v1::DeliveryState_Name(req.state())));
   }));
   return out;
 }

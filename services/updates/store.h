@@ -62,7 +62,16 @@ class UpdateStore {
   // kind: "offer" or "revoke".
   absl::Status Ack(const std::string& agent_id, const std::string& delivery_id,
                    const std::string& kind, bool applied, const std::string& error);
-  absl::StatusOr<v1::Delivery> Report(const v1::ReportDeliveryRequest& r);
+  // Records an agent's progress report. Idempotent and monotonic: states only move forward
+  // (OFFERED < DOWNLOADING < VERIFIED < INSTALLED | FAILED); a repeated report, or one
+  // overtaken by a later state, succeeds with `changed` false and the delivery unchanged.
+  // FAILED_PRECONDITION for a delivery that is not this agent's, was withdrawn, or already
+  // ended differently (FAILED then INSTALLED, INSTALLED then FAILED).
+  struct Reported {
+    v1::Delivery delivery;
+    bool changed = false;
+  };
+  absl::StatusOr<Reported> Report(const v1::ReportDeliveryRequest& r);
   absl::StatusOr<std::vector<v1::Delivery>> Deliveries(const v1::ListDeliveriesRequest& filter);
   // OK when the agent was offered this update and the offer still stands.
   absl::Status CheckDownloadAllowed(const std::string& agent_id, const std::string& update_id);
