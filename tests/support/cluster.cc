@@ -216,6 +216,17 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
   return proc;
 }
 
+bool Cluster::AllRunning(std::string* dead) {
+  bool all = true;
+  for (auto& p : procs_) {
+    if (!p->Running()) {
+      all = false;
+      if (dead != nullptr) absl::StrAppend(dead, p->log_path(), " ");
+    }
+  }
+  return all;
+}
+
 std::string Cluster::gateway_address() const {
   return absl::StrCat("localhost:", ports_.at("gateway"));
 }

@@ -68,6 +68,8 @@ class Cluster {
   // The shared gateway's plaintext health-only port (for Kubernetes probes).
   int gateway_health_port() const { return ports_.at("gateway-health"); }
   static void Authorize(grpc::ClientContext& ctx, const std::string& token);
+  // Whether every process the cluster started is still running; names the dead in `dead`.
+  bool AllRunning(std::string* dead = nullptr);
 
  private:
   Cluster();
