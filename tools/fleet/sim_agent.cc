@@ -1,6 +1,7 @@
 #include "tools/fleet/sim_agent.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/client.h"
 #include "agent/instruction_verifier.h"
@@ -18,7 +19,10 @@ std::string CodeName(grpc::StatusCode c) {
 }
 
 std::shared_ptr<grpc::Channel> OwnChannel(const FleetOptions& o,
-                                          const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+                                          const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                          int index) {
+  std::vector<std::string> targets = absl::StrSplit(o.target, ',', absl::SkipEmpty());
+  const std::string& target = targets[static_cast<size_t>(index) % targets.size()];
   grpc::ChannelArguments args;
   // The real agent's settings (common/tls.cc MakeChannel) ...
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
@@ -30,7 +34,7 @@ std::shared_ptr<grpc::Channel> OwnChannel(const FleetOptions& o,
   // connection, as separate machines would, instead of gRPC sharing one between channels.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   if (!o.authority.empty()) args.SetSslTargetNameOverride(o.authority);
-  return grpc::CreateCustomChannel(o.target, creds, args);
+  return grpc::CreateCustomChannel(target, creds, args);
 }
 
 }  // namespace
@@ -229,7 +233,7 @@ SimAgent::SimAgent(FleetContext& ctx, int index)
       // of a synthetic fingerprint unique to the run and the agent.
       machine_id_(Sha256Hex(absl::StrCat("machine-id=", ctx.options.run_id, "-", index,
                                          "\ncpu=simulated\nmem=0\n"))) {
-  channel_ = OwnChannel(ctx.options, ctx.creds);
+  channel_ = OwnChannel(ctx.options, ctx.creds, index);
   stub_ = v1::AgentGateway::NewStub(channel_);
 }
 

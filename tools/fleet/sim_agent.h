@@ -34,7 +34,9 @@
 namespace redflag::fleet {
 
 struct FleetOptions {
-  std::string target;     // the gateway, host:port
+  // The gateway, host:port; several separated by commas split the fleet between replicas
+  // (agent i connects to the (i mod k)-th).
+  std::string target;
   std::string ca_pem;     // CA of the gateway's certificate
   std::string authority;  // TLS name override; empty: the target's host
   std::vector<std::string> registration_tokens;
