@@ -24,8 +24,13 @@ class RegisterFlow final : public BackendFlow {
     grpc::ServerUnaryReactor* reactor = this->reactor();
     seat_req_.set_secret(req_->registration_token());
     seat_req_.set_machine_id(req_->machine_id());
-    b_.auth->async()->ConsumeRegistrationSeat(NextContext(), &seat_req_, &seat_,
-                                              [this](const grpc::Status& s) { OnSeat(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.auth_gate,
+        [this, ctx](Completion cb) {
+          b_.auth->async()->ConsumeRegistrationSeat(ctx, &seat_req_, &seat_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
@@ -37,8 +42,13 @@ class RegisterFlow final : public BackendFlow {
     agent_req_.set_platform(req_->platform());
     agent_req_.set_version(req_->version());
     agent_req_.set_registration_token_id(seat_.token_id());
-    b_.agents->async()->RegisterAgent(NextContext(), &agent_req_, &agent_,
-                                      [this](const grpc::Status& s) { OnAgent(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.agents_gate,
+        [this, ctx](Completion cb) {
+          b_.agents->async()->RegisterAgent(ctx, &agent_req_, &agent_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnAgent(s); });
   }
 
   void OnAgent(const grpc::Status& s) {
@@ -46,15 +56,25 @@ class RegisterFlow final : public BackendFlow {
     resp_->set_agent_id(agent_.id());
     creds_req_.set_agent_id(agent_.id());
     creds_req_.set_seat_id(seat_.seat_id());
-    b_.auth->async()->IssueAgentCredentials(NextContext(), &creds_req_,
-                                            resp_->mutable_credentials(),
-                                            [this](const grpc::Status& s) { OnCredentials(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.auth_gate,
+        [this, ctx](Completion cb) {
+          b_.auth->async()->IssueAgentCredentials(ctx, &creds_req_, resp_->mutable_credentials(),
+                                                  std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnCredentials(s); });
   }
 
   void OnCredentials(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    b_.updates->async()->ListSigningKeys(NextContext(), &keys_req_, &keys_,
-                                         [this](const grpc::Status& s) { OnKeys(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.updates_gate,
+        [this, ctx](Completion cb) {
+          b_.updates->async()->ListSigningKeys(ctx, &keys_req_, &keys_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnKeys(s); });
   }
 
   void OnKeys(const grpc::Status& s) {
@@ -114,16 +134,26 @@ class RefreshFlow final : public BackendFlow {
 
   grpc::ServerUnaryReactor* Start() {
     grpc::ServerUnaryReactor* reactor = this->reactor();
-    b_.agents->async()->AuthorizeAgent(NextContext(), &authorize_, &agent_,
-                                       [this](const grpc::Status& s) { OnAuthorized(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.agents_gate,
+        [this, ctx](Completion cb) {
+          b_.agents->async()->AuthorizeAgent(ctx, &authorize_, &agent_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnAuthorized(s); });
     return reactor;
   }
 
  private:
   void OnAuthorized(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    b_.auth->async()->Refresh(NextContext(), &refresh_, resp_,
-                              [this](const grpc::Status& s) { OnRefreshed(s); });
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.auth_gate,
+        [this, ctx](Completion cb) {
+          b_.auth->async()->Refresh(ctx, &refresh_, resp_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnRefreshed(s); });
   }
   void OnRefreshed(const grpc::Status& s) {
     if (s.ok() && resp_->subject() != authorize_.agent_id()) {

@@ -129,9 +129,9 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
             // run between the flag and the registry entry.
             std::lock_guard<std::mutex> lock(mu_);
             hello_done_ = true;
-            outcomes_ = std::make_shared<OutcomeForwarder>(
-                deps_.backends, deps_.timers, deps_.outcomes,
-                Actor{claims_.sub, "agent", ctx_->peer()});
+            outcomes_ =
+                std::make_shared<OutcomeForwarder>(deps_.backends, deps_.timers, deps_.outcomes,
+                                                   Actor{claims_.sub, "agent", ctx_->peer()});
             if (!finish_requested_ && !done_) {
               registered_ = true;
               deps_.registry.Add(claims_.sub, this);
@@ -338,8 +338,8 @@ void AgentStream::SignAndSend(v1::Instruction in) {
   GatedCall(
       *deps_.backends.updates_gate,
       [this, call](Completion cb) {
-        deps_.backends.updates->async()->SignInstruction(call->ctx.get(), &call->req,
-                                                         &call->resp, std::move(cb));
+        deps_.backends.updates->async()->SignInstruction(call->ctx.get(), &call->req, &call->resp,
+                                                         std::move(cb));
       },
       [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);

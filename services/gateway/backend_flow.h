@@ -3,6 +3,11 @@
 // alive until the end), and giving back a consumed registration seat when a later step fails.
 // A flow is heap-allocated, drives itself through asynchronous callbacks and deletes itself
 // in Done(); Start() functions read reactor() before issuing their first call.
+//
+// Lifetime rule: exactly one backend call is outstanding at a time and each completion
+// either starts the next or calls Done(), which finishes the unary reactor and deletes the
+// flow — so nothing of the flow is touched after Done(), and the server call's OnDone (the
+// default reactor's) needs nothing from it.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

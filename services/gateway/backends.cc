@@ -20,8 +20,7 @@ absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls, const GateLim
   auto creds = MutualTlsChannelCredentials(tls);
   Backends b;
   b.auth_gate = std::make_unique<BackendGate>("auth", limits.max_in_flight, limits.max_queued);
-  b.agents_gate =
-      std::make_unique<BackendGate>("agents", limits.max_in_flight, limits.max_queued);
+  b.agents_gate = std::make_unique<BackendGate>("agents", limits.max_in_flight, limits.max_queued);
   b.updates_gate =
       std::make_unique<BackendGate>("updates", limits.max_in_flight, limits.max_queued);
   b.download_gate =
@@ -59,8 +58,8 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
 
 void GatedCall(BackendGate& gate, std::function<void(Completion)> issue,
                std::function<void(const grpc::Status&)> done) {
-  gate.Run([issue = std::move(issue), done = std::move(done)](
-               const absl::Status& admitted, std::function<void()> release) {
+  gate.Run([issue = std::move(issue), done = std::move(done)](const absl::Status& admitted,
+                                                              std::function<void()> release) {
     if (!admitted.ok()) {
       done(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, std::string(admitted.message())));
       return;

@@ -20,9 +20,9 @@ namespace redflag::gateway {
 // Limits on the gateway's own concurrent calls per backend (BackendGate). Sized so that two
 // gateway replicas stay inside one service's thread pool (ServerOptions::max_threads).
 struct GateLimits {
-  size_t max_in_flight = 24;    // unary calls per backend (REDFLAG_BACKEND_MAX_IN_FLIGHT)
-  size_t max_downloads = 16;    // relayed downloads (REDFLAG_BACKEND_MAX_DOWNLOADS)
-  size_t max_queued = 50'000;   // waiting calls per backend before refusing
+  size_t max_in_flight = 24;   // unary calls per backend (REDFLAG_BACKEND_MAX_IN_FLIGHT)
+  size_t max_downloads = 16;   // relayed downloads (REDFLAG_BACKEND_MAX_DOWNLOADS)
+  size_t max_queued = 50'000;  // waiting calls per backend before refusing
   static absl::StatusOr<GateLimits> FromEnv();
 };
 

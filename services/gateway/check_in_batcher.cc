@@ -9,11 +9,9 @@ namespace redflag::gateway {
 
 CheckInBatcher::CheckInBatcher(v1::AgentsService::Stub* agents, BackendGate* gate,
                                absl::Duration max_delay, size_t max_batch)
-    : agents_(agents),
-      gate_(gate),
-      max_delay_(max_delay),
-      max_batch_(max_batch),
-      thread_([this] { Loop(); }) {}
+    : agents_(agents), gate_(gate), max_delay_(max_delay), max_batch_(max_batch), thread_([this] {
+        Loop();
+      }) {}
 
 CheckInBatcher::~CheckInBatcher() {
   {

@@ -47,8 +47,7 @@ void DownloadRelay::OnAuthorized(const grpc::Status& s) {
     if (finished_) return;
     refs_ += 1;  // released in Backend::OnDone, or below when the gate refuses
   }
-  backends_.download_gate->Run([this](const absl::Status& admitted,
-                                      std::function<void()> release) {
+  backends_.download_gate->Run([this](const absl::Status& admitted, std::function<void()> release) {
     if (!admitted.ok()) {
       End(ToGrpcStatus(admitted));
       Unref();

@@ -1,6 +1,8 @@
 // Relays one operator unary call to an internal service without blocking: the backend
 // call is asynchronous and its completion finishes the server reactor. The caller's
 // identity travels in metadata (common/actor.h).
+// Lifetime rule: the client context is owned by the completion callback, which deletes it
+// and then finishes the default unary reactor; nothing runs after that Finish.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -93,8 +93,9 @@ int Run() {
                                 .Add({});
   auto& outcomes_family = prometheus::BuildCounter()
                               .Name("redflag_gateway_agent_outcomes_total")
-                              .Help("Agents' acks, delivery reports and verify results forwarded "
-                                    "to the backends, by result (recorded, retried, dropped)")
+                              .Help(
+                                  "Agents' acks, delivery reports and verify results forwarded "
+                                  "to the backends, by result (recorded, retried, dropped)")
                               .Register(reg);
   gateway::OutcomeMetrics outcome_metrics{
       prometheus::BuildGauge()

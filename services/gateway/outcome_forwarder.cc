@@ -46,15 +46,15 @@ bool TransientFailure(grpc::StatusCode code) {
          code == grpc::StatusCode::INTERNAL;
 }
 
-OutcomeForwarder::OutcomeForwarder(Backends& backends, TimerQueue& timers,
-                                   OutcomeMetrics& metrics, Actor agent)
+OutcomeForwarder::OutcomeForwarder(Backends& backends, TimerQueue& timers, OutcomeMetrics& metrics,
+                                   Actor agent)
     : backends_(backends), timers_(timers), metrics_(metrics), agent_(std::move(agent)) {}
 
 OutcomeForwarder::~OutcomeForwarder() {
   // Only the gateway's shutdown destroys a forwarder with work left (see header).
   if (!queue_.empty()) {
-    LogWarn(absl::StrCat("dropping ", queue_.size(), " unsent outcome(s) of agent ",
-                         agent_.subject, " at shutdown"));
+    LogWarn(absl::StrCat("dropping ", queue_.size(), " unsent outcome(s) of agent ", agent_.subject,
+                         " at shutdown"));
     metrics_.dropped.Increment(static_cast<double>(queue_.size()));
     metrics_.pending.Decrement(static_cast<double>(queue_.size()));
   }

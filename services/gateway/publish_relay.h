@@ -2,6 +2,11 @@
 // updates service. Publications are rare and large, so each runs on a worker thread of
 // its own (at most kMaxConcurrent at once, others get RESOURCE_EXHAUSTED) that bridges
 // the callback reader to a blocking client writer; one chunk is buffered at a time.
+//
+// Lifetime rule: the worker alone calls Finish, once, after its last StartRead completed or
+// the call was cancelled; gRPC then calls OnDone, which deletes the reactor. Reads alternate
+// with the worker's writes (the next read starts after the chunk was written), and the slot
+// is shared so a worker still unwinding never touches a deleted reactor.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

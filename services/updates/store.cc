@@ -80,9 +80,9 @@ constexpr Statement kReport{
     "AND ($3 = 'FAILED' OR array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
     "'INSTALLED'], $3::text) > array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
     "'INSTALLED'], state)) RETURNING " DELIVERY_COLS};
-constexpr Statement kDeliveryOf{
-    "updates_delivery_of",
-    "SELECT " DELIVERY_COLS " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
+constexpr Statement kDeliveryOf{"updates_delivery_of",
+                                "SELECT " DELIVERY_COLS
+                                " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
 constexpr Statement kDeliveries{
     "updates_deliveries", "SELECT " DELIVERY_COLS
                           " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
@@ -313,8 +313,8 @@ int Rank(v1::DeliveryState s) {
 // after a lost reply, or a progress report overtaken by a later one.
 bool AlreadyRecorded(v1::DeliveryState current, v1::DeliveryState reported) {
   if (current == reported) return true;
-  bool progress = reported == v1::OFFERED || reported == v1::DOWNLOADING ||
-                  reported == v1::VERIFIED;
+  bool progress =
+      reported == v1::OFFERED || reported == v1::DOWNLOADING || reported == v1::VERIFIED;
   return progress && current != v1::WITHDRAWN && Rank(current) >= Rank(reported);
 }
 
@@ -331,7 +331,8 @@ absl::StatusOr<UpdateStore::Reported> UpdateStore::Report(const v1::ReportDelive
       out.changed = true;
       return absl::OkStatus();
     }
-    REDFLAG_ASSIGN_OR_RETURN(PgResult cur, c.Exec(kDeliveryOf, {req.agent_id(), req.delivery_id()}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult cur,
+                             c.Exec(kDeliveryOf, {req.agent_id(), req.delivery_id()}));
     if (cur.Rows() == 0) {
       return absl::FailedPreconditionError("no delivery with this id for this agent");
     }

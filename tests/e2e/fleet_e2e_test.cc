@@ -53,8 +53,8 @@ TEST_CASE("a fleet installs one publication exactly once per agent and every pro
   // One chunk (the relay's chunk is 256 KiB): the ordering that crashed is most likely.
   std::string bytes = RandomBytes(100 * 1024);
   absl::Time published = absl::Now();
-  absl::StatusOr<v1::Update> update = op.Publish("fleet-tool", "1.0.0", "Linux-x86_64",
-                                                 o.channel, bytes);
+  absl::StatusOr<v1::Update> update =
+      op.Publish("fleet-tool", "1.0.0", "Linux-x86_64", o.channel, bytes);
   REQUIRE(update.ok());
   const std::string id = update->manifest().update_id();
 

@@ -84,8 +84,7 @@ class EchoStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::Se
 
 class EchoServer::Service final : public v1::AgentGateway::CallbackService {
  public:
-  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx,
-                                     const v1::RegisterRequest*,
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext* ctx, const v1::RegisterRequest*,
                                      v1::RegisterResponse* resp) override {
     resp->set_agent_id(absl::StrCat("echo-", next_++));
     resp->mutable_credentials()->set_access_token("echo");

@@ -70,9 +70,7 @@ class Result {
     Set("started_at", absl::FormatTime(absl::Now(), absl::UTCTimeZone()));
   }
   void Set(const std::string& k, const std::string& v) { rows_.push_back({k, JsonQuote(v)}); }
-  void Set(const std::string& k, double v) {
-    rows_.push_back({k, absl::StrFormat("%.3f", v)});
-  }
+  void Set(const std::string& k, double v) { rows_.push_back({k, absl::StrFormat("%.3f", v)}); }
   void Set(const std::string& k, int64_t v) { rows_.push_back({k, absl::StrCat(v)}); }
   void Set(const std::string& k, int v) { Set(k, static_cast<int64_t>(v)); }
   void Latency(const std::string& k, const std::vector<double>& ms) {
@@ -285,7 +283,8 @@ int Storm(OperatorClient& op, int n) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   for (int pct : {50, 99, 100}) {
-    r.Set(absl::StrCat("back_", pct, "pct_after_restart_s"), reached.count(pct) ? reached[pct] : -1.0);
+    r.Set(absl::StrCat("back_", pct, "pct_after_restart_s"),
+          reached.count(pct) ? reached[pct] : -1.0);
   }
   r.Set("back_total", f.ConnectedSince(killed));
   r.Errors(f.stats());
@@ -451,7 +450,8 @@ int Soak(OperatorClient& op, int n) {
     r.Set(name + ".rss_drift_pct", lo > 0 ? (hi - lo) * 100 / lo : 0.0);
     r.Set(name + ".cores_avg", CoresBetween(samples[warm], samples.back()));
     std::string rss;
-    for (const auto& s : samples) absl::StrAppend(&rss, rss.empty() ? "" : " ", static_cast<int64_t>(s.rss_kib));
+    for (const auto& s : samples)
+      absl::StrAppend(&rss, rss.empty() ? "" : " ", static_cast<int64_t>(s.rss_kib));
     r.Set(name + ".rss_kib_every_10s", rss);
   }
   r.Set("connected_at_end", f.ConnectedSince());

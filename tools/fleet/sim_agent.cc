@@ -44,9 +44,7 @@ std::shared_ptr<grpc::Channel> OwnChannel(const FleetOptions& o,
 class SimAgent::ConnectStream final
     : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ServerMessage> {
  public:
-  explicit ConnectStream(SimAgent* agent) : agent_(agent) {
-    ++agent_->fleet_.live_reactors;
-  }
+  explicit ConnectStream(SimAgent* agent) : agent_(agent) { ++agent_->fleet_.live_reactors; }
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() {
@@ -166,8 +164,8 @@ class SimAgent::ConnectStream final
 // One package download; checks offsets, size and SHA-256 as it goes. Deletes itself.
 class SimAgent::DownloadCall final : public grpc::ClientReadReactor<v1::DownloadChunk> {
  public:
-  DownloadCall(SimAgent* agent, std::string instruction_id, v1::UpdateOffer offer,
-               v1::Manifest m, int attempt)
+  DownloadCall(SimAgent* agent, std::string instruction_id, v1::UpdateOffer offer, v1::Manifest m,
+               int attempt)
       : agent_(agent),
         instruction_id_(std::move(instruction_id)),
         offer_(std::move(offer)),
@@ -188,8 +186,8 @@ class SimAgent::DownloadCall final : public grpc::ClientReadReactor<v1::Download
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
-    if (chunk_.offset() != bytes_ || bytes_ + static_cast<int64_t>(chunk_.data().size()) >
-                                         manifest_.size()) {
+    if (chunk_.offset() != bytes_ ||
+        bytes_ + static_cast<int64_t>(chunk_.data().size()) > manifest_.size()) {
       bad_ = true;
       ctx_.TryCancel();
       return;
@@ -202,8 +200,7 @@ class SimAgent::DownloadCall final : public grpc::ClientReadReactor<v1::Download
   void OnDone(const grpc::Status& s) override {
     SimAgent* agent = agent_;
     std::atomic<int>& live = agent->fleet_.live_reactors;
-    grpc::Status status = bad_ ? grpc::Status(grpc::StatusCode::DATA_LOSS, "bad chunk offset")
-                               : s;
+    grpc::Status status = bad_ ? grpc::Status(grpc::StatusCode::DATA_LOSS, "bad chunk offset") : s;
     agent->OnDownloadDone(instruction_id_, offer_, manifest_, attempt_, status, bytes_,
                           hasher_.FinishHex());
     delete this;
@@ -354,7 +351,7 @@ void SimAgent::Connect() {
     h->set_channel(fleet_.options.channel);
     for (const auto& k : agent_state_.pinned_keys()) h->add_pinned_key_ids(k.key_id());
     s = new ConnectStream(this);
-    s->Ref();  // ours, until Start returned
+    s->Ref();     // ours, until Start returned
     stream_ = s;  // not used for messages before its HelloAck (state_ kConnecting)
     ++generation_;
     connect_started_ = absl::Now();
@@ -378,7 +375,8 @@ void SimAgent::ScheduleReconnect(const grpc::Status& why) {
     if (stopping_) return;
     state_ = State::kBackoff;
     // The real agent's policy: full jitter, and at least what the server asked for.
-    delay = agent::BackoffDelay(attempt_++, fleet_.options.backoff_base, fleet_.options.backoff_cap);
+    delay =
+        agent::BackoffDelay(attempt_++, fleet_.options.backoff_base, fleet_.options.backoff_cap);
     if (std::optional<absl::Duration> asked = RetryDelayOf(why); asked && *asked > delay) {
       delay = *asked;
     }
@@ -408,10 +406,9 @@ void SimAgent::OnHelloAck(ConnectStream* s, const v1::HelloAck& ack) {
   SendCheckIn(s);
   for (auto& m : outbox) SendOutcome(std::move(m));
   if (!fleet_.options.flood_check_ins) {
-    fleet_.timers.RunAfter(absl::Seconds(interval),
-                           [this, generation](bool fired) {
-                             if (fired) CheckInTick(generation);
-                           });
+    fleet_.timers.RunAfter(absl::Seconds(interval), [this, generation](bool fired) {
+      if (fired) CheckInTick(generation);
+    });
   }
 }
 
@@ -546,15 +543,14 @@ void SimAgent::OnDownloadDone(const std::string& instruction_id, const v1::Updat
                      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
                      s.error_code() == grpc::StatusCode::ABORTED;
     if (transient && attempt < 8) {
-      absl::Duration delay = agent::BackoffDelay(attempt, absl::Milliseconds(500),
-                                                 absl::Seconds(10));
+      absl::Duration delay =
+          agent::BackoffDelay(attempt, absl::Milliseconds(500), absl::Seconds(10));
       fleet_.timers.RunAfter(delay, [this, instruction_id, offer, m, attempt](bool fired) {
         if (fired) StartDownload(instruction_id, offer, m, attempt + 1);
       });
       return;
     }
-    FinishOffer(instruction_id, offer.delivery_id(), m.update_id(), "download",
-                s.error_message());
+    FinishOffer(instruction_id, offer.delivery_id(), m.update_id(), "download", s.error_message());
     return;
   }
   if (bytes != m.size()) {

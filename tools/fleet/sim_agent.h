@@ -98,13 +98,13 @@ class SimAgent {
   void StartDownload(const std::string& instruction_id, const v1::UpdateOffer& offer,
                      const v1::Manifest& m, int attempt);
   void OnDownloadDone(const std::string& instruction_id, const v1::UpdateOffer& offer,
-                      const v1::Manifest& m, int attempt, const grpc::Status& s,
-                      int64_t bytes, const std::string& sha256);
+                      const v1::Manifest& m, int attempt, const grpc::Status& s, int64_t bytes,
+                      const std::string& sha256);
   void FinishOffer(const std::string& instruction_id, const std::string& delivery_id,
                    const std::string& update_id, const std::string& failure_code,
                    const std::string& failure);
-  void Report(const std::string& delivery_id, v1::DeliveryState state,
-              const std::string& code = "", const std::string& reason = "");
+  void Report(const std::string& delivery_id, v1::DeliveryState state, const std::string& code = "",
+              const std::string& reason = "");
   void Ack(const std::string& id, bool applied, const std::string& error = "");
 
   FleetContext& fleet_;
@@ -116,8 +116,8 @@ class SimAgent {
   std::mutex mu_;
   State state_ = State::kIdle;
   bool stopping_ = false;
-  int attempt_ = 0;  // consecutive failed connects/registrations, for the backoff
-  v1::AgentState agent_state_;  // credentials, pinned keys, nonces, applied ids
+  int attempt_ = 0;                  // consecutive failed connects/registrations, for the backoff
+  v1::AgentState agent_state_;       // credentials, pinned keys, nonces, applied ids
   ConnectStream* stream_ = nullptr;  // the live stream, until its OnDone
   uint64_t generation_ = 0;          // of the live stream, for its check-in timer
   int interval_seconds_ = 30;
