@@ -174,7 +174,9 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
       Now(ack.mutable_check_in_ack()->mutable_server_time());
       Send(std::move(ack));
     } else if (!TransientFailure(ToGrpcStatus(s).error_code())) {
-      End(ToGrpcStatus(s));  // blocked, binding violation, version refused
+      // Blocked, binding violation, version refused: what is pending for the agent (the
+      // signed block notice, say) goes out first, so it learns why, then the stream ends.
+      DeliverPendingThenClose(ToGrpcStatus(s));
     } else {
       LogWarn(absl::StrCat("check-in not recorded: ", s.message()));
     }
