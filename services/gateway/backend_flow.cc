@@ -24,8 +24,13 @@ void BackendFlow::Done(const grpc::Status& s) {
 void BackendFlow::ReleaseSeatThenFail(const std::string& seat_id, const grpc::Status& failure) {
   failure_ = failure;
   release_req_.set_seat_id(seat_id);
-  b_.auth->async()->ReleaseRegistrationSeat(
-      NextContext(), &release_req_, &release_resp_, [this](const grpc::Status& s) {
+  GatedCall(
+      *b_.auth_gate,
+      [this, ctx = NextContext()](Completion cb) {
+        b_.auth->async()->ReleaseRegistrationSeat(ctx, &release_req_, &release_resp_,
+                                                  std::move(cb));
+      },
+      [this](const grpc::Status& s) {
         if (!s.ok()) LogWarn(absl::StrCat("seat not released: ", s.error_message()));
         Done(failure_);
       });

@@ -25,6 +25,7 @@ absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls, const GateLim
       std::make_unique<BackendGate>("updates", limits.max_in_flight, limits.max_queued);
   b.download_gate =
       std::make_unique<BackendGate>("downloads", limits.max_downloads, limits.max_queued);
+  b.operator_gate = std::make_unique<BackendGate>("operators", 32, 10'000);
   b.auth = v1::AuthService::NewStub(
       MakeChannel(Env::Optional("REDFLAG_AUTH_ADDR", "localhost:9101"), creds));
   b.agents = v1::AgentsService::NewStub(
@@ -34,9 +35,13 @@ absl::StatusOr<Backends> Backends::Connect(const TlsMaterial& tls, const GateLim
   return b;
 }
 
-std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
-    v1::AuthService::Stub* auth) {
-  return [auth](const std::string& reason, const Actor& actor) {
+std::vector<BackendGate*> Backends::gates() const {
+  return {auth_gate.get(), agents_gate.get(), updates_gate.get(), download_gate.get(),
+          operator_gate.get()};
+}
+
+std::function<void(const std::string&, const Actor&)> AuthFailureReporter(Backends& backends) {
+  return [&backends](const std::string& reason, const Actor& actor) {
     struct Call {
       std::unique_ptr<grpc::ClientContext> ctx;
       v1::ReportAuthFailureRequest req;
@@ -46,11 +51,14 @@ std::function<void(const std::string&, const Actor&)> AuthFailureReporter(
     call->ctx = BackendContext(actor, absl::Seconds(5));
     call->req.set_reason(reason);
     call->req.set_actor(actor.subject);
-    auth->async()->ReportAuthFailure(
-        call->ctx.get(), &call->req, &call->resp, [call](const grpc::Status& s) {
-          if (!s.ok()) {
-            LogWarn("cannot report an auth failure: " + s.error_message());
-          }
+    GatedCall(
+        *backends.auth_gate,
+        [&backends, call](Completion cb) {
+          backends.auth->async()->ReportAuthFailure(call->ctx.get(), &call->req, &call->resp,
+                                                    std::move(cb));
+        },
+        [call](const grpc::Status& s) {
+          if (!s.ok()) LogWarn("cannot report an auth failure: " + s.error_message());
           delete call;
         });
   };

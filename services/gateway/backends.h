@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/actor.h"
@@ -35,6 +36,10 @@ struct Backends {
   std::unique_ptr<BackendGate> agents_gate;
   std::unique_ptr<BackendGate> updates_gate;
   std::unique_ptr<BackendGate> download_gate;
+  // Operators' calls, to any service: few, but counted so shutdown can wait for them.
+  std::unique_ptr<BackendGate> operator_gate;
+  // Every gate, for shutdown.
+  std::vector<BackendGate*> gates() const;
 
   static absl::StatusOr<Backends> Connect(const TlsMaterial& internal_tls,
                                           const GateLimits& limits = GateLimits());
@@ -50,9 +55,10 @@ void GatedCall(BackendGate& gate, std::function<void(Completion)> issue,
                std::function<void(const grpc::Status&)> done);
 
 // Sends edge authentication failures to auth for the audit trail, asynchronously and
-// without waiting (safe on completion threads); failures to report are logged.
+// without waiting (safe on completion threads), through the auth gate; failures to report
+// are logged.
 std::function<void(const std::string& reason, const Actor& actor)> AuthFailureReporter(
-    v1::AuthService::Stub* auth);
+    Backends& backends);
 
 // Client context for a backend call, with a bounded deadline.
 std::unique_ptr<grpc::ClientContext> BackendContext(absl::Duration timeout = absl::Seconds(15));

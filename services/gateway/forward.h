@@ -1,8 +1,8 @@
 // Relays one operator unary call to an internal service without blocking: the backend
-// call is asynchronous and its completion finishes the server reactor. The caller's
-// identity travels in metadata (common/actor.h).
-// Lifetime rule: the client context is owned by the completion callback, which deletes it
-// and then finishes the default unary reactor; nothing runs after that Finish.
+// call is asynchronous (through the operators' BackendGate) and its completion finishes the server
+// reactor. The caller's identity travels in metadata (common/actor.h). Lifetime rule: the client
+// context is owned by the completion callback, which deletes it and then finishes the default unary
+// reactor; nothing runs after that Finish.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -22,15 +22,18 @@ using AsyncCall = std::function<void(grpc::ClientContext*, const Req*, Resp*,
 
 template <typename Req, typename Resp>
 grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
-                                  const Actor& actor, const AsyncCall<Req, Resp>& call) {
+                                  const Actor& actor, BackendGate& gate,
+                                  const AsyncCall<Req, Resp>& call) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::unique_ptr<grpc::ClientContext> client = BackendContext(actor);
   grpc::ClientContext* raw = client.release();
   // The client context lives until the backend call completes; then the reply is sent.
-  call(raw, req, resp, [reactor, raw](const grpc::Status& s) {
-    delete raw;
-    reactor->Finish(s);
-  });
+  GatedCall(
+      gate, [call, raw, req, resp](Completion cb) { call(raw, req, resp, std::move(cb)); },
+      [reactor, raw](const grpc::Status& s) {
+        delete raw;
+        reactor->Finish(s);
+      });
   return reactor;
 }
 

@@ -17,7 +17,8 @@ namespace redflag::gateway {
     absl::StatusOr<Actor> actor = Caller(*ctx, role, is_write);                  \
     if (!actor.ok()) return Reject(ctx, actor.status());                         \
     return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
-        ctx, req, resp, *actor, [this](auto* c, auto* rq, auto* rs, auto done) { \
+        ctx, req, resp, *actor, *backends_.operator_gate,                        \
+        [this](auto* c, auto* rq, auto* rs, auto done) {                         \
           backends_.stub->async()->method(c, rq, rs, std::move(done));           \
         });                                                                      \
   } while (0)
@@ -41,7 +42,7 @@ absl::StatusOr<Actor> OperatorServiceImpl::Caller(const grpc::ServerContextBase&
     absl::Status limited = limits_.login.Acquire(SourceIp(ctx->peer()));         \
     if (!limited.ok()) return Reject(ctx, limited);                              \
     return Forward<std::decay_t<decltype(*req)>, std::decay_t<decltype(*resp)>>( \
-        ctx, req, resp, Actor{"", "", ctx->peer()},                              \
+        ctx, req, resp, Actor{"", "", ctx->peer()}, *backends_.operator_gate,    \
         [this](auto* c, auto* rq, auto* rs, auto done) {                         \
           backends_.stub->async()->method(c, rq, rs, std::move(done));           \
         });                                                                      \
@@ -151,8 +152,12 @@ class RebindFlow final : public BackendFlow {
     grpc::ServerUnaryReactor* reactor = this->reactor();
     seat_req_.set_secret(req_.registration_secret());
     seat_req_.set_machine_id(req_.new_machine_id());
-    b_.auth->async()->ConsumeRegistrationSeat(NextContext(), &seat_req_, &seat_,
-                                              [this](const grpc::Status& s) { OnSeat(s); });
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx = NextContext()](Completion cb) {
+          b_.auth->async()->ConsumeRegistrationSeat(ctx, &seat_req_, &seat_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnSeat(s); });
     return reactor;
   }
 
@@ -161,8 +166,12 @@ class RebindFlow final : public BackendFlow {
     if (!s.ok()) return Done(s);
     req_.clear_registration_secret();  // the agents service never sees the secret
     req_.set_registration_token_id(seat_.token_id());
-    b_.agents->async()->RebindAgent(NextContext(), &req_, resp_,
-                                    [this](const grpc::Status& s) { OnRebound(s); });
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx = NextContext()](Completion cb) {
+          b_.agents->async()->RebindAgent(ctx, &req_, resp_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnRebound(s); });
   }
   void OnRebound(const grpc::Status& s) {
     if (s.ok()) return Done(s);
@@ -196,12 +205,24 @@ class OverviewFlow final : public BackendFlow {
     counts_req_.add_types("MACHINE_ID_MISMATCH");
     counts_req_.add_types("AUTH_FAILURE");
     counts_req_.set_since_seconds(kWindowSeconds);
-    b_.updates->async()->ListSigningKeys(NextContext(), &keys_req_, &keys_,
-                                         [this](const grpc::Status& s) { OnReply(s); });
-    b_.agents->async()->ListAgents(NextContext(), &non_compliant_req_, &non_compliant_,
-                                   [this](const grpc::Status& s) { OnReply(s); });
-    b_.auth->async()->SecurityEventCounts(NextContext(), &counts_req_, &counts_,
-                                          [this](const grpc::Status& s) { OnReply(s); });
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx = NextContext()](Completion cb) {
+          b_.updates->async()->ListSigningKeys(ctx, &keys_req_, &keys_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnReply(s); });
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx = NextContext()](Completion cb) {
+          b_.agents->async()->ListAgents(ctx, &non_compliant_req_, &non_compliant_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnReply(s); });
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx = NextContext()](Completion cb) {
+          b_.auth->async()->SecurityEventCounts(ctx, &counts_req_, &counts_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { OnReply(s); });
     return reactor;
   }
 
