@@ -15,7 +15,7 @@ void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(
 }  // namespace
 
 AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
-    : ctx_(ctx), deps_(deps) {
+    : ctx_(ctx), deps_(deps), peer_(ctx->peer()) {
   deps_.connected.Increment();
   absl::StatusOr<JwtClaims> claims = deps_.authn.Agent(*ctx);
   machine_id_ = Metadata(*ctx, "x-machine-id");
@@ -110,7 +110,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   call->req.set_agent_id(claims_.sub);
   call->req.set_machine_id(machine_id_);
   call->req.set_version(version_);
-  call->req.set_source(ctx_->peer());
+  call->req.set_source(peer_);
   Ref();
   GatedCall(
       *deps_.backends.agents_gate,
@@ -131,7 +131,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
             hello_done_ = true;
             outcomes_ =
                 std::make_shared<OutcomeForwarder>(deps_.backends, deps_.timers, deps_.outcomes,
-                                                   Actor{claims_.sub, "agent", ctx_->peer()});
+                                                   Actor{claims_.sub, "agent", peer_});
             if (!finish_requested_ && !done_) {
               registered_ = true;
               deps_.registry.Add(claims_.sub, this);
@@ -164,7 +164,7 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
   c.set_machine_id(machine_id_);
   c.set_version(check_in.version().empty() ? version_ : check_in.version());
   *c.mutable_agent_time() = check_in.agent_time();
-  c.set_source(ctx_->peer());
+  c.set_source(peer_);
   Ref();
   deps_.batcher.Submit(std::move(c), [this, seq](const absl::Status& s) {
     if (s.ok()) {
@@ -226,7 +226,7 @@ void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
   for (int i = 0; i < resp.pinned_key_ids_size() && i < 16; ++i) {
     req.add_pinned_key_ids(resp.pinned_key_ids(i));
   }
-  req.set_source(ctx_->peer());
+  req.set_source(peer_);
   outcomes_->Push(std::move(req));
 }
 

@@ -85,11 +85,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void End(const grpc::Status& status, bool drain = false);
   void ReadNext();
 
+  // Valid only until OnDone: backend callbacks, which may run later, must not use it.
   grpc::CallbackServerContext* ctx_;
   StreamDeps deps_;
   std::atomic<int> refs_{1};
 
   // Fixed at stream open.
+  const std::string peer_;
   JwtClaims claims_;
   std::string machine_id_;
   std::string version_;
