@@ -90,14 +90,18 @@ class Result {
     Set("errors_total", total);
   }
   void Write(int agents) {
-    std::cout << "\n== " << scenario_ << " (" << agents << " agents) ==\n";
+    std::cout << "\n== " << scenario_;
+    if (agents >= 0) std::cout << " (" << agents << " agents)";
+    std::cout << " ==\n";
     for (const auto& [k, v] : rows_) std::cout << absl::StrFormat("  %-40s %s\n", k, v);
     std::string dir = absl::GetFlag(FLAGS_results_dir);
     size_t gateways =
         std::vector<std::string>(absl::StrSplit(absl::GetFlag(FLAGS_target), ',')).size();
     Set("gateways", static_cast<int64_t>(gateways));
-    std::string path = absl::StrCat(dir, "/", scenario_, "-", agents,
-                                    gateways > 1 ? absl::StrCat("-", gateways, "gw") : "", ".json");
+    // Scenarios without a fleet (sign) pass agents < 0.
+    std::string path =
+        absl::StrCat(dir, "/", scenario_, agents >= 0 ? absl::StrCat("-", agents) : "",
+                     gateways > 1 ? absl::StrCat("-", gateways, "gw") : "", ".json");
     std::ofstream out(path);
     out << "{\n";
     for (size_t i = 0; i < rows_.size(); ++i) {
@@ -416,7 +420,7 @@ int Sign(OperatorClient& op) {
   r.Set("raw_crypto_sign_detached_per_s", raw_rate);
   r.Set("raw_signing_threads", static_cast<int64_t>(cores));
   r.Set("ratio_service_to_raw", raw_rate > 0 ? service_rate / raw_rate : 0.0);
-  r.Write(static_cast<int>(issued.load()));
+  r.Write(-1);
   return 0;
 }
 
