@@ -3,7 +3,7 @@
 # under build/bench-run, like the test fixture), runs the chosen scenarios with
 # build/tools/redflag-fleet, stops everything and leaves JSON results in bench/results/.
 #
-#   scripts/bench.sh [--agents N] [--replicas 1|2] [--minutes M] [scenario ...]
+#   scripts/bench.sh [--agents N] [--replicas 1|2] [--minutes M] [--ramp S] [scenario ...]
 #
 # Scenarios: hold fanout storm rate sign soak (default: all). --replicas 2 starts two
 # gateways and splits the fleet between them. Everything runs on this machine: the
@@ -11,13 +11,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-AGENTS=1000; REPLICAS=1; MINUTES=2; SCENARIOS=()
+AGENTS=1000; REPLICAS=1; MINUTES=2; RAMP=10; SCENARIOS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --agents) AGENTS=$2; shift 2 ;;
     --replicas) REPLICAS=$2; shift 2 ;;
     --minutes) MINUTES=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --ramp) RAMP=$2; shift 2 ;;  # seconds over which the agents connect
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) SCENARIOS+=("$1"); shift ;;
   esac
 done
@@ -117,6 +118,7 @@ for s in "${SCENARIOS[@]}"; do
   pids="gateway=$(cat "$RUN/gateway1.pid"),auth=$(cat "$RUN/auth.pid"),agents=$(cat "$RUN/agents.pid"),updates=$(cat "$RUN/updates.pid"),postgres=$PG_PID"
   echo "== $s: $AGENTS agents, $REPLICAS gateway(s)"
   "$B/tools/redflag-fleet" --scenario="$s" --agents="$AGENTS" --minutes="$MINUTES" \
+    --ramp_seconds="$RAMP" \
     --target="$(IFS=,; echo "${TARGETS[*]}")" --ca_file="$PKI/public-ca.crt" \
     --seats_per_token=1000 --pids="$pids" --restart_cmd="$RUN/restart-gateway.sh" \
     --results_dir="$RESULTS" --machine="$MACHINE" \

@@ -3,6 +3,10 @@
 // after the previous was recorded, a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED,
 // RESOURCE_EXHAUSTED, ABORTED, INTERNAL) retried with capped exponential backoff. The
 // backends treat every outcome idempotently, so a retry after a lost reply changes nothing.
+// Each stream has its own forwarder; after a reconnect the previous one may still be
+// retrying while the new one sends, and the updates service's monotonic recording of
+// delivery states (a report overtaken by a later state changes nothing) keeps the result
+// exact across that overlap.
 //
 // Lifetime: shared. The agent's stream holds one reference, each call in flight and each
 // scheduled retry another, so queued outcomes are still delivered after the stream ended.
