@@ -114,9 +114,7 @@ std::shared_ptr<grpc::ChannelCredentials> TlsChannelCredentials(const std::strin
   return grpc::SslCredentials(opts);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
-                                           const std::string& authority) {
+grpc::ChannelArguments ClientChannelArguments(const std::string& authority) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
@@ -124,7 +122,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
   if (!authority.empty()) args.SetSslTargetNameOverride(authority);
-  return grpc::CreateCustomChannel(target, creds, args);
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                           const std::string& authority) {
+  return grpc::CreateCustomChannel(target, creds, ClientChannelArguments(authority));
 }
 
 absl::StatusOr<std::string> PeerIdentity(const grpc::ServerContextBase& ctx) {

@@ -92,58 +92,43 @@ void OutcomeForwarder::SendFront() {
     front = queue_.front();  // stays queued until recorded
   }
   auto self = shared_from_this();
-  auto done = [self](const grpc::Status& s) { self->OnResult(s); };
-  auto context = [this] { return BackendContext(agent_, absl::Seconds(10)); };
+  std::function<void(const grpc::Status&)> done = [self](const grpc::Status& s) {
+    self->OnResult(s);
+  };
   std::visit(
       [&](auto& req) {
         using Req = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<Req, v1::AckInstructionRequest>) {
-          auto* c = new Call<Req, v1::Agent>{context(), req, {}};
-          GatedCall(
-              *backends_.agents_gate,
-              [this, c](Completion cb) {
-                backends_.agents->async()->AckInstruction(c->ctx.get(), &c->req, &c->resp, cb);
-              },
-              [c, done](const grpc::Status& s) {
-                delete c;
-                done(s);
-              });
+          Send<v1::Agent>(*backends_.agents_gate, req, done, [this](auto... a) {
+            backends_.agents->async()->AckInstruction(a...);
+          });
         } else if constexpr (std::is_same_v<Req, v1::UpdateInstructionAck>) {
-          auto* c = new Call<Req, v1::Empty>{context(), req, {}};
-          GatedCall(
-              *backends_.updates_gate,
-              [this, c](Completion cb) {
-                backends_.updates->async()->AckInstruction(c->ctx.get(), &c->req, &c->resp, cb);
-              },
-              [c, done](const grpc::Status& s) {
-                delete c;
-                done(s);
-              });
+          Send<v1::Empty>(*backends_.updates_gate, req, done, [this](auto... a) {
+            backends_.updates->async()->AckInstruction(a...);
+          });
         } else if constexpr (std::is_same_v<Req, v1::ReportDeliveryRequest>) {
-          auto* c = new Call<Req, v1::Delivery>{context(), req, {}};
-          GatedCall(
-              *backends_.updates_gate,
-              [this, c](Completion cb) {
-                backends_.updates->async()->ReportDelivery(c->ctx.get(), &c->req, &c->resp, cb);
-              },
-              [c, done](const grpc::Status& s) {
-                delete c;
-                done(s);
-              });
+          Send<v1::Delivery>(*backends_.updates_gate, req, done, [this](auto... a) {
+            backends_.updates->async()->ReportDelivery(a...);
+          });
         } else {
-          auto* c = new Call<Req, v1::Agent>{context(), req, {}};
-          GatedCall(
-              *backends_.agents_gate,
-              [this, c](Completion cb) {
-                backends_.agents->async()->RecordVerify(c->ctx.get(), &c->req, &c->resp, cb);
-              },
-              [c, done](const grpc::Status& s) {
-                delete c;
-                done(s);
-              });
+          Send<v1::Agent>(*backends_.agents_gate, req, done, [this](auto... a) {
+            backends_.agents->async()->RecordVerify(a...);
+          });
         }
       },
       front);
+}
+
+template <typename Resp, typename Req, typename Issue>
+void OutcomeForwarder::Send(BackendGate& gate, const Req& req,
+                            std::function<void(const grpc::Status&)> done, Issue issue) {
+  auto* c = new Call<Req, Resp>{BackendContext(agent_, absl::Seconds(10)), req, {}};
+  GatedCall(
+      gate, [c, issue](Completion cb) { issue(c->ctx.get(), &c->req, &c->resp, std::move(cb)); },
+      [c, done = std::move(done)](const grpc::Status& s) {
+        delete c;
+        done(s);
+      });
 }
 
 void OutcomeForwarder::OnResult(const grpc::Status& s) {

@@ -58,6 +58,10 @@ class OutcomeForwarder : public std::enable_shared_from_this<OutcomeForwarder> {
  private:
   void SendFront();  // requires sending_ set by the caller
   void OnResult(const grpc::Status& s);
+  // One gated backend call for `req`; `issue(ctx, req*, resp*, cb)` starts it.
+  template <typename Resp, typename Req, typename Issue>
+  void Send(BackendGate& gate, const Req& req, std::function<void(const grpc::Status&)> done,
+            Issue issue);
 
   Backends& backends_;
   TimerQueue& timers_;

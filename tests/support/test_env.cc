@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,7 +34,12 @@ std::string TestVar(const std::string& name) {
 }
 
 void ExportTestEnv() {
-  for (const auto& [k, v] : TestEnv()) setenv(k.c_str(), v.c_str(), 1);
+  // Once per process: setenv while another thread reads the environment is a data race
+  // (TSan caught two concurrent TestPool calls doing exactly that).
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const auto& [k, v] : TestEnv()) setenv(k.c_str(), v.c_str(), 1);
+  });
 }
 
 std::string PkiFile(const std::string& name) { return TestVar("REDFLAG_TEST_PKI") + "/" + name; }

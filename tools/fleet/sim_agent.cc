@@ -8,6 +8,7 @@
 #include "agent/updater.h"
 #include "common/crypto.h"
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace redflag::fleet {
 namespace {
@@ -23,17 +24,11 @@ std::shared_ptr<grpc::Channel> OwnChannel(const FleetOptions& o,
                                           int index) {
   std::vector<std::string> targets = absl::StrSplit(o.target, ',', absl::SkipEmpty());
   const std::string& target = targets[static_cast<size_t>(index) % targets.size()];
-  grpc::ChannelArguments args;
-  // The real agent's settings (common/tls.cc MakeChannel) ...
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10'000);
-  // ... plus a subchannel pool of its own: every simulated agent gets its own TCP + TLS
-  // connection, as separate machines would, instead of gRPC sharing one between channels.
+  // The real agent's settings, plus a subchannel pool of its own: every simulated agent
+  // gets its own TCP + TLS connection, as separate machines would, instead of gRPC sharing
+  // one between channels with equal arguments.
+  grpc::ChannelArguments args = ClientChannelArguments(o.authority);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  if (!o.authority.empty()) args.SetSslTargetNameOverride(o.authority);
   return grpc::CreateCustomChannel(target, creds, args);
 }
 
