@@ -27,20 +27,16 @@ void TimerQueue::Stop() {
 }
 
 void TimerQueue::RunAfter(absl::Duration delay, Task task) {
-  bool cancelled = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      cancelled = true;
-    } else {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!stopping_) {
       tasks_.emplace(std::make_pair(absl::Now() + delay, next_seq_++), std::move(task));
+      lock.unlock();
+      cv_.notify_one();
+      return;
     }
   }
-  if (cancelled) {
-    task(false);
-    return;
-  }
-  cv_.notify_one();
+  task(false);  // stopped: never queued
 }
 
 size_t TimerQueue::pending() {

@@ -12,26 +12,31 @@ BackendGate::BackendGate(std::string name, size_t max_in_flight, size_t max_queu
       max_queued_(max_queued) {}
 
 void BackendGate::Run(Start start) {
-  bool run_now = false;
-  bool refuse = false;
+  enum class Admission { kNow, kQueued, kRefused } admission;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (in_flight_ < max_in_flight_) {
       ++in_flight_;
-      run_now = true;
+      admission = Admission::kNow;
     } else if (waiting_.size() < max_queued_) {
+      admission = Admission::kQueued;
       waiting_.push_back(std::move(start));
     } else {
       ++refused_;
-      refuse = true;
+      admission = Admission::kRefused;
     }
   }
-  if (run_now) {
-    start(absl::OkStatus(), [this] { Release(); });
-  } else if (refuse) {
-    start(absl::ResourceExhaustedError(
-              absl::StrCat("gateway queue for ", name_, " is full; retry shortly")),
-          nullptr);
+  switch (admission) {
+    case Admission::kNow:
+      start(absl::OkStatus(), [this] { Release(); });
+      return;
+    case Admission::kRefused:
+      start(absl::ResourceExhaustedError(
+                absl::StrCat("gateway queue for ", name_, " is full; retry shortly")),
+            nullptr);
+      return;
+    case Admission::kQueued:
+      return;  // started by Release()
   }
 }
 

@@ -15,7 +15,7 @@ void Fleet::Start(int n, absl::Duration ramp) {
   int first = size();
   for (int i = 0; i < n; ++i) agents_.push_back(std::make_unique<SimAgent>(ctx_, first + i));
   for (int i = 0; i < n; ++i) {
-    SimAgent* a = agents_[static_cast<size_t>(first + i)].get();
+    SimAgent* a = agents_[static_cast<size_t>(first) + static_cast<size_t>(i)].get();
     absl::Duration at = n > 1 ? ramp * i / n : absl::ZeroDuration();
     timers_.RunAfter(at, [a](bool fired) {
       if (fired) a->Start();

@@ -12,7 +12,7 @@ Percentiles Summarise(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto at = [&](double q) {
     // Nearest rank: the smallest sample with at least q of all samples at or below it.
-    size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+    auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
     return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
   };
   p.p50 = at(0.50);

@@ -69,9 +69,9 @@ class Result {
     Set("machine", absl::GetFlag(FLAGS_machine));
     Set("started_at", absl::FormatTime(absl::Now(), absl::UTCTimeZone()));
   }
-  void Set(const std::string& k, const std::string& v) { rows_.push_back({k, JsonQuote(v)}); }
-  void Set(const std::string& k, double v) { rows_.push_back({k, absl::StrFormat("%.3f", v)}); }
-  void Set(const std::string& k, int64_t v) { rows_.push_back({k, absl::StrCat(v)}); }
+  void Set(const std::string& k, const std::string& v) { rows_.emplace_back(k, JsonQuote(v)); }
+  void Set(const std::string& k, double v) { rows_.emplace_back(k, absl::StrFormat("%.3f", v)); }
+  void Set(const std::string& k, int64_t v) { rows_.emplace_back(k, absl::StrCat(v)); }
   void Set(const std::string& k, int v) { Set(k, static_cast<int64_t>(v)); }
   void Latency(const std::string& k, const std::vector<double>& ms) {
     Percentiles p = Summarise(ms);
@@ -134,7 +134,7 @@ std::vector<std::pair<std::string, pid_t>> Pids() {
   for (absl::string_view kv : absl::StrSplit(absl::GetFlag(FLAGS_pids), ',', absl::SkipEmpty())) {
     std::pair<std::string, std::string> p = absl::StrSplit(kv, '=');
     int pid = 0;
-    if (absl::SimpleAtoi(p.second, &pid)) out.push_back({p.first, pid});
+    if (absl::SimpleAtoi(p.second, &pid)) out.emplace_back(p.first, pid);
   }
   return out;
 }
@@ -369,8 +369,10 @@ int Sign(OperatorClient& op) {
   std::atomic<int> next{0};
   std::atomic<size_t> envelope_bytes{0};
   absl::Time end = absl::Now() + absl::Seconds(seconds);
+  constexpr int kCallers = 16;
   std::vector<std::thread> callers;
-  for (int t = 0; t < 16; ++t) {
+  callers.reserve(kCallers);
+  for (int t = 0; t < kCallers; ++t) {
     callers.emplace_back([&] {
       while (absl::Now() < end) {
         v1::PendingInstructionsRequest req;
@@ -430,7 +432,7 @@ int Soak(OperatorClient& op, int n) {
   bool ok = ConnectAll(f, n, r);
   f.stats().ClearErrors();
   auto pids = Pids();
-  pids.push_back({"fleet-tool", getpid()});
+  pids.emplace_back("fleet-tool", getpid());
   std::map<std::string, std::vector<ProcSample>> series;
   absl::Time end = absl::Now() + absl::Minutes(absl::GetFlag(FLAGS_minutes));
   while (true) {

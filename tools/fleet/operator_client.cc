@@ -72,7 +72,7 @@ absl::StatusOr<v1::Update> OperatorClient::Publish(const std::string& name,
   h->set_kind(v1::PACKAGE);
   h->set_size(static_cast<int64_t>(bytes.size()));
   bool ok = writer->Write(header);
-  constexpr size_t kChunk = 64 * 1024;
+  constexpr size_t kChunk = size_t{64} * 1024;
   for (size_t off = 0; ok && off < bytes.size(); off += kChunk) {
     v1::PublishUpdateChunk data;
     data.set_data(bytes.substr(off, kChunk));

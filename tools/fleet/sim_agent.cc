@@ -301,33 +301,34 @@ void SimAgent::Register() {
     state_ = State::kRegistering;
   }
   ++fleet_.live_reactors;
-  stub_->async()->Register(&call->ctx, &call->req, &call->resp, [this, call](grpc::Status s) {
-    std::unique_ptr<Call> owned(call);
-    if (s.ok()) {
-      fleet_.stats.Sample("register", absl::Now() - owned->started);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        agent_state_.set_agent_id(owned->resp.agent_id());
-        agent_state_.set_access_token(owned->resp.credentials().access_token());
-        agent_state_.set_refresh_token(owned->resp.credentials().refresh_token());
-        for (const auto& k : owned->resp.signing_keys()) *agent_state_.add_pinned_keys() = k;
-        attempt_ = 0;
-      }
-      Connect();
-    } else {
-      fleet_.stats.Error("register", CodeName(s.error_code()));
-      bool retry = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-                   s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                   s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-      if (retry) {
-        ScheduleReconnect(s);
-      } else {
-        std::lock_guard<std::mutex> lock(mu_);
-        state_ = State::kFailed;
-      }
-    }
-    --fleet_.live_reactors;
-  });
+  stub_->async()->Register(
+      &call->ctx, &call->req, &call->resp, [this, call](const grpc::Status& s) {
+        std::unique_ptr<Call> owned(call);
+        if (s.ok()) {
+          fleet_.stats.Sample("register", absl::Now() - owned->started);
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            agent_state_.set_agent_id(owned->resp.agent_id());
+            agent_state_.set_access_token(owned->resp.credentials().access_token());
+            agent_state_.set_refresh_token(owned->resp.credentials().refresh_token());
+            for (const auto& k : owned->resp.signing_keys()) *agent_state_.add_pinned_keys() = k;
+            attempt_ = 0;
+          }
+          Connect();
+        } else {
+          fleet_.stats.Error("register", CodeName(s.error_code()));
+          bool retry = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                       s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+          if (retry) {
+            ScheduleReconnect(s);
+          } else {
+            std::lock_guard<std::mutex> lock(mu_);
+            state_ = State::kFailed;
+          }
+        }
+        --fleet_.live_reactors;
+      });
 }
 
 void SimAgent::Connect() {
