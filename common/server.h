@@ -21,8 +21,10 @@ struct ServerOptions {
   std::vector<grpc::Service*> services;
   // Memory the server may use for calls before it refuses new work.
   size_t memory_quota_bytes = 512u << 20;
-  // Threads of the sync API's pool (handlers that block on the database run there).
-  int max_threads = 64;
+  // Threads of the sync API's pool (handlers that block on the database run there). Sized
+  // for two gateway replicas: each sends at most 24 unary calls and 16 downloads to one
+  // service at once (services/gateway/backends.h GateLimits) and holds one Watch stream.
+  int max_threads = 128;
   int max_concurrent_streams_per_connection = 100;
   // When set, every RPC is counted and timed here (common/grpc_metrics.h).
   prometheus::Registry* metrics = nullptr;

@@ -19,7 +19,8 @@
 namespace redflag::gateway {
 
 // Limits on the gateway's own concurrent calls per backend (BackendGate). Sized so that two
-// gateway replicas stay inside one service's thread pool (ServerOptions::max_threads).
+// gateway replicas stay inside one service's thread pool (ServerOptions::max_threads, 128):
+// 2 x (24 + 16) calls and a Watch stream each. More replicas need lower limits here.
 struct GateLimits {
   size_t max_in_flight = 24;   // unary calls per backend (REDFLAG_BACKEND_MAX_IN_FLIGHT)
   size_t max_downloads = 16;   // relayed downloads (REDFLAG_BACKEND_MAX_DOWNLOADS)
