@@ -1,6 +1,7 @@
 #include "services/updates/store.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/pg_listener.h"
@@ -76,10 +77,8 @@ constexpr Statement kAckRevocation{
 constexpr Statement kReport{
     "updates_report",
     "UPDATE updates.deliveries d SET state = $3, failure_reason = $4, updated_at = now() "
-    "WHERE id = $2 AND agent_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') "
-    "AND ($3 = 'FAILED' OR array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
-    "'INSTALLED'], $3::text) > array_position(ARRAY['OFFERED', 'DOWNLOADING', 'VERIFIED', "
-    "'INSTALLED'], state)) RETURNING " DELIVERY_COLS};
+    "WHERE id = $2 AND agent_id = $1 AND state = ANY(string_to_array($5, ',')) "
+    "RETURNING " DELIVERY_COLS};
 constexpr Statement kDeliveryOf{"updates_delivery_of",
                                 "SELECT " DELIVERY_COLS
                                 " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
@@ -318,14 +317,27 @@ bool AlreadyRecorded(v1::DeliveryState current, v1::DeliveryState reported) {
   return progress && current != v1::WITHDRAWN && Rank(current) >= Rank(reported);
 }
 
+// The open states a delivery may move from to `reported` (comma-separated, for the report
+// statement): those below it; FAILED ends an open delivery from any of them.
+std::string AdvancesFrom(v1::DeliveryState reported) {
+  std::vector<std::string> from;
+  for (v1::DeliveryState open : {v1::OFFERED, v1::DOWNLOADING, v1::VERIFIED}) {
+    if (reported == v1::FAILED || Rank(open) < Rank(reported)) {
+      from.push_back(v1::DeliveryState_Name(open));
+    }
+  }
+  return absl::StrJoin(from, ",");
+}
+
 }  // namespace
 
 absl::StatusOr<UpdateStore::Reported> UpdateStore::Report(const v1::ReportDeliveryRequest& req) {
   Reported out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kReport, {req.agent_id(), req.delivery_id(),
-                                                          v1::DeliveryState_Name(req.state()),
-                                                          req.failure_reason().substr(0, 500)}));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(kReport, {req.agent_id(), req.delivery_id(), v1::DeliveryState_Name(req.state()),
+                         req.failure_reason().substr(0, 500), AdvancesFrom(req.state())}));
     if (r.Rows() == 1) {
       out.delivery = DeliveryFrom(r, 0);
       out.changed = true;
