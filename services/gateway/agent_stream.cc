@@ -12,6 +12,17 @@ namespace {
 
 void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(absl::Now())); }
 
+// The backend's form of an agent's ack (the agents and updates services take the same fields).
+template <typename AckRequest>
+AckRequest BackendAck(const std::string& agent_id, const v1::InstructionAck& ack) {
+  AckRequest req;
+  req.set_agent_id(agent_id);
+  req.set_instruction_id(ack.instruction_id());
+  req.set_applied(ack.applied());
+  req.set_error(ack.error().substr(0, 500));
+  return req;
+}
+
 }  // namespace
 
 AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
@@ -129,9 +140,8 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
             // run between the flag and the registry entry.
             std::lock_guard<std::mutex> lock(mu_);
             hello_done_ = true;
-            outcomes_ =
-                std::make_shared<OutcomeForwarder>(deps_.backends, deps_.timers, deps_.outcomes,
-                                                   Actor{claims_.sub, "agent", peer_});
+            outcomes_ = std::make_shared<OutcomeForwarder>(
+                deps_.backends, deps_.timers, deps_.outcomes, Actor{claims_.sub, "agent", peer_});
             if (!finish_requested_ && !done_) {
               registered_ = true;
               deps_.registry.Add(claims_.sub, this);
@@ -196,20 +206,10 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
     sent_ids_.erase(ack.instruction_id());
   }
   if (absl::StartsWith(ack.instruction_id(), "upd-")) {
-    v1::UpdateInstructionAck req;
-    req.set_agent_id(claims_.sub);
-    req.set_instruction_id(ack.instruction_id());
-    req.set_applied(ack.applied());
-    req.set_error(ack.error().substr(0, 500));
-    outcomes_->Push(std::move(req));
-    return;
+    outcomes_->Push(BackendAck<v1::UpdateInstructionAck>(claims_.sub, ack));
+  } else {
+    outcomes_->Push(BackendAck<v1::AckInstructionRequest>(claims_.sub, ack));
   }
-  v1::AckInstructionRequest req;
-  req.set_agent_id(claims_.sub);
-  req.set_instruction_id(ack.instruction_id());
-  req.set_applied(ack.applied());
-  req.set_error(ack.error().substr(0, 500));
-  outcomes_->Push(std::move(req));
 }
 
 void AgentStream::HandleDeliveryReport(const v1::ReportDeliveryRequest& report) {
@@ -373,7 +373,7 @@ void AgentStream::StepDone() {
 
 void AgentStream::FetchDone() {
   bool again = false;
-  bool retry = false;
+  int retry_after_failures = 0;  // > 0: retry the round
   std::optional<grpc::Status> close;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -387,20 +387,15 @@ void AgentStream::FetchDone() {
     } else if (close_after_delivery_) {
       close = close_after_delivery_;
     } else if (failed && !finish_requested_ && !done_) {
-      retry = true;
+      retry_after_failures = fetch_failures_;
     }
   }
   if (again) DeliverPending();
   if (close) End(*close, /*drain=*/true);
-  if (retry) FetchFailed();
+  if (retry_after_failures > 0) FetchFailed(retry_after_failures);
 }
 
-void AgentStream::FetchFailed() {
-  int failures;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    failures = fetch_failures_;
-  }
+void AgentStream::FetchFailed(int failures) {
   absl::Duration delay = RetryDelay(failures - 1, absl::Milliseconds(500), absl::Seconds(30));
   Ref();
   deps_.timers.RunAfter(delay, [this](bool fired) {

@@ -70,8 +70,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void HandleDeliveryReport(const v1::ReportDeliveryRequest& report);
   void FetchAgentInstructions();
   void FetchUpdateInstructions();
-  // A fetch failed: retry the round after a backoff, unless the stream is ending.
-  void FetchFailed();
+  // The round failed for the `failures`-th time in a row: retry it after a backoff.
+  void FetchFailed(int failures);
   void SignAndSend(v1::Instruction in);
   // Sends an already-signed envelope unless this stream sent that instruction before.
   void SendOnce(v1::SignedEnvelope env);

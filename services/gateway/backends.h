@@ -32,12 +32,12 @@ struct Backends {
   std::unique_ptr<v1::AuthService::Stub> auth;
   std::unique_ptr<v1::AgentsService::Stub> agents;
   std::unique_ptr<v1::UpdatesService::Stub> updates;
-  // Agent-driven calls go through these (operators' calls are few and go straight through).
+  // Agent-driven calls, per service.
   std::unique_ptr<BackendGate> auth_gate;
   std::unique_ptr<BackendGate> agents_gate;
   std::unique_ptr<BackendGate> updates_gate;
   std::unique_ptr<BackendGate> download_gate;
-  // Operators' calls, to any service: few, but counted so shutdown can wait for them.
+  // Operators' calls, to any service: few, but bounded and counted like the rest.
   std::unique_ptr<BackendGate> operator_gate;
   // Every gate, for shutdown.
   std::vector<BackendGate*> gates() const;
