@@ -194,15 +194,20 @@ bool AgentClient::SendOnStream(v1::AgentMessage msg) {
   return stream_->Write(msg);
 }
 
-void AgentClient::ReportDelivery(const std::string& delivery_id, v1::DeliveryState state,
-                                 const std::string& code, const std::string& reason) {
+v1::AgentMessage DeliveryReportMessage(const std::string& delivery_id, v1::DeliveryState state,
+                                       const std::string& code, const std::string& reason) {
   v1::AgentMessage msg;
   v1::ReportDeliveryRequest* r = msg.mutable_delivery_report();
   r->set_delivery_id(delivery_id);
   r->set_state(state);
   r->set_failure_code(code);
   r->set_failure_reason(reason);
-  if (!SendOnStream(std::move(msg))) {
+  return msg;
+}
+
+void AgentClient::ReportDelivery(const std::string& delivery_id, v1::DeliveryState state,
+                                 const std::string& code, const std::string& reason) {
+  if (!SendOnStream(DeliveryReportMessage(delivery_id, state, code, reason))) {
     LogWarn(absl::StrCat("delivery report ", v1::DeliveryState_Name(state), " not sent: offline"));
   }
 }

@@ -100,6 +100,11 @@ class AgentClient {
   std::atomic<bool> self_update_settled_{false};
 };
 
+// The stream message reporting a delivery's progress (`code` and `reason` for FAILED).
+v1::AgentMessage DeliveryReportMessage(const std::string& delivery_id, v1::DeliveryState state,
+                                       const std::string& code = "",
+                                       const std::string& reason = "");
+
 // Full jitter: uniform in [0, min(cap, base * 2^attempt)].
 absl::Duration BackoffDelay(int attempt, absl::Duration base, absl::Duration cap);
 

@@ -594,13 +594,7 @@ void SimAgent::FinishOffer(const std::string& instruction_id, const std::string&
 
 void SimAgent::Report(const std::string& delivery_id, v1::DeliveryState state,
                       const std::string& code, const std::string& reason) {
-  v1::AgentMessage m;
-  v1::ReportDeliveryRequest* r = m.mutable_delivery_report();
-  r->set_delivery_id(delivery_id);
-  r->set_state(state);
-  r->set_failure_code(code);
-  r->set_failure_reason(reason);
-  SendOutcome(std::move(m));
+  SendOutcome(agent::DeliveryReportMessage(delivery_id, state, code, reason));
 }
 
 void SimAgent::Ack(const std::string& id, bool applied, const std::string& error) {
