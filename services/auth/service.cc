@@ -153,27 +153,43 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
   return grpc::Status::OK;
 }
 
-grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::RefreshRequest* req,
-                                      v1::TokenPair* resp) {
+grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx,
+                                      const v1::RotateRefreshRequest* req, v1::TokenPair* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (req->refresh_token().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refresh_token is required");
+  if (req->refresh_token().empty() || req->refresh_token().size() > 200) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "refresh_token is required (at most 200 characters)");
+  }
+  if (req->audience() != kOperatorAudience && req->audience() != kAgentAudience) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("audience must be ", kOperatorAudience, " or ",
+                                     kAgentAudience));
   }
   std::string fresh = NewSecret(kRefreshPrefix);
   absl::Time fresh_exp = absl::Now() + settings_.refresh_ttl;
   absl::StatusOr<RotateResult> r = store_.RotateRefresh(
-      Sha256Hex(req->refresh_token()), Sha256Hex(fresh), fresh_exp, settings_.agent_refresh_grace);
+      {Sha256Hex(req->refresh_token()), Sha256Hex(fresh), fresh_exp, settings_.agent_refresh_grace,
+       req->audience(), req->subject(), req->check_only()});
   if (!r.ok()) return ToGrpcStatus(r.status());
   switch (r->outcome) {
     case RotateOutcome::kRotated:
       break;
     case RotateOutcome::kRotatedInGrace:
+      if (req->check_only()) break;
       RecordEvent(*ctx, "REFRESH_GRACE_USED", r->session.subject,
                   absl::StrCat("{\"session\":", JsonQuote(r->session.session_id), "}"));
       break;
     case RotateOutcome::kUnknown:
       return Fail(*ctx, "unknown_refresh_token", "",
                   absl::UnauthenticatedError("refresh token not recognised"));
+    case RotateOutcome::kWrongAudience:
+      return Fail(*ctx, "wrong_session_kind", r->session.subject,
+                  absl::UnauthenticatedError(absl::StrCat(
+                      "refresh token not recognised: it belongs to a ", r->session.audience,
+                      " session, not ", req->audience())));
+    case RotateOutcome::kWrongSubject:
+      return Fail(*ctx, "wrong_subject", r->session.subject,
+                  absl::PermissionDeniedError("refresh token belongs to another agent"));
     case RotateOutcome::kExpired:
       return Fail(*ctx, "expired_refresh_token", r->session.subject,
                   absl::UnauthenticatedError("refresh token has expired; log in again"));
@@ -187,6 +203,10 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::Refres
                   absl::UnauthenticatedError(
                       "refresh token was already used; the session has been revoked"));
     }
+  }
+  if (req->check_only()) {
+    resp->set_subject(r->session.subject);  // nothing issued: the caller only learns it is valid
+    return grpc::Status::OK;
   }
   *resp = AccessToken(r->session.subject, r->session.role, r->session.audience);
   resp->set_refresh_token(fresh);

@@ -32,7 +32,7 @@ class AuthServiceImpl final : public v1::AuthService::Service {
 
   grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
                      v1::TokenPair* resp) override;
-  grpc::Status Refresh(grpc::ServerContext* ctx, const v1::RefreshRequest* req,
+  grpc::Status Refresh(grpc::ServerContext* ctx, const v1::RotateRefreshRequest* req,
                        v1::TokenPair* resp) override;
   grpc::Status Logout(grpc::ServerContext* ctx, const v1::LogoutRequest* req,
                       v1::LogoutResponse* resp) override;

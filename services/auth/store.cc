@@ -232,36 +232,42 @@ absl::StatusOr<std::string> AuthStore::CreateSession(const std::string& subject,
   return id;
 }
 
-absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const std::string& old_hash,
-                                                      const std::string& new_hash,
-                                                      absl::Time new_expires,
-                                                      absl::Duration agent_grace) {
+absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const RotateRequest& req) {
   RotateResult result{RotateOutcome::kUnknown, {}};
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r,
-        c.Exec(kLockRefresh, {old_hash, absl::StrCat(absl::ToInt64Microseconds(agent_grace))}));
+        PgResult r, c.Exec(kLockRefresh, {req.old_hash, absl::StrCat(absl::ToInt64Microseconds(
+                                                            req.agent_grace))}));
     if (r.Rows() == 0) return absl::OkStatus();
     result.session = SessionRow{r.Text(0, 0), r.Text(0, 1), r.Text(0, 2), r.Text(0, 3)};
     bool rotated = r.Bool(0, 4), expired = r.Bool(0, 5), revoked = r.Bool(0, 6);
     bool within_grace = r.Bool(0, 7), grace_used = r.Bool(0, 8), successor_unused = r.Bool(0, 9);
     auto issue_new = [&]() {
-      return c.Exec(kInsertRefresh, {new_hash, result.session.session_id, Micros(new_expires)})
+      return c
+          .Exec(kInsertRefresh, {req.new_hash, result.session.session_id, Micros(req.new_expires)})
           .status();
     };
-    if (revoked) {
+    // Whose session this is comes first: a token presented to the wrong door proves
+    // nothing about the caller there, so it must not spend or revoke anything.
+    if (result.session.audience != req.audience) {
+      result.outcome = RotateOutcome::kWrongAudience;
+    } else if (!req.subject.empty() && result.session.subject != req.subject) {
+      result.outcome = RotateOutcome::kWrongSubject;
+    } else if (revoked) {
       result.outcome = RotateOutcome::kRevoked;
     } else if (expired) {
       result.outcome = RotateOutcome::kExpired;
     } else if (!rotated) {
       result.outcome = RotateOutcome::kRotated;
+      if (req.check_only) return absl::OkStatus();
       REDFLAG_RETURN_IF_ERROR(issue_new());
-      return c.Exec(kMarkRotated, {old_hash, new_hash}).status();
+      return c.Exec(kMarkRotated, {req.old_hash, req.new_hash}).status();
     } else if (result.session.audience == kAgentAudience && within_grace && !grace_used &&
                successor_unused) {
       result.outcome = RotateOutcome::kRotatedInGrace;
+      if (req.check_only) return absl::OkStatus();
       REDFLAG_RETURN_IF_ERROR(issue_new());
-      return c.Exec(kUseGrace, {old_hash, new_hash}).status();
+      return c.Exec(kUseGrace, {req.old_hash, req.new_hash}).status();
     } else {
       // A rotated token came back: someone holds a copy. Kill the whole family.
       result.outcome = RotateOutcome::kReused;

@@ -28,11 +28,31 @@ struct SessionRow {
   std::string audience;
 };
 
-enum class RotateOutcome { kRotated, kRotatedInGrace, kUnknown, kExpired, kRevoked, kReused };
+enum class RotateOutcome {
+  kRotated,
+  kRotatedInGrace,
+  kUnknown,
+  kWrongAudience,  // a session of another kind (agent token on the operator API)
+  kWrongSubject,   // the session belongs to another subject than the one expected
+  kExpired,
+  kRevoked,
+  kReused,
+};
 
 struct RotateResult {
   RotateOutcome outcome;
   SessionRow session;  // set unless kUnknown
+};
+
+// One refresh: which token, what replaces it, and what the caller expects of its session.
+struct RotateRequest {
+  std::string old_hash;
+  std::string new_hash;
+  absl::Time new_expires;
+  absl::Duration agent_grace;
+  std::string audience;  // required
+  std::string subject;   // empty: any subject
+  bool check_only = false;
 };
 
 // Consecutive failures on one key ("user:<name>" or "source:<ip>") within a window lock
@@ -74,14 +94,15 @@ class AuthStore {
                                             const std::string& audience,
                                             const std::string& refresh_hash,
                                             absl::Time refresh_expires);
-  // Replaces `old_hash` by `new_hash`. Presenting an already-rotated token revokes the
-  // whole session (committed even though the caller then refuses the request), except
-  // once: an agent session may present its immediately previous token within
-  // `agent_grace` of its rotation if the successor was never used (a crash between the
-  // server rotating and the agent saving).
-  absl::StatusOr<RotateResult> RotateRefresh(const std::string& old_hash,
-                                             const std::string& new_hash, absl::Time new_expires,
-                                             absl::Duration agent_grace);
+  // Replaces `old_hash` by `new_hash`. A session of another audience or subject than the
+  // request expects changes nothing (kWrongAudience / kWrongSubject, checked before
+  // anything else). Presenting an already-rotated token revokes the whole session
+  // (committed even though the caller then refuses the request), except once: an agent
+  // session may present its immediately previous token within `agent_grace` of its
+  // rotation if the successor was never used (a crash between the server rotating and
+  // the agent saving). With `check_only` the outcome is the one a rotation would have,
+  // but only the reuse revocation is written.
+  absl::StatusOr<RotateResult> RotateRefresh(const RotateRequest& req);
   absl::Status RevokeSessionByRefresh(const std::string& refresh_hash);
 
   absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(

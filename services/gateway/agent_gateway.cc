@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/actor.h"
+#include "common/jwt.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "services/gateway/backend_flow.h"
@@ -119,21 +120,46 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext
 
 namespace {
 
-// Refresh for agents: the binding (x-machine-id) and block state are checked before the
-// token rotates, and the rotated session must belong to the agent that asked.
+// Refresh for agents, in the order that keeps unauthenticated callers from changing
+// anything: (1) auth checks, changing nothing, that the refresh token is a live agent
+// session of the agent named; (2) only then the binding and block state are checked
+// (a mismatch there counts a violation and may block: the caller has proved it holds
+// the agent's token); (3) the token rotates, auth re-checking everything in its
+// transaction.
 class RefreshFlow final : public BackendFlow {
  public:
   RefreshFlow(grpc::CallbackServerContext* ctx, const v1::RefreshAgentRequest* req,
               v1::TokenPair* resp, Backends& b)
-      : BackendFlow(ctx, b, Actor{req->agent_id(), "agent", ctx->peer()}), resp_(resp) {
+      : BackendFlow(ctx, b, Actor{"", "agent", ctx->peer()}), resp_(resp) {
     authorize_.set_agent_id(req->agent_id());
     authorize_.set_machine_id(Metadata(*ctx, "x-machine-id"));
     authorize_.set_source(ctx->peer());
     refresh_.set_refresh_token(req->refresh_token());
+    refresh_.set_audience(kAgentAudience);
+    refresh_.set_subject(req->agent_id());
   }
 
   grpc::ServerUnaryReactor* Start() {
     grpc::ServerUnaryReactor* reactor = this->reactor();
+    refresh_.set_check_only(true);
+    CallRefresh([this](const grpc::Status& s) { OnTokenChecked(s); });
+    return reactor;
+  }
+
+ private:
+  void CallRefresh(std::function<void(const grpc::Status&)> then) {
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.auth_gate,
+        [this, ctx](Completion cb) {
+          b_.auth->async()->Refresh(ctx, &refresh_, resp_, std::move(cb));
+        },
+        std::move(then));
+  }
+
+  void OnTokenChecked(const grpc::Status& s) {
+    resp_->Clear();
+    if (!s.ok()) return Done(s);
     grpc::ClientContext* ctx = NextContext();
     GatedCall(
         *b_.agents_gate,
@@ -141,22 +167,16 @@ class RefreshFlow final : public BackendFlow {
           b_.agents->async()->AuthorizeAgent(ctx, &authorize_, &agent_, std::move(cb));
         },
         [this](const grpc::Status& s) { OnAuthorized(s); });
-    return reactor;
   }
 
- private:
   void OnAuthorized(const grpc::Status& s) {
     if (!s.ok()) return Done(s);
-    grpc::ClientContext* ctx = NextContext();
-    GatedCall(
-        *b_.auth_gate,
-        [this, ctx](Completion cb) {
-          b_.auth->async()->Refresh(ctx, &refresh_, resp_, std::move(cb));
-        },
-        [this](const grpc::Status& s) { OnRefreshed(s); });
+    refresh_.set_check_only(false);
+    CallRefresh([this](const grpc::Status& s) { OnRefreshed(s); });
   }
+
   void OnRefreshed(const grpc::Status& s) {
-    if (s.ok() && resp_->subject() != authorize_.agent_id()) {
+    if (s.ok() && resp_->subject() != authorize_.agent_id()) {  // auth checked; belt and braces
       resp_->Clear();
       return Done(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                                "refresh token belongs to another agent"));
@@ -167,7 +187,7 @@ class RefreshFlow final : public BackendFlow {
   v1::TokenPair* resp_;
   v1::AuthorizeAgentRequest authorize_;
   v1::Agent agent_;
-  v1::RefreshRequest refresh_;
+  v1::RotateRefreshRequest refresh_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/jwt.h"
 #include "services/gateway/backend_flow.h"
 #include "services/gateway/forward.h"
 #include "services/gateway/publish_relay.h"
@@ -54,10 +55,45 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::Login(grpc::CallbackServerContext
   RELAY_ANONYMOUS(auth, Login);
 }
 
+namespace {
+
+// Operator refresh: auth rotates only operator sessions (an agent's refresh token is
+// refused there and left untouched).
+class OperatorRefreshFlow final : public BackendFlow {
+ public:
+  OperatorRefreshFlow(grpc::CallbackServerContext* ctx, const v1::RefreshRequest* req,
+                      v1::TokenPair* resp, Backends& b)
+      : BackendFlow(ctx, b, Actor{"", "", ctx->peer()}), resp_(resp) {
+    refresh_.set_refresh_token(req->refresh_token());
+    refresh_.set_audience(kOperatorAudience);
+  }
+
+  grpc::ServerUnaryReactor* Start() {
+    grpc::ServerUnaryReactor* reactor = this->reactor();
+    grpc::ClientContext* ctx = NextContext();
+    GatedCall(
+        *b_.operator_gate,
+        [this, ctx](Completion cb) {
+          b_.auth->async()->Refresh(ctx, &refresh_, resp_, std::move(cb));
+        },
+        [this](const grpc::Status& s) { Done(s); });
+    return reactor;
+  }
+
+ private:
+  v1::TokenPair* resp_;
+  v1::RotateRefreshRequest refresh_;
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::Refresh(grpc::CallbackServerContext* ctx,
                                                        const v1::RefreshRequest* req,
                                                        v1::TokenPair* resp) {
-  RELAY_ANONYMOUS(auth, Refresh);
+  if (absl::Status limited = limits_.login.Acquire(SourceIp(ctx->peer())); !limited.ok()) {
+    return Reject(ctx, limited);
+  }
+  return (new OperatorRefreshFlow(ctx, req, resp, backends_))->Start();
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::Logout(grpc::CallbackServerContext* ctx,

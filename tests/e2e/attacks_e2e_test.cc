@@ -1,0 +1,179 @@
+// The red team's findings (issue 10), each performed as the attacker would through the
+// public gateway: the attack is refused with the exact status, nothing changes in the
+// database, the refusal is counted and recorded — and the legitimate owner still gets in.
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "tests/support/cluster.h"
+#include "tests/support/test_env.h"
+
+using namespace redflag;
+using namespace redflag::testing;
+
+namespace {
+
+grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
+                          const std::string& token, v1::TokenPair* out) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-machine-id", machine);
+  v1::RefreshAgentRequest req;
+  req.set_refresh_token(token);
+  req.set_agent_id(agent_id);
+  return Cluster::Get().AgentGateway()->RefreshCredentials(&ctx, req, out);
+}
+
+grpc::Status RefreshOperator(const std::string& token, v1::TokenPair* out) {
+  grpc::ClientContext ctx;
+  v1::RefreshRequest req;
+  req.set_refresh_token(token);
+  return Cluster::Get().Operator()->Refresh(&ctx, req, out);
+}
+
+int64_t Count(const std::string& sql, const std::vector<std::string>& params) {
+  return std::stoll(QueryColumn(sql, params)[0]);
+}
+
+// Security events naming `actor` (any type).
+int64_t EventsNaming(const std::string& actor) {
+  return Count("SELECT count(*) FROM audit.security_events WHERE actor = $1", {actor});
+}
+
+int64_t Violations(const std::string& agent_id) {
+  return Count("SELECT binding_violations FROM agents.agents WHERE id = $1", {agent_id});
+}
+
+bool Blocked(const std::string& agent_id) {
+  return QueryColumn("SELECT blocked_at IS NOT NULL FROM agents.agents WHERE id = $1",
+                     {agent_id})[0] == "t";
+}
+
+// Sum of a counter's samples whose label set contains `label` on a service's /metrics.
+double MetricSum(const std::string& service, const std::string& name, const std::string& label) {
+  std::string body = HttpGet(Cluster::Get().metrics_port(service), "/metrics");
+  double sum = 0;
+  size_t pos = 0;
+  while ((pos = body.find(name + "{", pos)) != std::string::npos) {
+    size_t eol = body.find('\n', pos);
+    std::string line = body.substr(pos, eol - pos);
+    if (line.find(label) != std::string::npos) sum += std::stod(line.substr(line.rfind(' ') + 1));
+    pos = eol;
+  }
+  return sum;
+}
+
+struct Enrolled {
+  std::string machine;
+  v1::RegisterResponse reg;
+};
+
+Enrolled Enroll() {
+  Enrolled e{RandomMachineId(), {}};
+  REQUIRE(RegisterAgent(Cluster::Get().NewRegistrationToken(1), e.machine, "0.2.0", &e.reg).ok());
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("attack 1: refresh calls without the agent's token cannot count violations or block it",
+          "[e2e][attack][refresh]") {
+  Enrolled victim = Enroll();
+  const std::string& id = victim.reg.agent_id();
+  int64_t events_before = EventsNaming(id);
+  double refused_before =
+      MetricSum("auth", "redflag_auth_failures_total", "reason=\"unknown_refresh_token\"");
+
+  // The attack as reported: garbage refresh token, the victim's id, a wrong machine id.
+  for (int i = 0; i < 5; ++i) {
+    v1::TokenPair out;
+    grpc::Status s = RefreshAgent(id, RandomMachineId(), "rf_rt_garbage-" + std::to_string(i), &out);
+    CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(out.access_token().empty());
+  }
+  // Another agent's genuine refresh token does not authenticate as the victim either.
+  Enrolled other = Enroll();
+  v1::TokenPair out;
+  grpc::Status s = RefreshAgent(id, RandomMachineId(), other.reg.credentials().refresh_token(), &out);
+  CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK_THAT(s.error_message(), Catch::Contains("another agent"));
+
+  CHECK(Violations(id) == 0);
+  CHECK_FALSE(Blocked(id));
+  CHECK(EventsNaming(id) == events_before);  // no event names the victim
+  CHECK(MetricSum("auth", "redflag_auth_failures_total", "reason=\"unknown_refresh_token\"") >=
+        refused_before + 5);
+
+  // Nothing was spent: both genuine agents still refresh with the tokens they hold.
+  v1::TokenPair fresh;
+  CHECK(RefreshAgent(id, victim.machine, victim.reg.credentials().refresh_token(), &fresh).ok());
+  CHECK(fresh.subject() == id);
+  CHECK(RefreshAgent(other.reg.agent_id(), other.machine, other.reg.credentials().refresh_token(),
+                     &fresh)
+            .ok());
+}
+
+TEST_CASE("attack 1: the binding is still enforced once the caller holds the agent's token",
+          "[e2e][attack][refresh]") {
+  Enrolled a = Enroll();
+  const std::string& id = a.reg.agent_id();
+  v1::TokenPair out;
+  // A stolen refresh token used from another machine: refused, counted, not rotated.
+  grpc::Status s = RefreshAgent(id, RandomMachineId(), a.reg.credentials().refresh_token(), &out);
+  CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(Violations(id) == 1);
+  CHECK(Count("SELECT count(*) FROM audit.security_events WHERE type = 'MACHINE_ID_MISMATCH' "
+              "AND actor = $1",
+              {id}) == 1);
+  CHECK(RefreshAgent(id, a.machine, a.reg.credentials().refresh_token(), &out).ok());
+}
+
+TEST_CASE("attack 5: an agent's refresh token does not refresh on the operator API",
+          "[e2e][attack][refresh]") {
+  Enrolled a = Enroll();
+  const std::string& id = a.reg.agent_id();
+  double before = MetricSum("auth", "redflag_auth_failures_total", "reason=\"wrong_session_kind\"");
+  v1::TokenPair out;
+  grpc::Status s = RefreshOperator(a.reg.credentials().refresh_token(), &out);
+  CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(out.access_token().empty());
+  CHECK(MetricSum("auth", "redflag_auth_failures_total", "reason=\"wrong_session_kind\"") ==
+        before + 1);
+  CHECK(Count("SELECT count(*) FROM audit.security_events WHERE type = 'AUTH_FAILURE' AND "
+              "actor = $1 AND detail LIKE '%wrong_session_kind%'",
+              {id}) == 1);
+  // The token was neither rotated nor revoked: the agent refreshes through its own door.
+  CHECK(Count("SELECT count(*) FROM auth.refresh_tokens WHERE token_hash = $1 AND rotated_at "
+              "IS NULL",
+              {Sha256Hex(a.reg.credentials().refresh_token())}) == 1);
+  CHECK(RefreshAgent(id, a.machine, a.reg.credentials().refresh_token(), &out).ok());
+
+  // A blocked agent's token is refused there too (it used to mint agent JWTs for it).
+  Enrolled b = Enroll();
+  v1::BlockAgentRequest block;
+  block.set_id(b.reg.agent_id());
+  block.set_reason("attack 5 test");
+  {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, Cluster::Get().AdminToken());
+    v1::Agent blocked;
+    REQUIRE(Cluster::Get().Operator()->BlockAgent(&ctx, block, &blocked).ok());
+  }
+  CHECK(RefreshOperator(b.reg.credentials().refresh_token(), &out).error_code() ==
+        grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(RefreshAgent(b.reg.agent_id(), b.machine, b.reg.credentials().refresh_token(), &out)
+            .error_code() == grpc::StatusCode::PERMISSION_DENIED);
+
+  // And an operator's refresh token does not refresh as an agent.
+  v1::LoginRequest login;
+  login.set_username("admin");
+  login.set_password(TestVar("REDFLAG_ADMIN_PASSWORD"));
+  v1::TokenPair admin;
+  {
+    grpc::ClientContext ctx;
+    REQUIRE(Cluster::Get().Operator()->Login(&ctx, login, &admin).ok());
+  }
+  CHECK(RefreshAgent("admin", a.machine, admin.refresh_token(), &out).error_code() ==
+        grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(RefreshOperator(admin.refresh_token(), &out).ok());
+}
