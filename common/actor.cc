@@ -1,5 +1,7 @@
 #include "common/actor.h"
 
+#include "absl/strings/str_replace.h"
+
 namespace redflag {
 namespace {
 
@@ -16,16 +18,19 @@ Actor ActorFromMetadata(const grpc::ServerContextBase& ctx) {
 }
 
 std::string SourceIp(const std::string& peer) {
-  std::string rest = peer;
-  if (rest.rfind("ipv4:", 0) == 0) {
-    rest = rest.substr(5);
+  if (peer.rfind("ipv4:", 0) == 0) {
+    std::string rest = peer.substr(5);
     return rest.substr(0, rest.rfind(':'));
   }
-  if (rest.rfind("ipv6:", 0) == 0) {
-    rest = rest.substr(5);
+  if (peer.rfind("ipv6:", 0) == 0) {
+    // gRPC writes the address URI-escaped ("ipv6:%5B::1%5D:443"); older forms use brackets.
+    std::string rest = absl::StrReplaceAll(peer.substr(5), {{"%5B", "["}, {"%5D", "]"},
+                                                            {"%5b", "["}, {"%5d", "]"}});
     size_t close = rest.find(']');
-    if (!rest.empty() && rest[0] == '[' && close != std::string::npos)
+    if (!rest.empty() && rest[0] == '[' && close != std::string::npos) {
       return rest.substr(1, close - 1);
+    }
+    return rest.substr(0, rest.rfind(':'));  // no brackets: still drop the port
   }
   return peer;
 }

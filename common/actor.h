@@ -21,7 +21,9 @@ struct Actor {
 
 Actor ActorFromMetadata(const grpc::ServerContextBase& ctx);
 // The address part of a gRPC peer string: "ipv4:10.0.0.1:5555" -> "10.0.0.1",
-// "ipv6:[::1]:5555" -> "::1". Unknown forms are returned unchanged.
+// "ipv6:%5B::1%5D:5555" (gRPC's escaped form) or "ipv6:[::1]:5555" -> "::1". Unknown
+// forms are returned unchanged. Every per-source limit is keyed by this: it must not
+// include the port, or each new connection would be a new source.
 std::string SourceIp(const std::string& peer);
 void AttachActor(grpc::ClientContext& ctx, const Actor& actor);
 

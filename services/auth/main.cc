@@ -1,5 +1,8 @@
 // redflag-auth: accounts, sessions and registration tokens, served over mTLS.
+#include <cstdlib>
+
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/flags/parse.h"
 #include "common/config.h"
 #include "common/jwt.h"
@@ -21,18 +24,35 @@ absl::StatusOr<redflag::auth::AuthSettings> SettingsFromEnv() {
   REDFLAG_ASSIGN_OR_RETURN(int64_t seats, redflag::Env::Int("REDFLAG_MAX_SEATS", 50, 1, 100000));
   s.limits = {static_cast<int>(tokens), static_cast<int>(seats)};
   using redflag::Env;
-  REDFLAG_ASSIGN_OR_RETURN(int64_t user_threshold,
-                           Env::Int("REDFLAG_LOCKOUT_USER_THRESHOLD", 5, 1, 1000));
+  // The hard account lock was replaced by per-(account, source) throttling: refuse the old
+  // settings rather than silently ignoring them.
+  for (const char* old : {"REDFLAG_LOCKOUT_USER_THRESHOLD", "REDFLAG_LOCKOUT_SOURCE_THRESHOLD",
+                          "REDFLAG_LOCKOUT_WINDOW_SECONDS", "REDFLAG_LOCKOUT_SECONDS"}) {
+    if (std::getenv(old) != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          old, " is no longer read: failed logins are throttled per account and source "
+               "(REDFLAG_LOGIN_THROTTLE_*) and per source (REDFLAG_LOGIN_SOURCE_THRESHOLD)"));
+    }
+  }
+  REDFLAG_ASSIGN_OR_RETURN(int64_t account_threshold,
+                           Env::Int("REDFLAG_LOGIN_THROTTLE_THRESHOLD", 5, 1, 1000));
   REDFLAG_ASSIGN_OR_RETURN(int64_t source_threshold,
-                           Env::Int("REDFLAG_LOCKOUT_SOURCE_THRESHOLD", 50, 1, 100000));
+                           Env::Int("REDFLAG_LOGIN_SOURCE_THRESHOLD", 50, 1, 100000));
   REDFLAG_ASSIGN_OR_RETURN(int64_t window,
-                           Env::Int("REDFLAG_LOCKOUT_WINDOW_SECONDS", 900, 1, 86400));
-  REDFLAG_ASSIGN_OR_RETURN(int64_t lock_for, Env::Int("REDFLAG_LOCKOUT_SECONDS", 900, 1, 86400));
+                           Env::Int("REDFLAG_LOGIN_THROTTLE_WINDOW_SECONDS", 900, 1, 86400));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t first,
+                           Env::Int("REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS", 15, 1, 86400));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t max,
+                           Env::Int("REDFLAG_LOGIN_THROTTLE_MAX_SECONDS", 900, 1, 86400));
+  if (max < first) {
+    return absl::InvalidArgumentError(
+        "REDFLAG_LOGIN_THROTTLE_MAX_SECONDS must not be below REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS");
+  }
   REDFLAG_ASSIGN_OR_RETURN(int64_t grace, Env::Int("REDFLAG_REFRESH_GRACE_SECONDS", 60, 0, 3600));
-  s.user_lockout = {static_cast<int>(user_threshold), absl::Seconds(window),
-                    absl::Seconds(lock_for)};
-  s.source_lockout = {static_cast<int>(source_threshold), absl::Seconds(window),
-                      absl::Seconds(lock_for)};
+  s.account_source_throttle = {static_cast<int>(account_threshold), absl::Seconds(window),
+                               absl::Seconds(first), absl::Seconds(max)};
+  s.source_throttle = {static_cast<int>(source_threshold), absl::Seconds(window),
+                       absl::Seconds(first), absl::Seconds(max)};
   s.agent_refresh_grace = absl::Seconds(grace);
   return s;
 }

@@ -24,7 +24,10 @@ void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
   ts->set_seconds(absl::ToUnixSeconds(t));
 }
 
-std::string UserKey(const std::string& username) { return "user:" + username; }
+// Throttle keys. The account's key is per source: failures elsewhere never close it here.
+std::string AccountSourceKey(const grpc::ServerContext& ctx, const std::string& username) {
+  return absl::StrCat("login:", username, "@", SourceIp(ActorFromMetadata(ctx).source));
+}
 
 std::string SourceKey(const grpc::ServerContext& ctx) {
   return "source:" + SourceIp(ActorFromMetadata(ctx).source);
@@ -79,16 +82,19 @@ void AuthServiceImpl::RecordEvent(const grpc::ServerContext& ctx, const std::str
 
 void AuthServiceImpl::CountFailedLogin(const grpc::ServerContext& ctx,
                                        const std::string& username) {
-  absl::StatusOr<std::optional<absl::Time>> user =
-      store_.RecordFailure(UserKey(username), settings_.user_lockout);
-  if (user.ok() && user->has_value()) {
-    // The account name is recorded whether or not it exists; the reply never says which.
-    RecordEvent(ctx, "ACCOUNT_LOCKED", username, "{}");
-  }
-  absl::StatusOr<std::optional<absl::Time>> source =
-      store_.RecordFailure(SourceKey(ctx), settings_.source_lockout);
-  if (source.ok() && source->has_value()) RecordEvent(ctx, "SOURCE_LOCKED", username, "{}");
-  if (!user.ok() || !source.ok()) LogError("cannot count a failed login");
+  // The account name is recorded whether or not it exists; the reply never says which.
+  auto count = [&](const std::string& key, const LockoutPolicy& policy, const char* scope) {
+    absl::StatusOr<std::optional<absl::Time>> until = store_.RecordFailure(key, policy);
+    if (!until.ok()) {
+      LogError(absl::StrCat("cannot count a failed login: ", until.status().message()));
+    } else if (until->has_value()) {
+      RecordEvent(ctx, "LOGIN_THROTTLED", username,
+                  absl::StrCat("{\"scope\":\"", scope, "\",\"seconds\":",
+                               absl::ToInt64Seconds(**until - absl::Now()) + 1, "}"));
+    }
+  };
+  count(AccountSourceKey(ctx, username), settings_.account_source_throttle, "account_source");
+  count(SourceKey(ctx), settings_.source_throttle, "source");
 }
 
 v1::TokenPair AuthServiceImpl::AccessToken(const std::string& subject, const std::string& role,
@@ -126,11 +132,11 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "username or password too long");
   }
   absl::StatusOr<std::optional<absl::Time>> locked =
-      store_.LockedUntil({UserKey(req->username()), SourceKey(*ctx)});
+      store_.LockedUntil({AccountSourceKey(*ctx, req->username()), SourceKey(*ctx)});
   if (!locked.ok()) return ToGrpcStatus(locked.status());
   if (locked->has_value()) {
-    // Same answer for existing and unknown names: locking reveals nothing about accounts.
-    return Fail(*ctx, "locked_out", req->username(), LockedOut(**locked));
+    // Same answer for existing and unknown names: throttling reveals nothing about accounts.
+    return Fail(*ctx, "throttled", req->username(), LockedOut(**locked));
   }
   absl::StatusOr<std::optional<UserRow>> user = store_.FindUser(req->username());
   if (!user.ok()) return ToGrpcStatus(user.status());
@@ -145,7 +151,9 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
     return Fail(*ctx, "bad_credentials", req->username(),
                 absl::UnauthenticatedError("invalid username or password"));
   }
-  (void)store_.ClearFailures(UserKey(req->username()));
+  // Only this account's count from this source: a success must not reset a sprayer's
+  // per-source count.
+  (void)store_.ClearFailures(AccountSourceKey(*ctx, req->username()));
   absl::StatusOr<v1::TokenPair> pair =
       StartSession((*user)->username, (*user)->role, kOperatorAudience);
   if (!pair.ok()) return ToGrpcStatus(pair.status());

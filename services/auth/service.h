@@ -18,9 +18,9 @@ struct AuthSettings {
   absl::Duration refresh_ttl = absl::Hours(24 * 90);
   absl::Duration default_registration_ttl = absl::Hours(24);
   TokenLimits limits{100, 50};
-  // Failed logins per username and per source address.
-  LockoutPolicy user_lockout{5, absl::Minutes(15), absl::Minutes(15)};
-  LockoutPolicy source_lockout{50, absl::Minutes(15), absl::Minutes(15)};
+  // Failed logins per (account, source address) and per source address (any account).
+  LockoutPolicy account_source_throttle{5, absl::Minutes(15), absl::Seconds(15), absl::Minutes(15)};
+  LockoutPolicy source_throttle{50, absl::Minutes(15), absl::Seconds(15), absl::Minutes(15)};
   // How long after a rotation an agent may present its previous refresh token once.
   absl::Duration agent_refresh_grace = absl::Seconds(60);
 };

@@ -115,20 +115,19 @@ constexpr Statement kLockedUntil{
     "SELECT floor(extract(epoch from max(locked_until)) * 1000000)::bigint "
     "FROM auth.login_failures WHERE key IN (SELECT json_array_elements_text($1::json)) "
     "AND locked_until > now()"};
+// window_started holds the time of the latest failure: a quiet `window` forgets the count.
 constexpr Statement kCountFailure{
     "auth_count_failure",
     "INSERT INTO auth.login_failures AS f (key, failures, window_started) VALUES ($1, 1, now()) "
     "ON CONFLICT (key) DO UPDATE SET "
     "failures = CASE WHEN f.window_started < now() - $2::bigint * interval '1 microsecond' "
     "  THEN 1 ELSE f.failures + 1 END, "
-    "window_started = CASE WHEN f.window_started < now() - $2::bigint * interval '1 microsecond' "
-    "  THEN now() ELSE f.window_started END "
+    "window_started = now() "
     "RETURNING failures"};
 constexpr Statement kLockKey{
     "auth_lock_key",
-    "UPDATE auth.login_failures SET failures = 0, window_started = now(), "
-    "locked_until = now() + $2::bigint * interval '1 microsecond' WHERE key = $1 "
-    "RETURNING floor(extract(epoch from locked_until) * 1000000)::bigint"};
+    "UPDATE auth.login_failures SET locked_until = now() + $2::bigint * interval '1 microsecond' "
+    "WHERE key = $1 RETURNING floor(extract(epoch from locked_until) * 1000000)::bigint"};
 constexpr Statement kClearFailures{"auth_clear_failures",
                                    "DELETE FROM auth.login_failures WHERE key = $1"};
 constexpr Statement kRevokeSession{
@@ -320,6 +319,13 @@ absl::StatusOr<std::optional<absl::Time>> AuthStore::LockedUntil(
   return out;
 }
 
+absl::Duration LockoutPolicy::DelayAfter(int64_t failures) const {
+  if (failures < threshold) return absl::ZeroDuration();
+  absl::Duration d = first_delay;
+  for (int64_t i = threshold; i < failures && d < max_delay; ++i) d *= 2;
+  return std::min(d, max_delay);
+}
+
 absl::StatusOr<std::optional<absl::Time>> AuthStore::RecordFailure(const std::string& key,
                                                                    const LockoutPolicy& policy) {
   std::optional<absl::Time> locked;
@@ -327,10 +333,10 @@ absl::StatusOr<std::optional<absl::Time>> AuthStore::RecordFailure(const std::st
     REDFLAG_ASSIGN_OR_RETURN(
         PgResult n,
         c.Exec(kCountFailure, {key, absl::StrCat(absl::ToInt64Microseconds(policy.window))}));
-    if (n.Int(0, 0) < policy.threshold) return absl::OkStatus();
+    absl::Duration delay = policy.DelayAfter(n.Int(0, 0));
+    if (delay <= absl::ZeroDuration()) return absl::OkStatus();
     REDFLAG_ASSIGN_OR_RETURN(
-        PgResult l,
-        c.Exec(kLockKey, {key, absl::StrCat(absl::ToInt64Microseconds(policy.lock_for))}));
+        PgResult l, c.Exec(kLockKey, {key, absl::StrCat(absl::ToInt64Microseconds(delay))}));
     if (l.Rows() == 1) locked = l.TimeFromMicros(0, 0);
     return absl::OkStatus();
   }));

@@ -55,12 +55,18 @@ struct RotateRequest {
   bool check_only = false;
 };
 
-// Consecutive failures on one key ("user:<name>" or "source:<ip>") within a window lock
-// that key for a period.
+// Login throttle for one key ("login:<account>@<source>" or "source:<ip>"): failures
+// are remembered until `window` passes without one; from the `threshold`-th failure on,
+// each failure closes the key for a delay that doubles from `first_delay` up to
+// `max_delay`. There is no account-wide lock: a guesser elsewhere never shuts the owner
+// out.
 struct LockoutPolicy {
   int threshold;
   absl::Duration window;
-  absl::Duration lock_for;
+  absl::Duration first_delay;
+  absl::Duration max_delay;
+  // The delay after `failures` failures (zero below the threshold).
+  absl::Duration DelayAfter(int64_t failures) const;
 };
 
 struct TokenLimits {
@@ -84,7 +90,8 @@ class AuthStore {
 
   // The latest lock expiry among `keys`, if any is locked now.
   absl::StatusOr<std::optional<absl::Time>> LockedUntil(const std::vector<std::string>& keys);
-  // Counts a failure; returns the lock expiry when this failure reached the threshold.
+  // Counts a failure; returns the time the key stays closed until when this failure
+  // reached the threshold (each further failure closes it for longer).
   absl::StatusOr<std::optional<absl::Time>> RecordFailure(const std::string& key,
                                                           const LockoutPolicy& policy);
   absl::Status ClearFailures(const std::string& key);

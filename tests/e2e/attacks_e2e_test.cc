@@ -6,6 +6,8 @@
 
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/status.h"
+#include "common/tls.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 
@@ -176,4 +178,55 @@ TEST_CASE("attack 5: an agent's refresh token does not refresh on the operator A
   CHECK(RefreshAgent("admin", a.machine, admin.refresh_token(), &out).error_code() ==
         grpc::StatusCode::UNAUTHENTICATED);
   CHECK(RefreshOperator(admin.refresh_token(), &out).ok());
+}
+
+TEST_CASE("attack 2: wrong passwords for admin from one source do not lock the admin out",
+          "[e2e][attack][login]") {
+  // A gateway on every local address: ::1 is the attacker, 127.0.0.1 the real admin.
+  int port = 0;
+  auto gateway = Cluster::Get().StartGateway({}, &port, "[::]");
+  auto creds = TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")));
+  auto attacker = v1::OperatorService::NewStub(
+      MakeChannel("ipv6:[::1]:" + std::to_string(port), creds, "localhost"));
+  auto owner = v1::OperatorService::NewStub(
+      MakeChannel("ipv4:127.0.0.1:" + std::to_string(port), creds, "localhost"));
+  auto login = [](v1::OperatorService::Stub& stub, const std::string& user,
+                  const std::string& password) {
+    grpc::ClientContext ctx;
+    v1::LoginRequest req;
+    req.set_username(user);
+    req.set_password(password);
+    v1::TokenPair out;
+    return stub.Login(&ctx, req, &out);
+  };
+  const std::string password = TestVar("REDFLAG_ADMIN_PASSWORD");
+  // A fresh attacker (an earlier run of this test in the same database left ::1 throttled).
+  (void)QueryColumn("DELETE FROM auth.login_failures WHERE key LIKE '%@::1' RETURNING key", {});
+  int64_t throttled_events = Count(
+      "SELECT count(*) FROM audit.security_events WHERE type = 'LOGIN_THROTTLED' AND actor = "
+      "'admin' AND source LIKE 'ipv6:%::1%'",
+      {});
+  // The shared auth throttles after 3 failures per (account, source), first for 2 s.
+  std::vector<grpc::StatusCode> codes;
+  for (int i = 0; i < 8; ++i) {
+    codes.push_back(login(*attacker, "admin", "wrong-" + std::to_string(i)).error_code());
+  }
+  CHECK(codes[0] == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(codes[2] == grpc::StatusCode::UNAUTHENTICATED);
+  for (size_t i = 3; i < codes.size(); ++i) CHECK(codes[i] == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // The attacker's source is throttled even with the right password (no oracle)...
+  grpc::Status guessed = login(*attacker, "admin", password);
+  CHECK(guessed.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(RetryDelayOf(guessed).has_value());
+  // ...an unknown account from there gets the same kind of answer...
+  for (int i = 0; i < 3; ++i) (void)login(*attacker, "nobody-here", "wrong");
+  CHECK(login(*attacker, "nobody-here", "wrong").error_code() ==
+        grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // ...and the admin, from another address, logs in at once.
+  CHECK(login(*owner, "admin", password).ok());
+  CHECK(Count("SELECT count(*) FROM audit.security_events WHERE type = 'LOGIN_THROTTLED' AND "
+              "actor = 'admin' AND source LIKE 'ipv6:%::1%'",
+              {}) == throttled_events + 1);
+  // Nothing account-wide was written.
+  CHECK(Count("SELECT count(*) FROM auth.login_failures WHERE key = 'user:admin'", {}) == 0);
 }

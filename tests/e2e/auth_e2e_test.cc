@@ -118,7 +118,8 @@ TEST_CASE("operator refresh tokens get no grace", "[e2e][auth][refresh]") {
   CHECK(Refresh(first.refresh_token(), &replay).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_CASE("repeated failed logins lock the account without revealing whether it exists",
+TEST_CASE("repeated failed logins throttle the account from that source without revealing "
+          "whether it exists",
           "[e2e][auth][lockout]") {
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
@@ -150,13 +151,13 @@ TEST_CASE("repeated failed logins lock the account without revealing whether it 
   std::optional<absl::Duration> delay = RetryDelayOf(locked);
   REQUIRE(delay.has_value());
   CHECK(*delay <= absl::Seconds(2));
-  CHECK(EventCount("ACCOUNT_LOCKED", user) == 1);
+  CHECK(EventCount("LOGIN_THROTTLED", user) == 1);
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // lockout period is 2 s
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // first delay is 2 s
   CHECK(Login(user, password, &pair).ok());
 }
 
-TEST_CASE("failed logins from one source lock that source out", "[e2e][auth][lockout]") {
+TEST_CASE("failed logins from one source throttle that source", "[e2e][auth][lockout]") {
   // Straight to auth with the gateway's certificate, naming a source of our own, so the
   // shared cluster's address (127.0.0.1) is not locked for the other tests.
   REQUIRE(InitCrypto().ok());
@@ -169,9 +170,9 @@ TEST_CASE("failed logins from one source lock that source out", "[e2e][auth][loc
   env["REDFLAG_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
   env["REDFLAG_TLS_CERT_FILE"] = PkiFile("auth.crt");
   env["REDFLAG_TLS_KEY_FILE"] = PkiFile("auth.key");
-  env["REDFLAG_LOCKOUT_SOURCE_THRESHOLD"] = "4";
-  env["REDFLAG_LOCKOUT_USER_THRESHOLD"] = "100";
-  env["REDFLAG_LOCKOUT_SECONDS"] = "60";
+  env["REDFLAG_LOGIN_SOURCE_THRESHOLD"] = "4";
+  env["REDFLAG_LOGIN_THROTTLE_THRESHOLD"] = "100";
+  env["REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS"] = "60";
   Process dedicated(
       "auth-lockout",
       {BinaryPath("services/auth/redflag-auth"), "--listen=127.0.0.1:" + std::to_string(port),
@@ -196,8 +197,8 @@ TEST_CASE("failed logins from one source lock that source out", "[e2e][auth][loc
   // the real admin password.
   CHECK(login("admin", TestVar("REDFLAG_ADMIN_PASSWORD")).error_code() ==
         grpc::StatusCode::RESOURCE_EXHAUSTED);
-  CHECK(QueryColumn("SELECT count(*) FROM audit.security_events WHERE type = 'SOURCE_LOCKED' "
-                    "AND source = $1",
+  CHECK(QueryColumn("SELECT count(*) FROM audit.security_events WHERE type = 'LOGIN_THROTTLED' "
+                    "AND detail LIKE '%\"scope\":\"source\"%' AND source = $1",
                     {source})[0] == "1");
 }
 

@@ -140,9 +140,9 @@ const std::map<std::string, std::string>& SharedClusterEnv() {
       {"REDFLAG_CHECK_IN_INTERVAL_SECONDS", "1"},
       {"MIN_AGENT_VERSION", "0.1.22"},
       {"REDFLAG_MAX_TOKENS", "100000"},
-      {"REDFLAG_LOCKOUT_USER_THRESHOLD", "3"},
-      {"REDFLAG_LOCKOUT_SOURCE_THRESHOLD", "100000"},
-      {"REDFLAG_LOCKOUT_SECONDS", "2"},
+      {"REDFLAG_LOGIN_THROTTLE_THRESHOLD", "3"},
+      {"REDFLAG_LOGIN_SOURCE_THRESHOLD", "100000"},
+      {"REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS", "2"},
       {"REDFLAG_RATE_LIMIT_REGISTRATION", "10000:10000"},
       {"REDFLAG_RATE_LIMIT_LOGIN", "10000:10000"},
       {"REDFLAG_RATE_LIMIT_OPERATOR_WRITES", "10000:10000"},
@@ -195,7 +195,7 @@ std::map<std::string, std::string> Cluster::GatewayEnv() const {
 }
 
 std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::string>& overrides,
-                                               int* port) {
+                                               int* port, const std::string& listen_host) {
   std::map<std::string, std::string> env = GatewayEnv();
   for (const auto& [k, v] : overrides) env[k] = v;
   *port = FreePort();
@@ -206,7 +206,7 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
   auto proc = std::make_unique<Process>(
       "gateway",
       std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
-                               absl::StrCat("--listen=127.0.0.1:", *port),
+                               absl::StrCat("--listen=", listen_host, ":", *port),
                                absl::StrCat("--metrics=127.0.0.1:", metrics),
                                absl::StrCat("--health=127.0.0.1:", health)},
       env);

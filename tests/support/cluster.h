@@ -61,8 +61,9 @@ class Cluster {
   std::string NewUser(const std::string& username, v1::Role role);
   // Starts another gateway on the same backends with `overrides` added to its
   // environment; `*port` receives its port. Stopped when the Process is destroyed.
+  // `listen_host` "[::]" accepts both 127.0.0.1 and ::1: two distinct client sources.
   std::unique_ptr<Process> StartGateway(const std::map<std::string, std::string>& overrides,
-                                        int* port);
+                                        int* port, const std::string& listen_host = "127.0.0.1");
   // host:port of a service's Prometheus endpoint ("auth", "agents", "updates", "gateway").
   int metrics_port(const std::string& service) const { return metrics_ports_.at(service); }
   // The shared gateway's plaintext health-only port (for Kubernetes probes).
