@@ -1,7 +1,9 @@
 // Caller authentication at the public edge: operator JWTs with a minimum role, agent
 // JWTs for the agent audience. Pure CPU work (HMAC), safe on completion threads.
 // Every refusal increments redflag_auth_failures_total{reason} and is reported for the
-// audit trail; a source address that keeps failing is locked out for a while.
+// audit trail. A source address that keeps failing has its further bad tokens refused
+// outright (RESOURCE_EXHAUSTED, not reported again) for a while; a valid token is always
+// served, so clients sharing an address (NAT, load balancers) never pay for a neighbour.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

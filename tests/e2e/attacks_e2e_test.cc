@@ -230,3 +230,43 @@ TEST_CASE("attack 2: wrong passwords for admin from one source do not lock the a
   // Nothing account-wide was written.
   CHECK(Count("SELECT count(*) FROM auth.login_failures WHERE key = 'user:admin'", {}) == 0);
 }
+
+TEST_CASE("attack 3: bad tokens from an address do not lock out good clients behind it",
+          "[e2e][attack][lockout]") {
+  int port = 0;
+  auto gateway = Cluster::Get().StartGateway(
+      {{"REDFLAG_BAD_TOKEN_THRESHOLD", "3"}, {"REDFLAG_BAD_TOKEN_LOCKOUT_SECONDS", "60"}}, &port);
+  std::string address = "localhost:" + std::to_string(port);
+  auto ops = v1::OperatorService::NewStub(
+      MakeChannel(address, TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  auto list = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, token);
+    v1::ListAgentsResponse r;
+    return ops->ListAgents(&ctx, {}, &r);
+  };
+  Enrolled neighbour = Enroll();  // an agent behind the same address (NAT)
+  std::string last_event =
+      QueryColumn("SELECT coalesce(max(id), 0) FROM audit.security_events", {})[0];
+  for (int i = 0; i < 3; ++i) {
+    CHECK(list("garbage").error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // The guesser is now refused outright, with a retry delay, and it is recorded.
+  grpc::Status locked = list("garbage-again");
+  CHECK(locked.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(RetryDelayOf(locked).has_value());
+  bool recorded = false;
+  for (int i = 0; i < 50 && !recorded; ++i) {
+    recorded = Count("SELECT count(*) FROM audit.security_events WHERE type = 'AUTH_FAILURE' AND "
+                     "detail LIKE '%source_locked_out%' AND id > $1::bigint",
+                     {last_event}) > 0;
+    if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(recorded);
+  // Correctly authenticated clients from the same address are served: an operator...
+  CHECK(list(Cluster::Get().AdminToken()).ok());
+  // ...and an agent opening its stream.
+  CHECK(OpenStream(neighbour.reg.agent_id(), neighbour.reg.credentials().access_token(),
+                   neighbour.machine, "0.2.0", address)
+            .ok());
+}

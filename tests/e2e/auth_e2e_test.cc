@@ -358,27 +358,6 @@ TEST_CASE("over the rate limit callers get RESOURCE_EXHAUSTED with a retry delay
   CHECK(ops->Login(&ctx, login, &pair).ok());
 }
 
-TEST_CASE("a source that keeps presenting bad tokens is locked out, and it is recorded",
-          "[e2e][auth][lockout]") {
-  int port = 0;
-  auto gateway = Cluster::Get().StartGateway(
-      {{"REDFLAG_BAD_TOKEN_THRESHOLD", "3"}, {"REDFLAG_BAD_TOKEN_LOCKOUT_SECONDS", "60"}}, &port);
-  auto ops = v1::OperatorService::NewStub(
-      MakeChannel("localhost:" + std::to_string(port),
-                  TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
-  auto list = [&](const std::string& token) {
-    grpc::ClientContext ctx;
-    Cluster::Authorize(ctx, token);
-    v1::ListAgentsResponse r;
-    return ops->ListAgents(&ctx, {}, &r);
-  };
-  for (int i = 0; i < 3; ++i)
-    CHECK(list("garbage").error_code() == grpc::StatusCode::UNAUTHENTICATED);
-  grpc::Status locked = list(Cluster::Get().AdminToken());
-  CHECK(locked.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
-  CHECK(RetryDelayOf(locked).has_value());
-}
-
 TEST_CASE("auth failures are counted by reason and written to the audit trail",
           "[e2e][auth][metrics]") {
   auto& c = Cluster::Get();

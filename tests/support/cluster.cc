@@ -429,8 +429,13 @@ grpc::Status RegisterAgent(const std::string& secret, const std::string& machine
 }
 
 grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
-                        const std::string& machine_id, const std::string& version) {
-  auto stub = Cluster::Get().AgentGateway();
+                        const std::string& machine_id, const std::string& version,
+                        const std::string& gateway_address) {
+  auto stub = gateway_address.empty()
+                  ? Cluster::Get().AgentGateway()
+                  : v1::AgentGateway::NewStub(MakeChannel(
+                        gateway_address, TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt"))),
+                        "localhost"));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   Cluster::Authorize(ctx, token);

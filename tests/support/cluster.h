@@ -94,9 +94,11 @@ grpc::Status RegisterAgent(const std::string& secret, const std::string& machine
                            const std::string& version, v1::RegisterResponse* resp);
 
 // Opens Connect with the agent's credentials, sends hello, reads the first reply.
-// OK with the HelloAck, or the status the gateway finished the stream with.
+// OK with the HelloAck, or the status the gateway finished the stream with. An empty
+// `gateway_address` means the shared cluster's gateway.
 grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
-                        const std::string& machine_id, const std::string& version);
+                        const std::string& machine_id, const std::string& version,
+                        const std::string& gateway_address = "");
 
 // The agent as an admin sees it through the gateway; the status says why not.
 grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out);
