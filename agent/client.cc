@@ -152,8 +152,29 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
       }
       return std::nullopt;  // acknowledged by the update worker when it is done
     }
+    case v1::Instruction::kKeyRevocation: {
+      const v1::KeyRevocation& rev = in->key_revocation();
+      if (absl::Status s = ApplyKeyRevocation(env.key_id(), rev, state_); !s.ok()) {
+        LogError(absl::StrCat("SECURITY: refused a key revocation: ", s.message()));
+        reply.mutable_ack()->set_applied(false);
+        reply.mutable_ack()->set_error(std::string(s.message()));
+        MarkApplied(state_, id);  // never retried: the answer would not change
+        (void)state_dir_.Save(state_);
+        return reply;
+      }
+      LogWarn(absl::StrCat("revoked update-signing key ", rev.key_id(), " (signed by ",
+                           env.key_id(), "): ", rev.reason()));
+      break;
+    }
     case v1::Instruction::kKeyAnnouncement: {
       const v1::SigningKey& k = in->key_announcement().key();
+      if (IsKeyRevoked(state_, k.key_id())) {
+        reply.mutable_ack()->set_applied(false);
+        reply.mutable_ack()->set_error(absl::StrCat("key ", k.key_id(), " was revoked"));
+        MarkApplied(state_, id);
+        (void)state_dir_.Save(state_);
+        return reply;
+      }
       bool known = false;
       for (const auto& p : state_.pinned_keys()) known |= p.key_id() == k.key_id();
       if (!known) {

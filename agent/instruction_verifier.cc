@@ -10,6 +10,13 @@ namespace redflag::agent {
 
 namespace {
 
+bool Revoked(const v1::AgentState& state, const std::string& key_id) {
+  for (const auto& id : state.revoked_key_ids()) {
+    if (id == key_id) return true;
+  }
+  return false;
+}
+
 const v1::SigningKey* Pinned(const v1::AgentState& state, const std::string& key_id) {
   for (const auto& k : state.pinned_keys()) {
     if (k.key_id() == key_id) return &k;
@@ -28,6 +35,11 @@ absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
         absl::StrCat("instruction signed by key ", envelope.key_id(), ", which is not pinned"));
   }
   const v1::SignedEnvelope& endorsement = claimed.key_announcement().endorsement();
+  if (Revoked(state, endorsement.key_id())) {
+    return absl::PermissionDeniedError(absl::StrCat("key ", envelope.key_id(),
+                                                    " is endorsed by revoked key ",
+                                                    endorsement.key_id()));
+  }
   const v1::SigningKey* endorser = Pinned(state, endorsement.key_id());
   if (endorser == nullptr) {
     return absl::PermissionDeniedError(absl::StrCat("key ", envelope.key_id(), " is endorsed by ",
@@ -47,6 +59,10 @@ absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
 
 absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
                                                   v1::AgentState& state, absl::Time now) {
+  if (Revoked(state, envelope.key_id())) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("instruction signed by revoked key ", envelope.key_id()));
+  }
   std::string public_key;
   if (const v1::SigningKey* key = Pinned(state, envelope.key_id())) {
     public_key = key->public_key();
@@ -86,6 +102,38 @@ absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& enve
   n->set_nonce(in.nonce());
   n->set_issued_at_unix(in.issued_at().seconds());
   return in;
+}
+
+absl::Status ApplyKeyRevocation(const std::string& signer_key_id, const v1::KeyRevocation& rev,
+                                v1::AgentState& state) {
+  const std::string& victim = rev.key_id();
+  if (victim.empty()) return absl::InvalidArgumentError("key revocation names no key");
+  if (victim == signer_key_id) {
+    return absl::PermissionDeniedError("a key cannot revoke itself; its successor must");
+  }
+  auto& pinned = *state.mutable_pinned_keys();
+  int signer = -1, revoked = -1;
+  for (int i = 0; i < pinned.size(); ++i) {
+    if (pinned[i].key_id() == signer_key_id) signer = i;
+    if (pinned[i].key_id() == victim) revoked = i;
+  }
+  if (signer < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("key revocation signed by key ", signer_key_id, ", which is not pinned"));
+  }
+  if (revoked > signer) {
+    // Keys are pinned oldest first: an older key revoking a newer one is what a leaked
+    // old key would do.
+    return absl::PermissionDeniedError(absl::StrCat("key ", signer_key_id,
+                                                    " may not revoke the newer key ", victim));
+  }
+  if (revoked >= 0) pinned.erase(pinned.begin() + revoked);
+  if (!Revoked(state, victim)) state.add_revoked_key_ids(victim);
+  return absl::OkStatus();
+}
+
+bool IsKeyRevoked(const v1::AgentState& state, const std::string& key_id) {
+  return Revoked(state, key_id);
 }
 
 bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_id) {

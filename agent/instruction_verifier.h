@@ -2,7 +2,8 @@
 // (domain-separated as redflag.v1.Instruction) — or, for a key announcement only, by the
 // announced key carrying an endorsement from a pinned key — addressed to this agent,
 // issued within the freshness window (5 minutes, 30 s clock-skew allowance), and carrying
-// a nonce not seen before. Accepted nonces are remembered in the agent state.
+// a nonce not seen before. Accepted nonces are remembered in the agent state. Nothing
+// signed or endorsed by a revoked key is accepted.
 #pragma once
 
 #include "absl/status/statusor.h"
@@ -19,6 +20,13 @@ inline constexpr absl::Duration kClockSkew = absl::Seconds(30);
 // with the reason; on success the nonce is recorded in `state` (caller persists it).
 absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
                                                   v1::AgentState& state, absl::Time now);
+
+// Applies a verified key revocation signed by `signer_key_id`: the signer must be pinned
+// and newer than the revoked key (pinned after it), never the revoked key itself. On
+// success the key leaves the pinned list and joins revoked_key_ids (caller persists).
+absl::Status ApplyKeyRevocation(const std::string& signer_key_id, const v1::KeyRevocation& rev,
+                                v1::AgentState& state);
+bool IsKeyRevoked(const v1::AgentState& state, const std::string& key_id);
 
 // Whether this instruction id was applied before (at-most-once across reconnects).
 bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_id);

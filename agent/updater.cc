@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "agent/instruction_verifier.h"
 #include "common/crypto.h"
 #include "common/version.h"
 
@@ -31,6 +32,9 @@ bool FsyncPath(const std::string& path, int flags) {
 std::variant<v1::Manifest, UpdateFailure> CheckManifest(const v1::SignedEnvelope& env,
                                                         const v1::AgentState& state,
                                                         const std::string& running_version) {
+  if (IsKeyRevoked(state, env.key_id())) {
+    return Fail("key", absl::StrCat("manifest signed by revoked key ", env.key_id()));
+  }
   const v1::SigningKey* key = nullptr;
   for (const auto& k : state.pinned_keys()) {
     if (k.key_id() == env.key_id()) key = &k;

@@ -3,6 +3,7 @@
 //   login                         prints an access token (password from REDFLAG_ADMIN_PASSWORD)
 //   create-token SEATS [LABEL]    prints the registration token secret (needs REDFLAG_TOKEN)
 //   list-agents | list-tokens | signing-keys   print JSON (need REDFLAG_TOKEN)
+//   revoke-key KEY_ID REASON      withdraws a leaked signing key from the ring and every agent
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: redflagctl login|create-token SEATS "
-                 "[LABEL]|list-agents|list-tokens|signing-keys\n");
+                 "[LABEL]|list-agents|list-tokens|signing-keys|revoke-key KEY_ID REASON\n");
     return 2;
   }
   absl::StatusOr<std::string> ca =
@@ -108,6 +109,20 @@ int main(int argc, char** argv) {
     redflag::v1::ListSigningKeysResponse resp;
     grpc::Status s = stub->ListSigningKeys(&ctx, {}, &resp);
     if (!s.ok()) return Fail("signing-keys", s);
+    Print(resp);
+    return 0;
+  }
+  if (cmd == "revoke-key") {
+    if (args.size() < 4) {
+      std::fprintf(stderr, "revoke-key needs a key id and a reason\n");
+      return 2;
+    }
+    redflag::v1::RevokeSigningKeyRequest req;
+    req.set_key_id(args[2]);
+    req.set_reason(args[3]);
+    redflag::v1::SigningKey resp;
+    grpc::Status s = stub->RevokeSigningKey(&ctx, req, &resp);
+    if (!s.ok()) return Fail("revoke-key", s);
     Print(resp);
     return 0;
   }

@@ -392,4 +392,10 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::ListSigningKeys(
   READ(Role::kViewer, updates, ListSigningKeys);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::RevokeSigningKey(
+    grpc::CallbackServerContext* ctx, const v1::RevokeSigningKeyRequest* req,
+    v1::SigningKey* resp) {
+  WRITE(Role::kAdmin, updates, RevokeSigningKey);
+}
+
 }  // namespace redflag::gateway

@@ -77,6 +77,9 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ListSigningKeys(grpc::CallbackServerContext* ctx,
                                             const v1::ListSigningKeysRequest* req,
                                             v1::ListSigningKeysResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeSigningKey(grpc::CallbackServerContext* ctx,
+                                             const v1::RevokeSigningKeyRequest* req,
+                                             v1::SigningKey* resp) override;
 
  private:
   // The authenticated operator with at least `min_role`; a write also spends one of the

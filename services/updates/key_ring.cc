@@ -1,8 +1,11 @@
 #include "services/updates/key_ring.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/encoding.h"
 #include "common/log.h"
+#include "common/pg_listener.h"
 #include "common/status.h"
 
 namespace redflag::updates {
@@ -24,19 +27,57 @@ constexpr Statement kUpsertPrimary{
     "VALUES ($1, $2, 'primary', $3) ON CONFLICT (key_id) DO UPDATE SET state = 'primary', "
     "retire_after = NULL, endorsement = CASE WHEN $3 = '' THEN signing_keys.endorsement "
     "ELSE $3 END"};
-constexpr Statement kVerifying{
+#define KEY_COLUMNS                                                            \
+  "key_id, public_key, state, floor(extract(epoch from created_at))::bigint, " \
+  "coalesce(floor(extract(epoch from retire_after))::bigint, 0), endorsement"
+constexpr Statement kVerifyingAndRevoked{
     "updates_keys_verifying",
-    "SELECT key_id, public_key, state, floor(extract(epoch from created_at))::bigint, "
-    "coalesce(floor(extract(epoch from retire_after))::bigint, 0), endorsement "
-    "FROM updates.signing_keys "
-    "WHERE state = 'primary' OR (state = 'accepted' AND retire_after > now()) "
+    "SELECT " KEY_COLUMNS " FROM updates.signing_keys "
+    "WHERE state IN ('primary', 'revoked') OR (state = 'accepted' AND retire_after > now()) "
     "ORDER BY state = 'primary' DESC, created_at DESC"};
+constexpr Statement kIsRevoked{
+    "updates_keys_is_revoked",
+    "SELECT revoked_reason FROM updates.signing_keys WHERE key_id = $1 AND state = 'revoked'"};
+constexpr Statement kRevoke{
+    "updates_keys_revoke",
+    "UPDATE updates.signing_keys SET state = 'revoked', revoked_at = coalesce(revoked_at, now()), "
+    "revoked_reason = CASE WHEN state = 'revoked' THEN revoked_reason ELSE $2 END "
+    "WHERE key_id = $1 AND state <> 'primary' RETURNING " KEY_COLUMNS};
+constexpr Statement kKeyState{"updates_keys_state",
+                              "SELECT state FROM updates.signing_keys WHERE key_id = $1"};
+
+absl::StatusOr<v1::SigningKey> KeyFromRow(const PgResult& r, int i) {
+  v1::SigningKey k;
+  k.set_key_id(r.Text(i, 0));
+  REDFLAG_ASSIGN_OR_RETURN(std::string pk, HexDecode(r.Text(i, 1)));
+  k.set_public_key(pk);
+  const std::string state = r.Text(i, 2);
+  k.set_state(state == "primary"   ? v1::SigningKey::PRIMARY
+              : state == "revoked" ? v1::SigningKey::REVOKED
+              : state == "retired" ? v1::SigningKey::RETIRED
+                                   : v1::SigningKey::ACCEPTED);
+  k.mutable_created_at()->set_seconds(r.Int(i, 3));
+  if (r.Int(i, 4) != 0) k.mutable_retire_after()->set_seconds(r.Int(i, 4));
+  if (!r.Text(i, 5).empty()) {
+    REDFLAG_ASSIGN_OR_RETURN(std::string env, HexDecode(r.Text(i, 5)));
+    if (!k.mutable_endorsement()->ParseFromString(env)) {
+      return absl::DataLossError("stored key endorsement does not parse");
+    }
+  }
+  return k;
+}
 
 }  // namespace
 
 absl::Status KeyRing::Activate(absl::Duration grace) {
   return pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_RETURN_IF_ERROR(c.Exec(kLock).status());
+    REDFLAG_ASSIGN_OR_RETURN(PgResult revoked, c.Exec(kIsRevoked, {primary_.KeyId()}));
+    if (revoked.Rows() > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("REDFLAG_SIGNING_PRIVATE_KEY is key ", primary_.KeyId(),
+                       ", which was revoked (", revoked.Text(0, 0), "); generate a new key"));
+    }
     REDFLAG_ASSIGN_OR_RETURN(PgResult current, c.Exec(kCurrentPrimary));
     std::string current_id = current.Rows() == 1 ? current.Text(0, 0) : "";
     std::string endorsement;
@@ -71,27 +112,46 @@ absl::Status KeyRing::Activate(absl::Duration grace) {
   });
 }
 
-absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingKeys() {
+absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingAndRevokedKeys() {
   std::vector<v1::SigningKey> out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kVerifying));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kVerifyingAndRevoked));
     for (int i = 0; i < r.Rows(); ++i) {
-      v1::SigningKey k;
-      k.set_key_id(r.Text(i, 0));
-      REDFLAG_ASSIGN_OR_RETURN(std::string pk, HexDecode(r.Text(i, 1)));
-      k.set_public_key(pk);
-      k.set_state(r.Text(i, 2) == "primary" ? v1::SigningKey::PRIMARY : v1::SigningKey::ACCEPTED);
-      k.mutable_created_at()->set_seconds(r.Int(i, 3));
-      if (r.Int(i, 4) != 0) k.mutable_retire_after()->set_seconds(r.Int(i, 4));
-      if (!r.Text(i, 5).empty()) {
-        REDFLAG_ASSIGN_OR_RETURN(std::string env, HexDecode(r.Text(i, 5)));
-        if (!k.mutable_endorsement()->ParseFromString(env)) {
-          return absl::DataLossError("stored key endorsement does not parse");
-        }
-      }
+      REDFLAG_ASSIGN_OR_RETURN(v1::SigningKey k, KeyFromRow(r, i));
       out.push_back(std::move(k));
     }
     return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingKeys() {
+  REDFLAG_ASSIGN_OR_RETURN(std::vector<v1::SigningKey> keys, VerifyingAndRevokedKeys());
+  keys.erase(std::remove_if(keys.begin(), keys.end(),
+                            [](const v1::SigningKey& k) {
+                              return k.state() == v1::SigningKey::REVOKED;
+                            }),
+             keys.end());
+  return keys;
+}
+
+absl::StatusOr<v1::SigningKey> KeyRing::Revoke(const std::string& key_id,
+                                               const std::string& reason,
+                                               const std::string& channel) {
+  v1::SigningKey out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kLock).status());
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevoke, {key_id, reason}));
+    if (r.Rows() == 0) {
+      REDFLAG_ASSIGN_OR_RETURN(PgResult st, c.Exec(kKeyState, {key_id}));
+      if (st.Rows() == 0) return absl::NotFoundError(absl::StrCat("no signing key ", key_id));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "key ", key_id,
+          " is the primary signing key; rotate to a new key (REDFLAG_SIGNING_PRIVATE_KEY with "
+          "REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY) first, then revoke it"));
+    }
+    REDFLAG_ASSIGN_OR_RETURN(out, KeyFromRow(r, 0));
+    return Notify(c, channel, absl::StrCat("key_revoked:", key_id));
   }));
   return out;
 }

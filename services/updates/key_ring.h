@@ -25,11 +25,18 @@ class KeyRing {
 
   // Records the configured key as primary, demoting any other primary to accepted
   // until now + grace, and stores the previous key's endorsement of it. FAILED_PRECONDITION
-  // when a previous key is given that is not the current primary. Safe when several
-  // replicas start at once.
+  // when a previous key is given that is not the current primary, or when the configured
+  // key was revoked. Safe when several replicas start at once.
   absl::Status Activate(absl::Duration grace);
   // Keys that still verify (primary and accepted within their grace period).
   absl::StatusOr<std::vector<v1::SigningKey>> VerifyingKeys();
+  // The verifying keys and the revoked ones (state REVOKED), in one read.
+  absl::StatusOr<std::vector<v1::SigningKey>> VerifyingAndRevokedKeys();
+  // Revokes a key that is not the primary (FAILED_PRECONDITION for the primary, NOT_FOUND
+  // for an unknown id) and notifies every replica on `channel`; revoking twice keeps the
+  // first reason. Returns the key as now stored.
+  absl::StatusOr<v1::SigningKey> Revoke(const std::string& key_id, const std::string& reason,
+                                        const std::string& channel);
   const SigningKey& primary() const { return primary_; }
 
  private:

@@ -56,6 +56,14 @@ CREATE INDEX deliveries_agent_idx ON updates.deliveries(agent_id);
 )sql",
       R"sql(
 ALTER TABLE updates.signing_keys ADD COLUMN endorsement text NOT NULL DEFAULT '';
+)sql",
+      R"sql(
+ALTER TABLE updates.signing_keys DROP CONSTRAINT signing_keys_state_check;
+ALTER TABLE updates.signing_keys
+  ADD CONSTRAINT signing_keys_state_check
+    CHECK (state IN ('primary', 'accepted', 'retired', 'revoked')),
+  ADD COLUMN revoked_at timestamptz,
+  ADD COLUMN revoked_reason text NOT NULL DEFAULT '';
 )sql"};
   return ApplyMigrations(pool, "updates", kSteps);
 }

@@ -1,5 +1,7 @@
 #include "services/updates/service.h"
 
+#include "absl/container/flat_hash_set.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -16,6 +18,7 @@ namespace {
 constexpr char kOfferPrefix[] = "upd-offer-";
 constexpr char kRevokePrefix[] = "upd-revoke-";
 constexpr char kKeyPrefix[] = "upd-key-";
+constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
 
 bool ValidName(const std::string& s, size_t max, const char* allowed) {
   return !s.empty() && s.size() <= max && s.find_first_not_of(allowed) == std::string::npos;
@@ -209,6 +212,27 @@ grpc::Status UpdatesServiceImpl::ListSigningKeys(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status UpdatesServiceImpl::RevokeSigningKey(grpc::ServerContext* ctx,
+                                                  const v1::RevokeSigningKeyRequest* req,
+                                                  v1::SigningKey* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->key_id().empty() || req->key_id().size() > 64) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "key_id is required");
+  }
+  if (req->reason().empty() || req->reason().size() > 500) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a reason of at most 500 characters is required to revoke a key");
+  }
+  absl::StatusOr<v1::SigningKey> k = keys_.Revoke(req->key_id(), req->reason(), kUpdatesChannel);
+  if (!k.ok()) return ToGrpcStatus(k.status());
+  Actor actor = ActorFromMetadata(*ctx);
+  (void)events_.Record({"SIGNING_KEY_REVOKED", actor.subject, actor.source,
+                        absl::StrCat("{\"key\":", JsonQuote(req->key_id()),
+                                     ",\"reason\":", JsonQuote(req->reason()), "}")});
+  *resp = *std::move(k);
+  return grpc::Status::OK;
+}
+
 grpc::Status UpdatesServiceImpl::ListDeliveries(grpc::ServerContext* ctx,
                                                 const v1::ListDeliveriesRequest* req,
                                                 v1::ListDeliveriesResponse* resp) {
@@ -256,7 +280,8 @@ grpc::Status UpdatesServiceImpl::SignInstruction(grpc::ServerContext* ctx,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an instruction needs an agent_id and a body");
   }
-  if (in.has_offer() || in.has_revocation() || in.has_key_announcement()) {
+  if (in.has_offer() || in.has_revocation() || in.has_key_announcement() ||
+      in.has_key_revocation()) {
     // Those are this service's own, built from its records, never from a caller's bytes.
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "offers, revocations and key announcements are issued by this service");
@@ -269,14 +294,30 @@ grpc::Status UpdatesServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
                                                      const v1::PendingInstructionsRequest* req,
                                                      v1::PendingInstructionsResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  // Endorsed keys the agent has not pinned yet, first: later offers may be signed by them.
-  absl::StatusOr<std::vector<v1::SigningKey>> keys = keys_.VerifyingKeys();
+  absl::StatusOr<std::vector<v1::SigningKey>> keys = keys_.VerifyingAndRevokedKeys();
   if (!keys.ok()) return ToGrpcStatus(keys.status());
+  auto pins = [&](const std::string& key_id) {
+    for (const auto& id : req->pinned_key_ids()) {
+      if (id == key_id) return true;
+    }
+    return false;
+  };
+  absl::flat_hash_set<std::string> revoked;
+  // Revoked keys the agent still pins, first: nothing after them may lean on such a key.
   for (const auto& k : *keys) {
-    if (!k.has_endorsement()) continue;
-    bool pinned = false;
-    for (const auto& id : req->pinned_key_ids()) pinned |= id == k.key_id();
-    if (pinned) continue;
+    if (k.state() != v1::SigningKey::REVOKED) continue;
+    revoked.insert(k.key_id());
+    if (!pins(k.key_id())) continue;
+    v1::Instruction in;
+    in.set_instruction_id(kKeyRevokePrefix + k.key_id());
+    in.set_agent_id(req->agent_id());
+    in.mutable_key_revocation()->set_key_id(k.key_id());
+    in.mutable_key_revocation()->set_reason("signing key revoked by an administrator");
+    *resp->add_instructions() = SignFresh(std::move(in));
+  }
+  // Then endorsed keys the agent has not pinned yet: later offers may be signed by them.
+  for (const auto& k : *keys) {
+    if (k.state() == v1::SigningKey::REVOKED || !k.has_endorsement() || pins(k.key_id())) continue;
     v1::Instruction in;
     in.set_instruction_id(kKeyPrefix + k.key_id());
     in.set_agent_id(req->agent_id());
@@ -301,6 +342,8 @@ grpc::Status UpdatesServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
   if (!offers.ok()) return ToGrpcStatus(offers.status());
   absl::StatusOr<Version> agent_version = Version::Parse(req->version());
   for (const auto& o : *offers) {
+    // A manifest signed by a revoked key would only be refused: republish it instead.
+    if (revoked.contains(o.update.signed_manifest().key_id())) continue;
     if (o.update.manifest().kind() == v1::AGENT) {
       absl::StatusOr<Version> v = Version::Parse(o.update.manifest().version());
       // A self-update is only an update if it raises the agent's version.
@@ -327,8 +370,8 @@ grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
   } else if (absl::StartsWith(id, kRevokePrefix)) {
     s = store_.Ack(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1), "revoke", req->applied(),
                    req->error().substr(0, 500));
-  } else if (absl::StartsWith(id, kKeyPrefix)) {
-    s = absl::OkStatus();  // announcements are stateless: the agent's hello says what it pinned
+  } else if (absl::StartsWith(id, kKeyPrefix) || absl::StartsWith(id, kKeyRevokePrefix)) {
+    s = absl::OkStatus();  // key changes are stateless: the agent's hello says what it pinned
   } else {
     s = absl::InvalidArgumentError("not an update instruction id");
   }
@@ -365,8 +408,10 @@ grpc::Status UpdatesServiceImpl::Watch(grpc::ServerContext* ctx, const v1::Watch
     v1::UpdateEvent ev;
     size_t colon = payload->find(':');
     if (colon != std::string::npos) {
-      ev.set_kind(payload->substr(0, colon) == "revoked" ? v1::UpdateEvent::REVOKED
-                                                         : v1::UpdateEvent::PUBLISHED);
+      std::string kind = payload->substr(0, colon);
+      ev.set_kind(kind == "revoked"       ? v1::UpdateEvent::REVOKED
+                  : kind == "key_revoked" ? v1::UpdateEvent::KEY_REVOKED
+                                          : v1::UpdateEvent::PUBLISHED);
       ev.set_update_id(payload->substr(colon + 1));
     }  // else a gap: KIND_UNSPECIFIED asks the gateway to resynchronise
     if (!writer->Write(ev)) break;

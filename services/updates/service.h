@@ -35,6 +35,8 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
                             v1::Update* resp) override;
   grpc::Status ListSigningKeys(grpc::ServerContext* ctx, const v1::ListSigningKeysRequest* req,
                                v1::ListSigningKeysResponse* resp) override;
+  grpc::Status RevokeSigningKey(grpc::ServerContext* ctx, const v1::RevokeSigningKeyRequest* req,
+                                v1::SigningKey* resp) override;
   grpc::Status ListDeliveries(grpc::ServerContext* ctx, const v1::ListDeliveriesRequest* req,
                               v1::ListDeliveriesResponse* resp) override;
   grpc::Status ReportDelivery(grpc::ServerContext* ctx, const v1::ReportDeliveryRequest* req,

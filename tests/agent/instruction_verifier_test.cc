@@ -165,3 +165,47 @@ TEST_CASE("a new key is trusted only through an endorsement by a pinned key",
     CHECK_THAT(Why(VerifyInstruction(env, f.state, kNow)), Catch::Contains("not pinned"));
   }
 }
+
+TEST_CASE("a key revocation from a newer pinned key drops the old key for good",
+          "[instructions][rotation][revocation]") {
+  Fixture f;  // pins f.key (old)
+  SigningKey next = *SigningKey::FromSeed(std::string(32, 'n'));
+  v1::SigningKey* pinned = f.state.add_pinned_keys();  // pinned after it: newer
+  pinned->set_key_id(next.KeyId());
+  pinned->set_public_key(next.PublicKey());
+  v1::KeyRevocation rev;
+  rev.set_key_id(f.key.KeyId());
+
+  SECTION("the old key cannot revoke the newer one (a leaked old key would try)") {
+    v1::KeyRevocation attack;
+    attack.set_key_id(next.KeyId());
+    CHECK_THAT(std::string(ApplyKeyRevocation(f.key.KeyId(), attack, f.state).message()),
+               Catch::Contains("may not revoke the newer key"));
+    CHECK(f.state.pinned_keys_size() == 2);
+    CHECK(f.state.revoked_key_ids_size() == 0);
+  }
+  SECTION("a key cannot revoke itself") {
+    CHECK_FALSE(ApplyKeyRevocation(f.key.KeyId(), rev, f.state).ok());
+    CHECK(f.state.pinned_keys_size() == 2);
+  }
+  SECTION("an unpinned signer cannot revoke") {
+    CHECK_FALSE(ApplyKeyRevocation(f.rogue.KeyId(), rev, f.state).ok());
+    CHECK(f.state.pinned_keys_size() == 2);
+  }
+  SECTION("the newer key revokes the old one; then nothing the old key signs is accepted") {
+    REQUIRE(ApplyKeyRevocation(next.KeyId(), rev, f.state).ok());
+    REQUIRE(f.state.pinned_keys_size() == 1);
+    CHECK(f.state.pinned_keys(0).key_id() == next.KeyId());
+    CHECK(IsKeyRevoked(f.state, f.key.KeyId()));
+    CHECK_THAT(Why(VerifyInstruction(f.Sign(f.key, "agent-1", kNow, "after"), f.state, kNow)),
+               Catch::Contains("revoked key"));
+    // Nor can the old key vouch for another key, or be announced again by a good key.
+    SigningKey third = *SigningKey::FromSeed(std::string(32, 't'));
+    CHECK_THAT(Why(VerifyInstruction(Announcement(third, &f.key), f.state, kNow)),
+               Catch::Contains("revoked key"));
+    CHECK(VerifyInstruction(f.Sign(next, "agent-1", kNow, "fine"), f.state, kNow).ok());
+    // Applying it again changes nothing.
+    REQUIRE(ApplyKeyRevocation(next.KeyId(), rev, f.state).ok());
+    CHECK(f.state.revoked_key_ids_size() == 1);
+  }
+}

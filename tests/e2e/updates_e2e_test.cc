@@ -299,18 +299,6 @@ FakeGatewayAgent EnrollThenUse(FakeGateway& fake, const std::string& name) {
   return f;
 }
 
-v1::SignedEnvelope Offer(const SigningKey& key, const std::string& agent_id,
-                         const std::string& update_id, const std::string& name,
-                         const std::string& version, const std::string& bytes,
-                         absl::Time issued = absl::Now()) {
-  v1::Instruction in;
-  in.set_agent_id(agent_id);
-  in.mutable_offer()->set_delivery_id(RandomUuid());
-  *in.mutable_offer()->mutable_signed_manifest() =
-      SignedManifest(key, update_id, name, version, bytes);
-  return SignedInstruction(key, in, issued);
-}
-
 }  // namespace
 
 TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all refused",
@@ -334,7 +322,7 @@ TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all 
   std::string me = f.agent_id;
   REQUIRE_FALSE(me.empty());
 
-  v1::SignedEnvelope legit = Offer(key, me, good_id, "app", "2.0.0", good_bytes);
+  v1::SignedEnvelope legit = SignedOffer(key, me, good_id, "app", "2.0.0", good_bytes);
   v1::Instruction revocation;
   revocation.set_agent_id(me);
   revocation.mutable_revocation()->set_update_id(revoked_id);
@@ -342,13 +330,13 @@ TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all 
   std::vector<v1::SignedEnvelope> script = {
       legit,  // installs app 2.0.0
       legit,  // replay
-      Offer(key, me, RandomUuid(), "stale", "1.0.0", good_bytes,
+      SignedOffer(key, me, RandomUuid(), "stale", "1.0.0", good_bytes,
             absl::Now() - absl::Minutes(10)),  // expired
-      Offer(key, "someone-else", RandomUuid(), "misaddressed", "1.0.0", good_bytes),
-      Offer(rogue, me, rogue_id, "rogue", "1.0.0", good_bytes),      // unknown key
-      Offer(key, me, tampered_id, "tampered", "1.0.0", good_bytes),  // bytes flipped
+      SignedOffer(key, "someone-else", RandomUuid(), "misaddressed", "1.0.0", good_bytes),
+      SignedOffer(rogue, me, rogue_id, "rogue", "1.0.0", good_bytes),      // unknown key
+      SignedOffer(key, me, tampered_id, "tampered", "1.0.0", good_bytes),  // bytes flipped
       SignedInstruction(key, revocation),                            // revoke ...
-      Offer(key, me, revoked_id, "recalled", "1.0.0", good_bytes),   // ... then offer
+      SignedOffer(key, me, revoked_id, "recalled", "1.0.0", good_bytes),   // ... then offer
   };
   fake.Script(script);
   // Reconnect so the scripted stream starts: end the current one by restarting the agent.
@@ -359,7 +347,7 @@ TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all 
   REQUIRE(acks.size() >= 8);
 
   // Then a downgrade of the installed app, properly signed and fresh.
-  fake.Script({Offer(key, me, old_id, "app", "1.9.0", v1_bytes)});
+  fake.Script({SignedOffer(key, me, old_id, "app", "1.9.0", v1_bytes)});
   f.agent.proc.reset();
   f.agent.proc = StartAgent("adversary-3", f.agent.root, fake.address(), "");
   acks = fake.WaitFor("ack", 9, 20000);

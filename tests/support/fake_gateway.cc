@@ -131,4 +131,16 @@ SigningKey ServerSigningKey() {
   return *SigningKey::FromSeed(*seed);
 }
 
+v1::SignedEnvelope SignedOffer(const SigningKey& key, const std::string& agent_id,
+                               const std::string& update_id, const std::string& name,
+                               const std::string& version, const std::string& bytes,
+                               absl::Time issued) {
+  v1::Instruction in;
+  in.set_agent_id(agent_id);
+  in.mutable_offer()->set_delivery_id(RandomUuid());
+  *in.mutable_offer()->mutable_signed_manifest() =
+      SignedManifest(key, update_id, name, version, bytes);
+  return SignedInstruction(key, in, issued);
+}
+
 }  // namespace redflag::testing

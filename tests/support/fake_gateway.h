@@ -57,6 +57,11 @@ v1::SignedEnvelope SignedInstruction(const SigningKey& key, v1::Instruction in,
 v1::SignedEnvelope SignedManifest(const SigningKey& key, const std::string& update_id,
                                   const std::string& name, const std::string& version,
                                   const std::string& bytes);
+// An update offer for `agent_id`: the instruction and its manifest both signed by `key`.
+v1::SignedEnvelope SignedOffer(const SigningKey& key, const std::string& agent_id,
+                               const std::string& update_id, const std::string& name,
+                               const std::string& version, const std::string& bytes,
+                               absl::Time issued = absl::Now());
 // The cluster's update-signing key (the test holds the same seed as the updates service).
 SigningKey ServerSigningKey();
 
