@@ -77,6 +77,7 @@ std::string JwtCodec::Sign(const JwtClaims& c) const {
   f["aud"].set_string_value(c.aud);
   f["iss"].set_string_value(c.iss);
   f["jti"].set_string_value(c.jti);
+  if (!c.sid.empty()) f["sid"].set_string_value(c.sid);
   f["iat"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.iat)));
   f["nbf"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.nbf)));
   f["exp"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.exp)));
@@ -117,6 +118,7 @@ absl::StatusOr<JwtClaims> JwtCodec::Verify(absl::string_view token, absl::string
   c.aud = StringField(*payload, "aud");
   c.iss = StringField(*payload, "iss");
   c.jti = StringField(*payload, "jti");
+  c.sid = StringField(*payload, "sid");
   if (!TimeField(*payload, "exp", &c.exp) || !TimeField(*payload, "iat", &c.iat)) {
     return Reject("missing exp or iat");
   }

@@ -24,6 +24,7 @@ struct JwtClaims {
   absl::Time iat;
   absl::Time nbf;
   absl::Time exp;
+  std::string sid;  // the session the token belongs to (refused once the session is revoked)
 };
 
 class JwtCodec {

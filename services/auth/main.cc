@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/flags/parse.h"
 #include "common/config.h"
+#include "common/event_hub.h"
+#include "common/pg_listener.h"
 #include "common/jwt.h"
 #include "common/runtime.h"
 #include "common/status.h"
@@ -81,7 +83,14 @@ int Run() {
   if (absl::Status s = store.EnsureUser("admin", *admin_hash, "admin"); !s.ok()) {
     return ExitWithError(rt->name, s);
   }
-  auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), *settings);
+  EventHub hub;
+  absl::StatusOr<DbConfig> db = DbConfig::FromEnv();
+  if (!db.ok()) return ExitWithError(rt->name, db.status());
+  PgListener listener(*db, auth::kSessionsChannel,
+                      [&hub](const std::string& payload) { hub.Publish(payload); });
+  if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
+  auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), hub,
+                                *settings);
   return rt->ServeUntilSignal(&service);
 }
 

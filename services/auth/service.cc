@@ -52,8 +52,9 @@ v1::Role RoleEnum(const std::string& role) {
 
 AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
                                  const SecurityEventWriter& events, prometheus::Registry& metrics,
-                                 AuthSettings settings)
+                                 EventHub& hub, AuthSettings settings)
     : store_(store),
+      hub_(hub),
       jwt_(jwt),
       events_(events),
       failures_(prometheus::BuildCounter()
@@ -97,15 +98,22 @@ void AuthServiceImpl::CountFailedLogin(const grpc::ServerContext& ctx,
   count(SourceKey(ctx), settings_.source_throttle, "source");
 }
 
-v1::TokenPair AuthServiceImpl::AccessToken(const std::string& subject, const std::string& role,
-                                           const std::string& audience) const {
+v1::TokenPair AuthServiceImpl::AccessToken(const SessionRow& session) const {
   absl::Time now = absl::Now();
-  JwtClaims c{subject, role, audience, kIssuer, RandomUuid(), now, now, now + settings_.access_ttl};
+  JwtClaims c;
+  c.sub = session.subject;
+  c.role = session.role;
+  c.aud = session.audience;
+  c.iss = kIssuer;
+  c.jti = RandomUuid();
+  c.iat = c.nbf = now;
+  c.exp = now + settings_.access_ttl;
+  c.sid = session.session_id;
   v1::TokenPair pair;
   pair.set_access_token(jwt_.Sign(c));
   SetTime(pair.mutable_access_expires_at(), c.exp);
-  pair.set_role(RoleEnum(role));
-  pair.set_subject(subject);
+  pair.set_role(RoleEnum(session.role));
+  pair.set_subject(session.subject);
   return pair;
 }
 
@@ -114,9 +122,10 @@ absl::StatusOr<v1::TokenPair> AuthServiceImpl::StartSession(const std::string& s
                                                             const std::string& audience) {
   std::string refresh = NewSecret(kRefreshPrefix);
   absl::Time refresh_exp = absl::Now() + settings_.refresh_ttl;
-  REDFLAG_RETURN_IF_ERROR(
-      store_.CreateSession(subject, role, audience, Sha256Hex(refresh), refresh_exp).status());
-  v1::TokenPair pair = AccessToken(subject, role, audience);
+  REDFLAG_ASSIGN_OR_RETURN(
+      std::string session_id,
+      store_.CreateSession(subject, role, audience, Sha256Hex(refresh), refresh_exp));
+  v1::TokenPair pair = AccessToken({session_id, subject, role, audience});
   pair.set_refresh_token(refresh);
   SetTime(pair.mutable_refresh_expires_at(), refresh_exp);
   return pair;
@@ -216,7 +225,7 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx,
     resp->set_subject(r->session.subject);  // nothing issued: the caller only learns it is valid
     return grpc::Status::OK;
   }
-  *resp = AccessToken(r->session.subject, r->session.role, r->session.audience);
+  *resp = AccessToken(r->session);
   resp->set_refresh_token(fresh);
   SetTime(resp->mutable_refresh_expires_at(), fresh_exp);
   return grpc::Status::OK;
@@ -228,7 +237,10 @@ grpc::Status AuthServiceImpl::Logout(grpc::ServerContext* ctx, const v1::LogoutR
   if (req->refresh_token().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refresh_token is required");
   }
-  return ToGrpcStatus(store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token())));
+  // Only the caller's own session: knowing someone else's refresh token is not a licence
+  // to end their session here.
+  return ToGrpcStatus(
+      store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token()), ActorFromMetadata(*ctx).subject));
 }
 
 grpc::Status AuthServiceImpl::CreateRegistrationToken(grpc::ServerContext* ctx,
@@ -384,6 +396,45 @@ grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
   RecordEvent(
       *ctx, "AUTH_FAILURE", req->actor().substr(0, 128),
       absl::StrCat("{\"reason\":", JsonQuote(req->reason().substr(0, 64)), R"(,"at":"gateway"})"));
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthServiceImpl::WatchRevokedSessions(grpc::ServerContext* ctx,
+                                                   const v1::WatchRevokedSessionsRequest*,
+                                                   grpc::ServerWriter<v1::RevokedSession>* writer) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  // Subscribe before reading the snapshot: a revocation committed in between is in one or
+  // the other (or both, which is harmless).
+  std::shared_ptr<EventHub::Subscription> sub = hub_.Subscribe();
+  struct Unsubscribe {
+    EventHub& hub;
+    std::shared_ptr<EventHub::Subscription> sub;
+    ~Unsubscribe() { hub.Unsubscribe(sub); }
+  } unsubscribe{hub_, sub};
+  // A token is usable until exp + the verifier's clock skew; remember a revocation that long.
+  const absl::Duration lifetime = settings_.access_ttl + JwtCodec::kClockSkew;
+  auto send = [&](const std::string& session_id) {
+    v1::RevokedSession r;
+    r.set_session_id(session_id);
+    SetTime(r.mutable_forget_after(), absl::Now() + lifetime);
+    return writer->Write(r);
+  };
+  absl::StatusOr<std::vector<std::string>> recent = store_.RevokedSince(absl::Now() - lifetime);
+  if (!recent.ok()) return ToGrpcStatus(recent.status());
+  for (const auto& id : *recent) {
+    if (!send(id)) return grpc::Status::OK;
+  }
+  while (!ctx->IsCancelled()) {
+    std::optional<std::string> payload = sub->Next(absl::Milliseconds(500));
+    if (!payload) continue;
+    if (payload->empty()) {
+      // Events were dropped (a slow reader or a lost database connection): end the stream
+      // so the gateway reconnects and reads the snapshot again.
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "revocation feed fell behind; reconnect for a fresh snapshot");
+    }
+    if (!send(*payload)) break;
+  }
   return grpc::Status::OK;
 }
 

@@ -5,6 +5,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
+#include "common/event_hub.h"
 #include "common/jwt.h"
 #include "common/security_events.h"
 #include "common/tls.h"
@@ -28,7 +29,7 @@ struct AuthSettings {
 class AuthServiceImpl final : public v1::AuthService::Service {
  public:
   AuthServiceImpl(AuthStore& store, const JwtCodec& jwt, const SecurityEventWriter& events,
-                  prometheus::Registry& metrics, AuthSettings settings);
+                  prometheus::Registry& metrics, EventHub& hub, AuthSettings settings);
 
   grpc::Status Login(grpc::ServerContext* ctx, const v1::LoginRequest* req,
                      v1::TokenPair* resp) override;
@@ -66,12 +67,16 @@ class AuthServiceImpl final : public v1::AuthService::Service {
                                    v1::SecurityEventCountsResponse* resp) override;
   grpc::Status ReportAuthFailure(grpc::ServerContext* ctx, const v1::ReportAuthFailureRequest* req,
                                  v1::LogoutResponse* resp) override;
+  // Holds a pool thread per watcher (one per gateway replica) for the stream's life.
+  grpc::Status WatchRevokedSessions(grpc::ServerContext* ctx,
+                                    const v1::WatchRevokedSessionsRequest* req,
+                                    grpc::ServerWriter<v1::RevokedSession>* writer) override;
 
  private:
   absl::StatusOr<v1::TokenPair> StartSession(const std::string& subject, const std::string& role,
                                              const std::string& audience);
-  v1::TokenPair AccessToken(const std::string& subject, const std::string& role,
-                            const std::string& audience) const;
+  // An access token bound to `session` (its id travels as the "sid" claim).
+  v1::TokenPair AccessToken(const SessionRow& session) const;
   // Counts the failure, records a security event, returns `status` unchanged.
   grpc::Status Fail(const grpc::ServerContext& ctx, const std::string& reason,
                     const std::string& actor, const absl::Status& status);
@@ -81,6 +86,7 @@ class AuthServiceImpl final : public v1::AuthService::Service {
   void CountFailedLogin(const grpc::ServerContext& ctx, const std::string& username);
 
   AuthStore& store_;
+  EventHub& hub_;  // session revocations from kSessionsChannel
   const JwtCodec& jwt_;
   const SecurityEventWriter& events_;
   prometheus::Family<prometheus::Counter>& failures_;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/jwt.h"
+#include "common/pg_listener.h"
 #include "common/status.h"
 
 namespace redflag::auth {
@@ -61,6 +62,9 @@ CREATE TABLE auth.login_failures (
   window_started timestamptz NOT NULL,
   locked_until timestamptz
 );
+)sql",
+                                              R"sql(
+CREATE INDEX sessions_revoked_idx ON auth.sessions(revoked_at) WHERE revoked_at IS NOT NULL;
 )sql"};
 
 #define MICROS(col) "floor(extract(epoch from " col ") * 1000000)::bigint"
@@ -136,7 +140,12 @@ constexpr Statement kRevokeSession{
 constexpr Statement kRevokeByRefresh{
     "auth_revoke_by_refresh",
     "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = "
-    "(SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1)"};
+    "(SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1) AND subject = $2 "
+    "RETURNING id"};
+constexpr Statement kRevokedSince{
+    "auth_revoked_since",
+    "SELECT id FROM auth.sessions WHERE revoked_at IS NOT NULL AND "
+    "revoked_at > to_timestamp($1::double precision / 1000000)"};
 constexpr Statement kLockTokens{"auth_lock_tokens", "SELECT pg_advisory_xact_lock(7242683153)"};
 constexpr Statement kCountActive{
     "auth_count_active",
@@ -270,7 +279,8 @@ absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const RotateRequest& req) 
     } else {
       // A rotated token came back: someone holds a copy. Kill the whole family.
       result.outcome = RotateOutcome::kReused;
-      return c.Exec(kRevokeSession, {result.session.session_id}).status();
+      REDFLAG_RETURN_IF_ERROR(c.Exec(kRevokeSession, {result.session.session_id}).status());
+      return Notify(c, kSessionsChannel, result.session.session_id);
     }
     return absl::OkStatus();
   }));
@@ -348,9 +358,23 @@ absl::Status AuthStore::ClearFailures(const std::string& key) {
       [&](PgConnection& c) { return c.Exec(kClearFailures, {key}).status(); });
 }
 
-absl::Status AuthStore::RevokeSessionByRefresh(const std::string& refresh_hash) {
-  return pool_.WithConnection(
-      [&](PgConnection& c) { return c.Exec(kRevokeByRefresh, {refresh_hash}).status(); });
+absl::Status AuthStore::RevokeSessionByRefresh(const std::string& refresh_hash,
+                                               const std::string& subject) {
+  return pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevokeByRefresh, {refresh_hash, subject}));
+    if (r.Rows() == 0) return absl::OkStatus();
+    return Notify(c, kSessionsChannel, r.Text(0, 0));
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> AuthStore::RevokedSince(absl::Time since) {
+  std::vector<std::string> out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevokedSince, {Micros(since)}));
+    for (int i = 0; i < r.Rows(); ++i) out.push_back(r.Text(i, 0));
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::StatusOr<v1::RegistrationToken> AuthStore::CreateRegistrationToken(

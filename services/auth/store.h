@@ -14,6 +14,9 @@
 
 namespace redflag::auth {
 
+// NOTIFY channel carrying the id of each session revoked (logout, refresh-token reuse).
+inline constexpr char kSessionsChannel[] = "redflag_sessions";
+
 struct UserRow {
   std::string id;
   std::string username;
@@ -110,7 +113,11 @@ class AuthStore {
   // the agent saving). With `check_only` the outcome is the one a rotation would have,
   // but only the reuse revocation is written.
   absl::StatusOr<RotateResult> RotateRefresh(const RotateRequest& req);
-  absl::Status RevokeSessionByRefresh(const std::string& refresh_hash);
+  // Revokes the session owning this refresh token if it belongs to `subject` (nothing
+  // happens otherwise) and notifies kSessionsChannel in the same transaction.
+  absl::Status RevokeSessionByRefresh(const std::string& refresh_hash, const std::string& subject);
+  // Ids of sessions revoked after `since`.
+  absl::StatusOr<std::vector<std::string>> RevokedSince(absl::Time since);
 
   absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(
       const std::string& token_hash, const std::string& prefix, const std::string& label, int seats,

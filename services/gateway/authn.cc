@@ -45,8 +45,9 @@ std::string Metadata(const grpc::ServerContextBase& ctx, const char* key) {
 }
 
 Authenticator::Authenticator(JwtCodec jwt, prometheus::Registry& metrics, FailureLockout& lockout,
-                             FailureReporter report)
+                             RevokedSessions& revoked, FailureReporter report)
     : jwt_(std::move(jwt)),
+      revoked_(revoked),
       failures_(prometheus::BuildCounter()
                     .Name("redflag_auth_failures_total")
                     .Help("Authentication failures by reason")
@@ -67,10 +68,21 @@ absl::StatusOr<JwtClaims> Authenticator::Verify(const grpc::ServerContextBase& c
   absl::StatusOr<std::string> token = BearerToken(Metadata(ctx, "authorization"));
   absl::StatusOr<JwtClaims> claims =
       token.ok() ? jwt_.Verify(*token, audience, absl::Now()) : token.status();
-  // A valid token is served whatever its address did: clients behind one NAT share an
-  // address, and one of them guessing must not shut the others out. Checking an HMAC
-  // costs less than the refusal's bookkeeping, so the lockout saves nothing by going first.
-  if (claims.ok()) return claims;
+  if (claims.ok()) {
+    // Bound to a session that must still be live: logout and refresh-token reuse revoke it.
+    absl::Status live = claims->sid.empty()
+                            ? absl::UnauthenticatedError(
+                                  "invalid token: carries no session; refresh it or log in again")
+                            : revoked_.Check(claims->sid, claims->iat);
+    if (live.ok()) {
+      // A valid token is served whatever its address did: clients behind one NAT share an
+      // address, and one of them guessing must not shut the others out. Checking an HMAC
+      // costs less than the refusal's bookkeeping, so the lockout saves nothing by going
+      // first.
+      return claims;
+    }
+    claims = live;
+  }
   // A locked-out source's bad tokens are refused without being reported again.
   if (absl::Status locked = lockout_.Check(SourceIp(ctx.peer())); !locked.ok()) {
     failures_.Add({{"reason", "locked_out"}}).Increment();

@@ -1,5 +1,6 @@
 // Caller authentication at the public edge: operator JWTs with a minimum role, agent
-// JWTs for the agent audience. Pure CPU work (HMAC), safe on completion threads.
+// JWTs for the agent audience, each bound to a session that must not be revoked (see
+// RevokedSessions). Pure CPU work (HMAC, one hash lookup), safe on completion threads.
 // Every refusal increments redflag_auth_failures_total{reason} and is reported for the
 // audit trail. A source address that keeps failing has its further bad tokens refused
 // outright (RESOURCE_EXHAUSTED, not reported again) for a while; a valid token is always
@@ -16,6 +17,7 @@
 #include "common/actor.h"
 #include "common/jwt.h"
 #include "services/gateway/rate_limiter.h"
+#include "services/gateway/revoked_sessions.h"
 
 namespace redflag::gateway {
 
@@ -27,7 +29,7 @@ class Authenticator {
   using FailureReporter = std::function<void(const std::string& reason, const Actor& actor)>;
 
   Authenticator(JwtCodec jwt, prometheus::Registry& metrics, FailureLockout& lockout,
-                FailureReporter report);
+                RevokedSessions& revoked, FailureReporter report);
 
   // The operator behind the call's bearer token, if its role is at least `min_role`.
   absl::StatusOr<Actor> Operator(const grpc::ServerContextBase& ctx, Role min_role);
@@ -42,6 +44,7 @@ class Authenticator {
   JwtCodec jwt_;
   prometheus::Family<prometheus::Counter>& failures_;
   FailureLockout& lockout_;
+  RevokedSessions& revoked_;
   FailureReporter report_;
 };
 

@@ -81,8 +81,25 @@ int Run() {
   absl::StatusOr<gateway::Backends> backends =
       gateway::Backends::Connect(*internal_tls, *gate_limits);
   if (!backends.ok()) return ExitWithError(kName, backends.status());
-  gateway::Authenticator authn(*std::move(jwt), reg, (*limits)->bad_tokens,
+  gateway::RevokedSessions revoked_sessions;
+  auto& revoked_gauge = prometheus::BuildGauge()
+                            .Name("redflag_gateway_revoked_sessions")
+                            .Help("Revoked sessions whose access tokens this gateway refuses")
+                            .Register(reg)
+                            .Add({});
+  gateway::Authenticator authn(*std::move(jwt), reg, (*limits)->bad_tokens, revoked_sessions,
                                gateway::AuthFailureReporter(*backends));
+  // Logout and refresh-token reuse reach every replica within a second (auth's NOTIFY feed).
+  auto session_events = std::make_unique<gateway::EventWatcher<v1::RevokedSession>>(
+      "auth sessions",
+      [&](grpc::ClientContext* c) {
+        return backends->auth->WatchRevokedSessions(c, v1::WatchRevokedSessionsRequest());
+      },
+      [&](const v1::RevokedSession& r) {
+        revoked_sessions.Add(r.session_id(), absl::FromUnixSeconds(r.forget_after().seconds()));
+        revoked_gauge.Set(static_cast<double>(revoked_sessions.size()));
+      },
+      [] {});  // each reconnect starts with a full snapshot
   auto batcher = std::make_unique<gateway::CheckInBatcher>(
       backends->agents.get(), backends->agents_gate.get(), absl::Milliseconds(50), 1000);
   auto timers = std::make_unique<TimerQueue>();
@@ -154,6 +171,7 @@ int Run() {
   server->Shutdown(absl::Seconds(5));
   agent_events.reset();
   update_events.reset();
+  session_events.reset();
   batcher.reset();
   timers->Stop();
   absl::Time deadline = absl::Now() + absl::Seconds(10);

@@ -270,3 +270,102 @@ TEST_CASE("attack 3: bad tokens from an address do not lock out good clients beh
                    neighbour.machine, "0.2.0", address)
             .ok());
 }
+
+TEST_CASE("attack 6: access tokens die with their session, on every gateway replica, within a "
+          "second",
+          "[e2e][attack][revocation]") {
+  auto& c = Cluster::Get();
+  int port = 0;
+  auto second = c.StartGateway({}, &port);
+  auto replica = v1::OperatorService::NewStub(MakeChannel(
+      "localhost:" + std::to_string(port), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  auto list = [](v1::OperatorService::Stub& stub, const std::string& token) {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, token);
+    v1::ListAgentsResponse r;
+    return stub.ListAgents(&ctx, {}, &r);
+  };
+  // Polls until both replicas refuse `token`; returns how long that took.
+  auto refused_everywhere = [&](const std::string& token) {
+    absl::Time start = absl::Now();
+    while (absl::Now() - start < absl::Seconds(5)) {
+      grpc::Status a = list(*c.Operator(), token), b = list(*replica, token);
+      if (a.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+          b.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+        CHECK_THAT(a.error_message(), Catch::Contains("session revoked"));
+        return absl::Now() - start;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return absl::InfiniteDuration();
+  };
+  auto login = [] {
+    grpc::ClientContext ctx;
+    v1::LoginRequest req;
+    req.set_username("admin");
+    req.set_password(TestVar("REDFLAG_ADMIN_PASSWORD"));
+    v1::TokenPair out;
+    REQUIRE(Cluster::Get().Operator()->Login(&ctx, req, &out).ok());
+    return out;
+  };
+
+  SECTION("logout") {
+    v1::TokenPair s = login();
+    REQUIRE(list(*c.Operator(), s.access_token()).ok());
+    REQUIRE(list(*replica, s.access_token()).ok());
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, s.access_token());
+    v1::LogoutRequest req;
+    req.set_refresh_token(s.refresh_token());
+    v1::LogoutResponse resp;
+    REQUIRE(c.Operator()->Logout(&ctx, req, &resp).ok());
+    CHECK(refused_everywhere(s.access_token()) < absl::Seconds(1));
+    // Only that session: the admin's other sessions, and a new login, still work.
+    CHECK(list(*c.Operator(), c.AdminToken()).ok());
+    CHECK(list(*replica, login().access_token()).ok());
+  }
+  SECTION("refresh-token reuse") {
+    v1::TokenPair first = login(), second_pair, replay;
+    REQUIRE(RefreshOperator(first.refresh_token(), &second_pair).ok());
+    REQUIRE(list(*replica, second_pair.access_token()).ok());
+    REQUIRE(RefreshOperator(first.refresh_token(), &replay).error_code() ==
+            grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(refused_everywhere(second_pair.access_token()) < absl::Seconds(1));
+    CHECK(refused_everywhere(first.access_token()) < absl::Seconds(1));
+  }
+  SECTION("another operator's refresh token does not end their session") {
+    v1::TokenPair victim = login();
+    std::string attacker = c.NewUser("logout-" + HexEncode(RandomBytes(3)), v1::VIEWER);
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, attacker);
+    v1::LogoutRequest req;
+    req.set_refresh_token(victim.refresh_token());
+    v1::LogoutResponse resp;
+    CHECK(c.Operator()->Logout(&ctx, req, &resp).ok());  // says nothing about the token
+    absl::SleepFor(absl::Milliseconds(300));
+    CHECK(list(*c.Operator(), victim.access_token()).ok());
+  }
+}
+
+TEST_CASE("attack 6: an agent's access token dies when its refresh token is reused",
+          "[e2e][attack][revocation]") {
+  Enrolled a = Enroll();
+  const std::string& id = a.reg.agent_id();
+  v1::TokenPair b, cpair, replay;
+  REQUIRE(RefreshAgent(id, a.machine, a.reg.credentials().refresh_token(), &b).ok());
+  REQUIRE(RefreshAgent(id, a.machine, b.refresh_token(), &cpair).ok());
+  REQUIRE(OpenStream(id, cpair.access_token(), a.machine, "0.2.0").ok());
+  // The first token again, long after it was replaced: theft. The family is revoked...
+  CHECK(RefreshAgent(id, a.machine, a.reg.credentials().refresh_token(), &replay).error_code() ==
+        grpc::StatusCode::UNAUTHENTICATED);
+  // ...and its live access token stops opening streams within a second.
+  absl::Time start = absl::Now();
+  grpc::Status s;
+  do {
+    s = OpenStream(id, cpair.access_token(), a.machine, "0.2.0");
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  } while (absl::Now() - start < absl::Seconds(5));
+  CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(absl::Now() - start < absl::Seconds(1));
+}
