@@ -166,6 +166,11 @@ grpc::Status AgentsServiceImpl::AuthorizeAgent(grpc::ServerContext* ctx,
   (*row)->version = req->version();
   (*row)->last_seen_at_us = absl::ToUnixMicros(absl::Now());
   *resp = ToProto(**row);
+  if (req->announce_stream()) {
+    absl::StatusOr<int64_t> seq = store_.AnnounceStream(req->agent_id());
+    if (!seq.ok()) return ToGrpcStatus(seq.status());
+    resp->set_stream_seq(*seq);
+  }
   return grpc::Status::OK;
 }
 
@@ -402,9 +407,17 @@ grpc::Status AgentsServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchA
     if (colon != std::string::npos) {
       std::string kind = payload->substr(0, colon);
       ev.set_agent_id(payload->substr(colon + 1));
-      ev.set_kind(kind == "blocked"   ? v1::AgentEvent::BLOCKED
-                  : kind == "deleted" ? v1::AgentEvent::DELETED
-                                      : v1::AgentEvent::INSTRUCTIONS_PENDING);
+      ev.set_kind(kind == "blocked"     ? v1::AgentEvent::BLOCKED
+                  : kind == "deleted"   ? v1::AgentEvent::DELETED
+                  : kind == "connected" ? v1::AgentEvent::CONNECTED
+                                        : v1::AgentEvent::INSTRUCTIONS_PENDING);
+      if (ev.kind() == v1::AgentEvent::CONNECTED) {  // "connected:<agent>:<seq>"
+        size_t second = ev.agent_id().find(':');
+        if (second != std::string::npos) {
+          ev.set_detail(ev.agent_id().substr(second + 1));
+          ev.set_agent_id(ev.agent_id().substr(0, second));
+        }
+      }
     }  // else: a gap; KIND_UNSPECIFIED tells the gateway to resynchronise every stream
     if (!writer->Write(ev)) break;
   }

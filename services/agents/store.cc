@@ -44,6 +44,9 @@ CREATE INDEX instructions_pending_idx ON agents.instructions(agent_id, created_a
 ALTER TABLE agents.agents ADD COLUMN last_verified_at timestamptz,
   ADD COLUMN verify_result text NOT NULL DEFAULT '',
   ADD COLUMN pinned_key_ids text NOT NULL DEFAULT '';
+)sql",
+                                              R"sql(
+CREATE SEQUENCE agents.stream_seq;
 )sql"};
 
 #define COLS                                                                                \
@@ -154,6 +157,11 @@ absl::Status InsertInstruction(PgConnection& c, const std::string& agent_id, v1:
                               .status());
   return Notify(c, kAgentsChannel, absl::StrCat(notify_kind, ":", agent_id));
 }
+
+constexpr Statement kAnnounceStream{
+    "agents_announce_stream",
+    "SELECT seq, pg_notify($2, 'connected:' || $1 || ':' || seq) "
+    "FROM (SELECT nextval('agents.stream_seq') AS seq) s"};
 
 v1::Instruction BlockNotice(const std::string& reason) {
   v1::Instruction in;
@@ -360,6 +368,16 @@ absl::StatusOr<AgentRow> AgentStore::Delete(const std::string& id) {
     return Notify(c, kAgentsChannel, absl::StrCat("deleted:", id));
   }));
   return out;
+}
+
+absl::StatusOr<int64_t> AgentStore::AnnounceStream(const std::string& agent_id) {
+  int64_t seq = 0;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kAnnounceStream, {agent_id, kAgentsChannel}));
+    seq = r.Int(0, 0);
+    return absl::OkStatus();
+  }));
+  return seq;
 }
 
 }  // namespace redflag::agents

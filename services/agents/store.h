@@ -37,6 +37,9 @@ class AgentStore {
   absl::StatusOr<std::vector<AgentRow>> GetMany(const std::vector<std::string>& ids);
   absl::StatusOr<std::vector<AgentRow>> List();
   absl::Status WriteCheckIns(const std::vector<CheckInWrite>& writes);
+  // Takes the next stream sequence number and announces "connected:<agent>:<seq>" on
+  // kAgentsChannel (one statement); returns the number.
+  absl::StatusOr<int64_t> AnnounceStream(const std::string& agent_id);
   // Counts a binding violation; blocks the agent once `block_at` is reached (queueing a
   // block notice and notifying the gateways). Returns the count after the increment.
   absl::StatusOr<int> RecordViolation(const std::string& id, int block_at);

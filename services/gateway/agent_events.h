@@ -18,19 +18,51 @@ namespace redflag::gateway {
 
 class AgentStream;
 
+// One live stream per agent across the fleet. Each authorised stream carries a fleet-wide
+// sequence number (agents service, AnnounceStream); the highest wins. A newer stream here
+// replaces an older one; a CONNECTED event from another replica supersedes an older local
+// one; a stream older than one already seen is refused. Streams per agent on this replica
+// (including those still before their hello) are capped. Thread-safe; lock order: a
+// stream's own mutex may be held when calling Add, never the other way round.
 class StreamRegistry {
  public:
-  // The newest stream for an agent wins; Remove only removes that same stream.
-  void Add(const std::string& agent_id, AgentStream* stream);
+  explicit StreamRegistry(int max_streams_per_agent = 4)
+      : max_streams_per_agent_(max_streams_per_agent) {}
+
+  // Counts one more open stream for the agent; false (and nothing counted) at the cap.
+  bool Admit(const std::string& agent_id);
+  void Release(const std::string& agent_id);
+  // Registers `stream` (sequence `seq`) as the agent's live stream. Returns the stream that
+  // must now be closed — the older one it replaced, or `stream` itself when a newer one is
+  // known — with a reference the caller must Unref; nullptr when none.
+  [[nodiscard]] AgentStream* Add(const std::string& agent_id, AgentStream* stream, int64_t seq);
+  // Removes `stream` if it is still the agent's registered one.
   void Remove(const std::string& agent_id, AgentStream* stream);
+  // A stream with sequence `seq` opened somewhere in the fleet: returns the local stream
+  // it supersedes (unregistered, with a reference the caller must Unref), or nullptr.
+  [[nodiscard]] AgentStream* Supersede(const std::string& agent_id, int64_t seq);
   // Runs `fn` on the agent's stream, if connected here (the stream is kept alive meanwhile).
   void With(const std::string& agent_id, const std::function<void(AgentStream&)>& fn);
   void ForEach(const std::function<void(AgentStream&)>& fn);
   size_t size();
 
  private:
+  struct Live {
+    AgentStream* stream;
+    int64_t seq;
+  };
+  struct Seen {
+    int64_t seq;
+    std::chrono::steady_clock::time_point at;
+  };
+  // Remembers a sequence announced elsewhere for an agent with no newer stream here, for a
+  // minute (a local stream whose authorisation is still in flight may be older).
+  void RememberLocked(const std::string& agent_id, int64_t seq);
+  const int max_streams_per_agent_;
   std::mutex mu_;
-  absl::flat_hash_map<std::string, AgentStream*> streams_;
+  absl::flat_hash_map<std::string, Live> streams_;
+  absl::flat_hash_map<std::string, int> open_;  // streams per agent, pre- and post-hello
+  absl::flat_hash_map<std::string, Seen> seen_;  // bounded: swept past 100,000 entries
 };
 
 // Holds one server-streaming Watch call open (reconnecting with backoff, on its own

@@ -39,6 +39,12 @@ AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
     return;
   }
   claims_ = *std::move(claims);
+  if (!deps_.registry.Admit(claims_.sub)) {
+    End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "too many streams open for this agent; an agent needs only one"));
+    return;
+  }
+  admitted_ = true;
   ReadNext();
 }
 
@@ -122,6 +128,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   call->req.set_machine_id(machine_id_);
   call->req.set_version(version_);
   call->req.set_source(peer_);
+  call->req.set_announce_stream(true);
   Ref();
   GatedCall(
       *deps_.backends.agents_gate,
@@ -135,6 +142,7 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
           End(s);
         } else {
           platform_ = owned->resp.platform();
+          AgentStream* to_close = nullptr;
           {
             // Registered under mu_ so OnDone (which reads registered_ under mu_) cannot
             // run between the flag and the registry entry.
@@ -143,8 +151,18 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
             outcomes_ = std::make_shared<OutcomeForwarder>(
                 deps_.backends, deps_.timers, deps_.outcomes, Actor{claims_.sub, "agent", peer_});
             if (!finish_requested_ && !done_) {
-              registered_ = true;
-              deps_.registry.Add(claims_.sub, this);
+              to_close = deps_.registry.Add(claims_.sub, this, owned->resp.stream_seq());
+              registered_ = to_close != this;
+            }
+          }
+          if (to_close != nullptr) {
+            to_close->Close(grpc::Status(grpc::StatusCode::ABORTED,
+                                         "replaced by a newer stream for this agent"));
+            bool superseded = to_close == this;
+            to_close->Unref();
+            if (superseded) {
+              Unref();
+              return;
             }
           }
           v1::ServerMessage ack;
@@ -478,6 +496,7 @@ void AgentStream::OnDone() {
     registered = registered_;
   }
   if (registered) deps_.registry.Remove(claims_.sub, this);
+  if (admitted_) deps_.registry.Release(claims_.sub);
   deps_.connected.Decrement();
   Unref();
 }

@@ -59,6 +59,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void DeliverPending();
   // Delivers what is pending (e.g. the block notice), then ends the stream with `status`.
   void DeliverPendingThenClose(const grpc::Status& status);
+  // Ends the stream with `status` (e.g. replaced by a newer stream of the same agent).
+  void Close(const grpc::Status& status) { End(status); }
 
  private:
   ~AgentStream() override = default;
@@ -98,6 +100,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   std::string channel_;
   std::string platform_;  // from the registry, once authorised
   std::vector<std::string> pinned_key_ids_;
+  bool admitted_ = false;  // counted in the registry's per-agent cap (set in the constructor)
 
   std::mutex mu_;
   bool hello_done_ = false;

@@ -369,3 +369,143 @@ TEST_CASE("attack 6: an agent's access token dies when its refresh token is reus
   CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
   CHECK(absl::Now() - start < absl::Seconds(1));
 }
+
+namespace {
+
+// An agent stream held open by the test: hello sent, hello ack read.
+class HeldStream {
+ public:
+  HeldStream(const std::string& address, const std::string& agent_id, const std::string& token,
+             const std::string& machine) {
+    stub_ = v1::AgentGateway::NewStub(MakeChannel(
+        address, TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt"))), "localhost"));
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    Cluster::Authorize(ctx_, token);
+    ctx_.AddMetadata("x-machine-id", machine);
+    stream_ = stub_->Connect(&ctx_);
+    v1::AgentMessage hello;
+    hello.set_seq(1);
+    hello.mutable_hello()->set_agent_id(agent_id);
+    hello.mutable_hello()->set_machine_id(machine);
+    hello.mutable_hello()->set_version("0.2.0");
+    stream_->Write(hello);
+    v1::ServerMessage reply;
+    open_ = stream_->Read(&reply) && reply.has_hello_ack();
+  }
+  ~HeldStream() {
+    ctx_.TryCancel();
+    if (!finished_) (void)stream_->Finish();
+  }
+  bool open() const { return open_; }
+  // Reads until the server ends the stream (or the deadline); returns its status.
+  grpc::Status Ended() {
+    v1::ServerMessage m;
+    while (stream_->Read(&m)) {
+      if (m.has_instruction()) instructions_.push_back(m.instruction());
+    }
+    finished_ = true;
+    return stream_->Finish();
+  }
+  // Reads until an instruction arrives; false if the stream ends first.
+  bool NextInstruction(v1::SignedEnvelope* out) {
+    v1::ServerMessage m;
+    while (stream_->Read(&m)) {
+      if (m.has_instruction()) {
+        *out = m.instruction();
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::unique_ptr<v1::AgentGateway::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ServerMessage>> stream_;
+  std::vector<v1::SignedEnvelope> instructions_;
+  bool open_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("attack 7: one live stream per agent across replicas; block closes it; streams capped",
+          "[e2e][attack][streams]") {
+  auto& c = Cluster::Get();
+  Enrolled a = Enroll();
+  const std::string& id = a.reg.agent_id();
+  const std::string& token = a.reg.credentials().access_token();
+  int port = 0;
+  auto second = c.StartGateway({}, &port);
+  std::string other = "localhost:" + std::to_string(port);
+
+  // Same replica: the newer stream replaces the older, which is told why.
+  auto first = std::make_unique<HeldStream>(c.gateway_address(), id, token, a.machine);
+  REQUIRE(first->open());
+  auto newer = std::make_unique<HeldStream>(c.gateway_address(), id, token, a.machine);
+  REQUIRE(newer->open());
+  grpc::Status replaced = first->Ended();
+  CHECK(replaced.error_code() == grpc::StatusCode::ABORTED);
+  CHECK_THAT(replaced.error_message(), Catch::Contains("replaced by a newer stream"));
+
+  // Another replica: its stream replaces the one here (fleet-wide, through the event feed).
+  auto remote = std::make_unique<HeldStream>(other, id, token, a.machine);
+  REQUIRE(remote->open());
+  CHECK(newer->Ended().error_code() == grpc::StatusCode::ABORTED);
+
+  // Warnings reach the live stream, not an orphan.
+  v1::WarnAgentRequest warn;
+  warn.set_id(id);
+  warn.set_message("attack 7");
+  {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, c.AdminToken());
+    v1::Agent out;
+    REQUIRE(c.Operator()->WarnAgent(&ctx, warn, &out).ok());
+  }
+  v1::SignedEnvelope env;
+  CHECK(remote->NextInstruction(&env));
+
+  // Blocking closes it.
+  {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, c.AdminToken());
+    v1::BlockAgentRequest block;
+    block.set_id(id);
+    block.set_reason("attack 7");
+    v1::Agent out;
+    REQUIRE(c.Operator()->BlockAgent(&ctx, block, &out).ok());
+  }
+  CHECK(remote->Ended().error_code() == grpc::StatusCode::PERMISSION_DENIED);
+
+  // A flood of streams for one agent (before any hello) is capped per replica.
+  Enrolled b = Enroll();
+  auto stub = c.AgentGateway();
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ServerMessage>>> held;
+  for (int i = 0; i < 4; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    Cluster::Authorize(*ctxs.back(), b.reg.credentials().access_token());
+    ctxs.back()->AddMetadata("x-machine-id", b.machine);
+    held.push_back(stub->Connect(ctxs.back().get()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the four are open
+  grpc::ClientContext extra;
+  extra.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  Cluster::Authorize(extra, b.reg.credentials().access_token());
+  extra.AddMetadata("x-machine-id", b.machine);
+  auto fifth = stub->Connect(&extra);
+  v1::ServerMessage m;
+  CHECK_FALSE(fifth->Read(&m));
+  grpc::Status capped = fifth->Finish();
+  CHECK(capped.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  for (auto& ctx : ctxs) ctx->TryCancel();
+  for (auto& h : held) (void)h->Finish();
+  // Once they are gone, the agent connects normally.
+  bool back = false;
+  for (int i = 0; i < 50 && !back; ++i) {
+    back = OpenStream(b.reg.agent_id(), b.reg.credentials().access_token(), b.machine, "0.2.0").ok();
+    if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(back);
+}
