@@ -262,6 +262,36 @@ grpc::Status AgentsServiceImpl::UnblockAgent(grpc::ServerContext* ctx,
   return Reply(row, resp);
 }
 
+grpc::Status AgentsServiceImpl::ResetAgentVersion(grpc::ServerContext* ctx,
+                                                  const v1::ResetAgentVersionRequest* req,
+                                                  v1::Agent* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->reason().empty() || req->reason().size() > 500) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a reason of at most 500 characters is required");
+  }
+  absl::StatusOr<Version> v = Version::Parse(req->version());
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  if (v->Compare(settings_.min_version) < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("version ", v->ToString(), " is below the minimum ",
+                                     settings_.min_version.ToString()));
+  }
+  absl::StatusOr<std::optional<AgentRow>> before = store_.Get(req->id());
+  if (!before.ok()) return ToGrpcStatus(before.status());
+  if (!before->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no agent ", req->id()));
+  }
+  absl::StatusOr<AgentRow> row = store_.ResetVersion(req->id(), v->ToString());
+  if (row.ok()) {
+    RecordOperatorEvent(*ctx, "AGENT_VERSION_RESET", req->id(),
+                        absl::StrCat(",\"from\":", JsonQuote((*before)->highest_version),
+                                     ",\"to\":", JsonQuote(v->ToString()),
+                                     ",\"reason\":", JsonQuote(req->reason())));
+  }
+  return Reply(row, resp);
+}
+
 void AgentsServiceImpl::RecordOperatorEvent(const grpc::ServerContext& ctx, const std::string& type,
                                             const std::string& agent_id,
                                             const std::string& extra_json) {

@@ -31,6 +31,8 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
                         v1::Agent* resp) override;
   grpc::Status BlockAgent(grpc::ServerContext* ctx, const v1::BlockAgentRequest* req,
                           v1::Agent* resp) override;
+  grpc::Status ResetAgentVersion(grpc::ServerContext* ctx, const v1::ResetAgentVersionRequest* req,
+                                 v1::Agent* resp) override;
   grpc::Status UnblockAgent(grpc::ServerContext* ctx, const v1::UnblockAgentRequest* req,
                             v1::Agent* resp) override;
 

@@ -96,6 +96,11 @@ constexpr Statement kUnblock{
     "UPDATE agents.agents a SET blocked_at = NULL, blocked_reason = '', binding_violations = 0 "
     "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
 
+constexpr Statement kResetVersion{
+    "agents_reset_version",
+    "UPDATE agents.agents a SET highest_version = $2, version = $2 "
+    "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+
 constexpr Statement kInsertInstruction{
     "agents_insert_instruction",
     "INSERT INTO agents.instructions(id, agent_id, kind, body) VALUES ($1, $2, $3, $4)"};
@@ -287,6 +292,18 @@ absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool bloc
     if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
     out = RowFrom(r, 0);
     return blocked ? InsertInstruction(c, id, BlockNotice(reason), "blocked") : absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<AgentRow> AgentStore::ResetVersion(const std::string& id,
+                                                  const std::string& version) {
+  AgentRow out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kResetVersion, {id, version}));
+    if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
+    out = RowFrom(r, 0);
+    return absl::OkStatus();
   }));
   return out;
 }

@@ -6,6 +6,7 @@
 #include "common/actor.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/version.h"
 
 namespace redflag::gateway {
 namespace {
@@ -113,6 +114,12 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
                      "hello.machine_id does not match x-machine-id"));
     return;
   }
+  // The version decides the minimum-version and downgrade checks: it must be there.
+  if (absl::StatusOr<Version> v = Version::Parse(hello.version()); !v.ok()) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("hello.version must be MAJOR.MINOR.PATCH: ", v.status().message())));
+    return;
+  }
   version_ = hello.version();
   channel_ = hello.channel().empty() ? "stable" : hello.channel().substr(0, 32);
   for (int i = 0; i < hello.pinned_key_ids_size() && i < 16; ++i) {
@@ -187,10 +194,17 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
     End(ToGrpcStatus(limited));  // carries the retry delay; the agent reconnects after it
     return;
   }
+  // A stream speaks for the version its hello was authorised with: a different one here
+  // would dodge the checks (or poison the highest-seen version). Upgrades reconnect.
+  if (!check_in.version().empty() && check_in.version() != version_) {
+    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "check-in version differs from the hello's; reconnect after an upgrade"));
+    return;
+  }
   v1::CheckIn c;
   c.set_agent_id(claims_.sub);
   c.set_machine_id(machine_id_);
-  c.set_version(check_in.version().empty() ? version_ : check_in.version());
+  c.set_version(version_);
   *c.mutable_agent_time() = check_in.agent_time();
   c.set_source(peer_);
   Ref();

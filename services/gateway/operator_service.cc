@@ -150,6 +150,11 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::BlockAgent(grpc::CallbackServerCo
   WRITE(Role::kOperator, agents, BlockAgent);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::ResetAgentVersion(
+    grpc::CallbackServerContext* ctx, const v1::ResetAgentVersionRequest* req, v1::Agent* resp) {
+  WRITE(Role::kOperator, agents, ResetAgentVersion);
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::UnblockAgent(grpc::CallbackServerContext* ctx,
                                                             const v1::UnblockAgentRequest* req,
                                                             v1::Agent* resp) {

@@ -41,6 +41,9 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
                                      const v1::GetAgentRequest* req, v1::Agent* resp) override;
   grpc::ServerUnaryReactor* BlockAgent(grpc::CallbackServerContext* ctx,
                                        const v1::BlockAgentRequest* req, v1::Agent* resp) override;
+  grpc::ServerUnaryReactor* ResetAgentVersion(grpc::CallbackServerContext* ctx,
+                                              const v1::ResetAgentVersionRequest* req,
+                                              v1::Agent* resp) override;
   grpc::ServerUnaryReactor* UnblockAgent(grpc::CallbackServerContext* ctx,
                                          const v1::UnblockAgentRequest* req,
                                          v1::Agent* resp) override;

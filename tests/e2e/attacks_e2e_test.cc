@@ -509,3 +509,73 @@ TEST_CASE("attack 7: one live stream per agent across replicas; block closes it;
   }
   CHECK(back);
 }
+
+TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is refused; "
+          "operators can undo a bogus highest version",
+          "[e2e][attack][version]") {
+  auto& c = Cluster::Get();
+  Enrolled a = Enroll();
+  const std::string& id = a.reg.agent_id();
+  const std::string& token = a.reg.credentials().access_token();
+  for (const char* bad : {"", "latest", "1.2", "1.2.3.4"}) {
+    INFO(bad);
+    grpc::Status s = OpenStream(id, token, a.machine, bad);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("MAJOR.MINOR.PATCH"));
+  }
+  // A check-in claiming another version than the hello's ends the stream, recording nothing.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    Cluster::Authorize(ctx, token);
+    ctx.AddMetadata("x-machine-id", a.machine);
+    auto stream = c.AgentGateway()->Connect(&ctx);
+    v1::AgentMessage hello;
+    hello.set_seq(1);
+    hello.mutable_hello()->set_agent_id(id);
+    hello.mutable_hello()->set_machine_id(a.machine);
+    hello.mutable_hello()->set_version("0.2.0");
+    REQUIRE(stream->Write(hello));
+    v1::ServerMessage m;
+    REQUIRE(stream->Read(&m));
+    v1::AgentMessage check_in;
+    check_in.set_seq(2);
+    check_in.mutable_check_in()->set_version("99999.0.0");
+    stream->Write(check_in);
+    while (stream->Read(&m)) {
+    }
+    grpc::Status s = stream->Finish();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("differs from the hello"));
+  }
+  CHECK(QueryColumn("SELECT highest_version FROM agents.agents WHERE id = $1", {id})[0] ==
+        "0.2.0");
+
+  // A hello with a bogus huge version is a valid version: it raises the highest seen, and
+  // the real one is then a downgrade...
+  REQUIRE(OpenStream(id, token, a.machine, "99999.0.0").ok());
+  CHECK(OpenStream(id, token, a.machine, "0.2.0").error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+  // ...until an operator resets it, which is recorded.
+  v1::ResetAgentVersionRequest reset;
+  reset.set_id(id);
+  reset.set_version("0.2.0");
+  auto call = [&](const std::string& as, const v1::ResetAgentVersionRequest& r) {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, as);
+    v1::Agent out;
+    return c.Operator()->ResetAgentVersion(&ctx, r, &out);
+  };
+  CHECK(call(c.AdminToken(), reset).error_code() == grpc::StatusCode::INVALID_ARGUMENT);  // reason
+  reset.set_reason("bogus version reported during the red-team exercise");
+  std::string viewer = c.NewUser("resetv-" + HexEncode(RandomBytes(3)), v1::VIEWER);
+  CHECK(call(viewer, reset).error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  v1::ResetAgentVersionRequest low = reset;
+  low.set_version("0.0.1");
+  CHECK(call(c.AdminToken(), low).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  REQUIRE(call(c.AdminToken(), reset).ok());
+  CHECK(OpenStream(id, token, a.machine, "0.2.0").ok());
+  CHECK(Count("SELECT count(*) FROM audit.security_events WHERE type = 'AGENT_VERSION_RESET' "
+              "AND detail LIKE $1",
+              {"%" + id + "%99999.0.0%"}) == 1);
+}
