@@ -13,6 +13,7 @@
 #include "agent/instruction_verifier.h"
 #include "common/crypto.h"
 #include "common/version.h"
+#include "common/validate.h"
 
 namespace redflag::agent {
 namespace {
@@ -65,6 +66,9 @@ std::variant<v1::Manifest, UpdateFailure> CheckManifest(const v1::SignedEnvelope
                   absl::StrCat("offered version ", m.version(), " is not above the installed ",
                                installed, "; downgrades are refused"));
     }
+  }
+  if (absl::Status s = ValidateSafeName("package name", m.name(), 64); !s.ok()) {
+    return Fail("other", std::string(s.message()));  // never a path outside the install dir
   }
   if (m.size() <= 0 || m.sha256().size() != 64) {
     return Fail("signature", "manifest lacks a size or SHA-256");

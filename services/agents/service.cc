@@ -8,23 +8,12 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/validate.h"
 
 namespace redflag::agents {
 namespace {
 
 constexpr size_t kMaxBatch = 5000;
-
-absl::Status ValidateMachineId(const std::string& m) {
-  if (m.size() != 64) {
-    return absl::InvalidArgumentError("machine_id must be 64 hex characters (SHA-256)");
-  }
-  for (char c : m) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return absl::InvalidArgumentError("machine_id must be lowercase hexadecimal");
-    }
-  }
-  return absl::OkStatus();
-}
 
 void SetMicros(google::protobuf::Timestamp* ts, int64_t us) {
   ts->set_seconds(us / 1000000);
@@ -116,7 +105,7 @@ grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
                                               const v1::RegisterAgentRequest* req,
                                               v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (absl::Status s = ValidateMachineId(req->machine_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateMachineId("machine_id", req->machine_id()); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<Version> v = Version::Parse(req->version());
   if (!v.ok()) return ToGrpcStatus(v.status());
   if (v->Compare(settings_.min_version) < 0) {
@@ -125,8 +114,11 @@ grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
         absl::StrCat("agent version ", v->ToString(), " is below the minimum ",
                      settings_.min_version.ToString(), " (MIN_AGENT_VERSION); update the agent"));
   }
-  if (req->hostname().size() > 255 || req->platform().size() > 64) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hostname or platform too long");
+  if (absl::Status s = ValidateText("hostname", req->hostname(), 255); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (absl::Status s = ValidateText("platform", req->platform(), 64); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   absl::StatusOr<AgentRow> row = store_.Create({req->machine_id(), req->hostname(), req->platform(),
                                                 v->ToString(), req->registration_token_id()});
@@ -345,7 +337,7 @@ grpc::Status AgentsServiceImpl::VerifyAgent(grpc::ServerContext* ctx,
 grpc::Status AgentsServiceImpl::RebindAgent(grpc::ServerContext* ctx,
                                             const v1::RebindAgentRequest* req, v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (absl::Status s = ValidateMachineId(req->new_machine_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateMachineId("new_machine_id", req->new_machine_id()); !s.ok()) return ToGrpcStatus(s);
   if (req->registration_token_id().empty()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "rebinding needs a registration seat consumed by the gateway");

@@ -7,6 +7,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/validate.h"
 #include "services/auth/password.h"
 
 namespace redflag::auth {
@@ -300,6 +301,10 @@ grpc::Status AuthServiceImpl::ConsumeRegistrationSeat(grpc::ServerContext* ctx,
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   if (req->secret().empty() || req->secret().size() > 200) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registration token is required");
+  }
+  // Recorded with the seat: checked before anything is written.
+  if (absl::Status s = ValidateMachineId("machine_id", req->machine_id()); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   absl::StatusOr<v1::ConsumeRegistrationSeatResponse> seat =
       store_.ConsumeSeat(Sha256Hex(req->secret()), req->machine_id());

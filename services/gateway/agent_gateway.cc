@@ -5,6 +5,8 @@
 #include "common/jwt.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/validate.h"
+#include "common/version.h"
 #include "services/gateway/backend_flow.h"
 #include "services/gateway/download_relay.h"
 #include "services/gateway/forward.h"
@@ -105,11 +107,13 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext
   if (absl::Status s = deps_.limits.registration.Acquire(SourceIp(ctx->peer())); !s.ok()) {
     return Reject(ctx, s);
   }
-  if (req->registration_token().empty()) {
-    return Reject(ctx, absl::InvalidArgumentError("registration_token is required"));
-  }
-  if (req->machine_id().empty() || req->version().empty()) {
-    return Reject(ctx, absl::InvalidArgumentError("machine_id and version are required"));
+  // Every field is checked here, before the seat is taken: nothing unchecked is stored.
+  for (absl::Status s : {ValidateText("registration_token", req->registration_token(), 200, false),
+                         ValidateMachineId("machine_id", req->machine_id()),
+                         ValidateText("hostname", req->hostname(), 255),
+                         ValidateText("platform", req->platform(), 64),
+                         Version::Parse(req->version()).status()}) {
+    if (!s.ok()) return Reject(ctx, absl::InvalidArgumentError(s.message()));
   }
   if (std::string header = Metadata(*ctx, "x-machine-id");
       !header.empty() && header != req->machine_id()) {
@@ -201,8 +205,12 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackSer
   if (req->refresh_token().empty() || req->agent_id().empty()) {
     return Reject(ctx, absl::InvalidArgumentError("refresh_token and agent_id are required"));
   }
-  if (Metadata(*ctx, "x-machine-id").empty()) {
-    return Reject(ctx, absl::InvalidArgumentError("x-machine-id metadata is required"));
+  if (absl::Status s = ValidateMachineId("x-machine-id", Metadata(*ctx, "x-machine-id"));
+      !s.ok()) {
+    return Reject(ctx, s);
+  }
+  if (absl::Status s = ValidateText("agent_id", req->agent_id(), 64); !s.ok()) {
+    return Reject(ctx, s);
   }
   return (new RefreshFlow(ctx, req, resp, deps_.backends))->Start();
 }

@@ -6,6 +6,7 @@
 #include "common/actor.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/validate.h"
 #include "common/version.h"
 
 namespace redflag::gateway {
@@ -35,8 +36,8 @@ AgentStream::AgentStream(grpc::CallbackServerContext* ctx, StreamDeps deps)
     End(ToGrpcStatus(claims.status()));
     return;
   }
-  if (machine_id_.empty()) {
-    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "x-machine-id metadata is required"));
+  if (absl::Status s = ValidateMachineId("x-machine-id", machine_id_); !s.ok()) {
+    End(ToGrpcStatus(s));
     return;
   }
   claims_ = *std::move(claims);

@@ -1,6 +1,7 @@
 #include "services/gateway/download_relay.h"
 
 #include "common/status.h"
+#include "common/validate.h"
 
 namespace redflag::gateway {
 
@@ -13,9 +14,13 @@ DownloadRelay::DownloadRelay(grpc::CallbackServerContext* ctx, const v1::Downloa
     return;
   }
   std::string machine = Metadata(*ctx, "x-machine-id");
-  if (machine.empty() || req_.update_id().empty()) {
+  if (absl::Status s = ValidateMachineId("x-machine-id", machine); !s.ok()) {
+    End(ToGrpcStatus(s));
+    return;
+  }
+  if (req_.update_id().empty() || req_.update_id().size() > 64) {
     End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     "x-machine-id metadata and update_id are required"));
+                     "update_id is required (at most 64 characters)"));
     return;
   }
   req_.set_agent_id(claims->sub);  // the token decides whose offer this is

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/pg.h"
 #include "common/status.h"
+#include "common/validate.h"
 #include "common/version.h"
 
 namespace redflag::updates {
@@ -20,24 +21,13 @@ constexpr char kRevokePrefix[] = "upd-revoke-";
 constexpr char kKeyPrefix[] = "upd-key-";
 constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
 
-bool ValidName(const std::string& s, size_t max, const char* allowed) {
-  return !s.empty() && s.size() <= max && s.find_first_not_of(allowed) == std::string::npos;
-}
-constexpr char kLower[] = "abcdefghijklmnopqrstuvwxyz0123456789._-";
-constexpr char kAny[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-
 absl::Status ValidateHeader(const v1::PublishUpdateChunk::Header& h, int64_t max_bytes) {
-  if (!ValidName(h.name(), 64, kLower)) {
-    return absl::InvalidArgumentError("name must be 1-64 characters of a-z, 0-9, '.', '_', '-'");
-  }
+  // Agents install under the package's name: "." or ".." would name the install directory
+  // itself (and every agent would then report tampering).
+  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("name", h.name(), 64));
   REDFLAG_RETURN_IF_ERROR(Version::Parse(h.version()).status());
-  if (!ValidName(h.platform(), 64, kAny)) {
-    return absl::InvalidArgumentError(
-        "platform must be 1-64 characters of letters, digits, '.', '_', '-'");
-  }
-  if (!ValidName(h.channel(), 32, kLower)) {
-    return absl::InvalidArgumentError("channel must be 1-32 characters of a-z, 0-9, '.', '_', '-'");
-  }
+  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("platform", h.platform(), 64, /*allow_upper=*/true));
+  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("channel", h.channel(), 32));
   if (h.kind() != v1::AGENT && h.kind() != v1::PACKAGE) {
     return absl::InvalidArgumentError("kind must be AGENT or PACKAGE");
   }

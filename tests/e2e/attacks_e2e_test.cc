@@ -579,3 +579,78 @@ TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is
               "AND detail LIKE $1",
               {"%" + id + "%99999.0.0%"}) == 1);
 }
+
+TEST_CASE("attack 9: oversized or malformed registration input is refused before anything is "
+          "stored",
+          "[e2e][attack][input]") {
+  auto& c = Cluster::Get();
+  std::string secret = c.NewRegistrationToken(1);
+  int64_t seats = Count("SELECT count(*) FROM auth.registration_seats", {});
+  auto reg = [&](const std::string& machine, const std::string& hostname,
+                 const std::string& version) {
+    grpc::ClientContext ctx;
+    v1::RegisterRequest req;
+    req.set_registration_token(secret);
+    req.set_machine_id(machine);
+    req.set_hostname(hostname);
+    req.set_version(version);
+    req.set_platform("Linux-x86_64");
+    v1::RegisterResponse resp;
+    return c.AgentGateway()->Register(&ctx, req, &resp);
+  };
+  std::string good = RandomMachineId();
+  struct Case {
+    const char* what;
+    grpc::Status status;
+  };
+  std::vector<Case> cases = {
+      {"3 MiB machine_id", reg(std::string(3 << 20, 'a'), "host", "0.2.0")},
+      {"machine_id not hex", reg(std::string(64, 'z'), "host", "0.2.0")},
+      {"newline in hostname", reg(good, "host\nFAKE LOG LINE", "0.2.0")},
+      {"NUL in hostname", reg(good, std::string("host\0evil", 9), "0.2.0")},
+      {"escape in hostname", reg(good, "host\x1b[31m", "0.2.0")},
+      {"huge hostname", reg(good, std::string(300, 'h'), "0.2.0")},
+      {"no version", reg(good, "host", "")},
+  };
+  for (const auto& k : cases) {
+    INFO(k.what << ": " << k.status.error_message());
+    CHECK(k.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Nothing was written: no seat consumed, the token still enrolls the real machine.
+  CHECK(Count("SELECT count(*) FROM auth.registration_seats", {}) == seats);
+  CHECK(reg(good, "real-host", "0.2.0").ok());
+}
+
+TEST_CASE("attack 11: package names that are not plain file names are refused at publication",
+          "[e2e][attack][input]") {
+  auto& c = Cluster::Get();
+  auto publish = [&](const std::string& name, const std::string& channel) {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, c.AdminToken());
+    v1::Update out;
+    auto writer = c.Operator()->PublishUpdate(&ctx, &out);
+    v1::PublishUpdateChunk h;
+    h.mutable_header()->set_name(name);
+    h.mutable_header()->set_version("1.0.0");
+    h.mutable_header()->set_platform("Linux-x86_64");
+    h.mutable_header()->set_channel(channel);
+    h.mutable_header()->set_kind(v1::PACKAGE);
+    h.mutable_header()->set_size(2);
+    writer->Write(h);
+    v1::PublishUpdateChunk d;
+    d.set_data("hi");
+    writer->Write(d);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  int64_t before = Count("SELECT count(*) FROM updates.packages", {});
+  for (const char* bad : {".", "..", ".hidden", "-rf", "a/b", "../etc"}) {
+    INFO(bad);
+    grpc::Status s = publish(bad, "stable");
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("starting with a letter or digit"));
+  }
+  CHECK(publish("tool", "..").error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Count("SELECT count(*) FROM updates.packages", {}) == before);
+  CHECK(publish("safe-name.v2", "attack11-" + HexEncode(RandomBytes(3))).ok());
+}
