@@ -4,6 +4,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -19,7 +20,8 @@ std::string& Component() {
   return c;
 }
 
-void Write(const char* level, absl::string_view message) {
+void Write(const char* level, absl::string_view raw) {
+  std::string message = EscapeForLog(raw);
   std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   std::lock_guard<std::mutex> lock(Mu());
   std::fprintf(stderr, "%s %s %s: %.*s\n", ts.c_str(), level, Component().c_str(),
@@ -28,6 +30,21 @@ void Write(const char* level, absl::string_view message) {
 }
 
 }  // namespace
+
+std::string EscapeForLog(absl::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  for (unsigned char c : message) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += absl::StrFormat("\\x%02x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
 
 void SetLogComponent(absl::string_view component) {
   std::lock_guard<std::mutex> lock(Mu());
