@@ -1,5 +1,9 @@
 #include "common/tls.h"
 
+#include <openssl/bio.h>
+#include <openssl/conf.h>
+#include <openssl/ssl.h>
+
 #include <grpc/grpc_security_constants.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -98,6 +102,26 @@ std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const TlsMaterial&
   grpc::SslServerCredentialsOptions opts(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   opts.pem_key_cert_pairs.push_back({m.key_pem, m.cert_pem});
   return grpc::SslServerCredentials(opts);
+}
+
+absl::Status RequireTls13ProcessWide() {
+  static constexpr char kConfig[] =
+      "openssl_conf = openssl_init\n"
+      "[openssl_init]\nssl_conf = ssl_sect\n"
+      "[ssl_sect]\nsystem_default = redflag_tls13\n"
+      "[redflag_tls13]\nMinProtocol = TLSv1.3\nProtocol = -TLSv1.2\n";
+  if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, nullptr) != 1) {
+    return absl::InternalError("OpenSSL initialisation failed");
+  }
+  BIO* bio = BIO_new_mem_buf(kConfig, sizeof(kConfig) - 1);
+  CONF* conf = NCONF_new(nullptr);
+  long error_line = 0;
+  bool ok = bio != nullptr && conf != nullptr && NCONF_load_bio(conf, bio, &error_line) == 1 &&
+            CONF_modules_load(conf, "openssl_conf", 0) == 1;
+  NCONF_free(conf);
+  BIO_free(bio);
+  if (!ok) return absl::InternalError("cannot load the TLS 1.3-only OpenSSL configuration");
+  return absl::OkStatus();
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsMaterial& m) {

@@ -35,6 +35,14 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::stri
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsMaterial& m);
 // Server-authenticated TLS (the public gateway port); client certificates not requested.
 std::shared_ptr<grpc::ServerCredentials> TlsServerCredentials(const TlsMaterial& m);
+
+// Makes every TLS context this process creates afterwards TLS 1.3-only, server and client.
+// gRPC 1.51's C++ API has no minimum-version setter (its SSL credentials pin the minimum at
+// 1.2), but it creates its contexts with OpenSSL, which applies the "system_default" SSL
+// configuration at SSL_CTX_new: this loads such a configuration (MinProtocol TLSv1.3, and
+// TLS 1.2 disabled as an option, which gRPC's explicit minimum does not re-enable). Call
+// before the first gRPC server or channel.
+absl::Status RequireTls13ProcessWide();
 // Client side of mTLS (service to service).
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsMaterial& m);
 // Client side of plain TLS, trusting only `ca_pem` (agent to gateway).

@@ -32,6 +32,14 @@ int Run() {
   BlockShutdownSignals();
   SetLogComponent(kName);
   if (absl::Status s = InitCrypto(); !s.ok()) return ExitWithError(kName, s);
+  // The public port speaks TLS 1.3 only (security architecture); 1.2 only if asked for.
+  std::string min_tls = Env::Optional("REDFLAG_PUBLIC_TLS_MIN_VERSION", "1.3");
+  if (min_tls == "1.3") {
+    if (absl::Status s = RequireTls13ProcessWide(); !s.ok()) return ExitWithError(kName, s);
+  } else if (min_tls != "1.2") {
+    return ExitWithError(kName, absl::InvalidArgumentError(
+                                    "REDFLAG_PUBLIC_TLS_MIN_VERSION must be 1.3 (default) or 1.2"));
+  }
   absl::StatusOr<std::string> secret = Env::Secret("REDFLAG_JWT_SECRET", 32);
   if (!secret.ok()) return ExitWithError(kName, secret.status());
   absl::StatusOr<JwtCodec> jwt = JwtCodec::Create(*std::move(secret));

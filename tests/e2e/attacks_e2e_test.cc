@@ -654,3 +654,41 @@ TEST_CASE("attack 11: package names that are not plain file names are refused at
   CHECK(Count("SELECT count(*) FROM updates.packages", {}) == before);
   CHECK(publish("safe-name.v2", "attack11-" + HexEncode(RandomBytes(3))).ok());
 }
+
+namespace {
+
+// What `openssl s_client -<version>` negotiated with 127.0.0.1:port ("(NONE)" if refused).
+std::string NegotiatedCipher(int port, const std::string& version) {
+  std::string cmd = "echo | timeout 10 openssl s_client -connect 127.0.0.1:" +
+                    std::to_string(port) + " -" + version + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  pclose(p);
+  size_t at = out.find("Cipher is ");
+  if (at == std::string::npos) return "no handshake line: " + out.substr(0, 200);
+  return out.substr(at + 10, out.find('\n', at) - at - 10);
+}
+
+}  // namespace
+
+TEST_CASE("attack 14: the public port refuses TLS 1.2 and speaks TLS 1.3", "[e2e][attack][tls]") {
+  int port = 0;
+  auto gateway = Cluster::Get().StartGateway({}, &port);
+  CHECK(NegotiatedCipher(port, "tls1_2") == "(NONE)");
+  CHECK_THAT(NegotiatedCipher(port, "tls1_3"), Catch::StartsWith("TLS_"));
+  // The control: the same gateway told to allow 1.2 does negotiate it.
+  int legacy_port = 0;
+  auto legacy = Cluster::Get().StartGateway({{"REDFLAG_PUBLIC_TLS_MIN_VERSION", "1.2"}},
+                                            &legacy_port);
+  CHECK(NegotiatedCipher(legacy_port, "tls1_2") != "(NONE)");
+  // And the TLS 1.3-only gateway still serves real clients (gRPC over its internal mTLS too).
+  auto ops = v1::OperatorService::NewStub(MakeChannel(
+      "localhost:" + std::to_string(port), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, Cluster::Get().AdminToken());
+  v1::ListAgentsResponse r;
+  CHECK(ops->ListAgents(&ctx, {}, &r).ok());
+}
