@@ -16,9 +16,27 @@ constexpr Statement kInsert{
     "audit_insert",
     "INSERT INTO audit.security_events(type, service, actor, source, detail, at_micros, "
     "prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"};
-constexpr Statement kAll{"audit_all",
-                         "SELECT id, type, service, actor, source, detail, at_micros, "
-                         "prev_hash, hash FROM audit.security_events ORDER BY id"};
+constexpr Statement kRange{
+    "audit_range",
+    "SELECT id, type, service, actor, source, detail, at_micros, prev_hash, hash "
+    "FROM audit.security_events WHERE id >= $1 AND ($2 = 0 OR id <= $2) ORDER BY id LIMIT $3"};
+constexpr Statement kHashBefore{
+    "audit_hash_before",
+    "SELECT hash FROM audit.security_events WHERE id < $1 ORDER BY id DESC LIMIT 1"};
+
+// The stored form of a field: NUL (which PostgreSQL text cannot hold) spelled out.
+std::string Stored(const std::string& field) {
+  if (field.find('\0') == std::string::npos) return field;
+  std::string out;
+  for (char c : field) {
+    if (c == '\0') {
+      out += "\\u0000";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 // Length-prefixed fields: no separator inside a field can forge another split.
 std::string ChainHash(const std::string& prev, const std::vector<std::string>& fields) {
@@ -60,7 +78,9 @@ absl::Status SecurityEventWriter::Migrate() {
   return ApplyMigrations(pool_, "audit", Migrations());
 }
 
-absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEventInput& e) const {
+absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEventInput& raw) const {
+  const SecurityEventInput e{Stored(raw.type), Stored(raw.actor), Stored(raw.source),
+                             Stored(raw.detail_json)};
   REDFLAG_RETURN_IF_ERROR(conn.ExecScript("SELECT pg_advisory_xact_lock(7242683152)"));
   REDFLAG_ASSIGN_OR_RETURN(PgResult last, conn.Exec(kLastHash));
   std::string prev = last.Rows() > 0 ? last.Text(0, 0) : std::string();
@@ -123,16 +143,48 @@ absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
   return out;
 }
 
-absl::Status VerifyAuditChain(PgConnection& conn) {
-  REDFLAG_ASSIGN_OR_RETURN(PgResult r, conn.Exec(kAll));
+absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t from_id,
+                                                   int64_t to_id) {
+  constexpr int kBatch = 5000;
+  AuditVerification out;
+  from_id = std::max<int64_t>(from_id, 1);
   std::string prev;
-  for (int i = 0; i < r.Rows(); ++i) {
-    std::string expect = ChainHash(
-        prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
-    if (r.Text(i, 7) != prev || r.Text(i, 8) != expect) {
-      return absl::DataLossError(absl::StrCat("audit chain broken at event ", r.Text(i, 0)));
+  REDFLAG_ASSIGN_OR_RETURN(PgResult before, conn.Exec(kHashBefore, {absl::StrCat(from_id)}));
+  if (before.Rows() == 1) prev = before.Text(0, 0);
+  int64_t next = from_id;
+  while (true) {
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, conn.Exec(kRange, {absl::StrCat(next), absl::StrCat(to_id),
+                                       absl::StrCat(kBatch)}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      int64_t id = r.Int(i, 0);
+      std::string expect = ChainHash(prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
+                                            r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
+      ++out.checked;
+      out.last_id = id;
+      if (r.Text(i, 7) != prev) {
+        out.first_bad_id = id;
+        out.reason = "prev_hash does not match the preceding event's hash (an event before it "
+                     "was removed or changed)";
+        return out;
+      }
+      if (r.Text(i, 8) != expect) {
+        out.first_bad_id = id;
+        out.reason = "hash does not match the event's contents (the event was edited)";
+        return out;
+      }
+      prev = r.Text(i, 8);
+      next = id + 1;
     }
-    prev = r.Text(i, 8);
+    if (r.Rows() < kBatch) return out;
+  }
+}
+
+absl::Status VerifyAuditChain(PgConnection& conn) {
+  REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(conn, 1, 0));
+  if (v.first_bad_id != 0) {
+    return absl::DataLossError(
+        absl::StrCat("audit chain broken at event ", v.first_bad_id, ": ", v.reason));
   }
   return absl::OkStatus();
 }

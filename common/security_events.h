@@ -30,6 +30,8 @@ class SecurityEventWriter {
   // Applies the audit schema's migrations.
   absl::Status Migrate();
   // Appends inside the caller's transaction (the chain lock is held until it commits).
+  // PostgreSQL text cannot hold NUL: NUL bytes are stored (and hashed) as "\u0000", so
+  // the hash always covers exactly the stored bytes.
   absl::Status Record(PgConnection& conn, const SecurityEventInput& event) const;
   // Appends in a transaction of its own.
   absl::Status Record(const SecurityEventInput& event) const;
@@ -47,7 +49,21 @@ absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
 absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
     PgPool& pool, const std::vector<std::string>& types, absl::Duration since);
 
-// Recomputes every hash in order; DATA_LOSS naming the first event that does not match.
+// What a verification of the chain found.
+struct AuditVerification {
+  int64_t checked = 0;       // events recomputed
+  int64_t last_id = 0;       // the last event checked
+  int64_t first_bad_id = 0;  // 0 when every checked event matched
+  std::string reason;        // why first_bad_id failed
+};
+
+// Recomputes the hashes of events from_id..to_id (0: to the end) in id order, in batches,
+// each against its own fields and its predecessor's stored hash. Finds edits, re-ordering
+// and deletions inside the range (not a deleted tail, and not a re-sealed chain: its hashes
+// are unkeyed).
+absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t from_id,
+                                                   int64_t to_id);
+// The whole chain; DATA_LOSS naming the first event that does not match.
 absl::Status VerifyAuditChain(PgConnection& conn);
 
 }  // namespace redflag

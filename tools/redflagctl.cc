@@ -4,6 +4,7 @@
 //   create-token SEATS [LABEL]    prints the registration token secret (needs REDFLAG_TOKEN)
 //   list-agents | list-tokens | signing-keys   print JSON (need REDFLAG_TOKEN)
 //   revoke-key KEY_ID REASON      withdraws a leaked signing key from the ring and every agent
+//   verify-audit [FROM [TO]]      verifies the audit trail's hash chain; exit 3 if broken
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: redflagctl login|create-token SEATS "
-                 "[LABEL]|list-agents|list-tokens|signing-keys|revoke-key KEY_ID REASON\n");
+                 "[LABEL]|list-agents|list-tokens|signing-keys|revoke-key KEY_ID REASON|verify-audit [FROM [TO]]\n");
     return 2;
   }
   absl::StatusOr<std::string> ca =
@@ -111,6 +112,22 @@ int main(int argc, char** argv) {
     if (!s.ok()) return Fail("signing-keys", s);
     Print(resp);
     return 0;
+  }
+  if (cmd == "verify-audit") {
+    redflag::v1::VerifyAuditTrailRequest req;
+    int64_t from = 0, to = 0;
+    if ((args.size() > 2 && !absl::SimpleAtoi(args[2], &from)) ||
+        (args.size() > 3 && !absl::SimpleAtoi(args[3], &to))) {
+      std::fprintf(stderr, "verify-audit takes optional numeric event ids FROM and TO\n");
+      return 2;
+    }
+    req.set_from_id(from);
+    req.set_to_id(to);
+    redflag::v1::AuditVerification resp;
+    grpc::Status s = stub->VerifyAuditTrail(&ctx, req, &resp);
+    if (!s.ok()) return Fail("verify-audit", s);
+    Print(resp);
+    return resp.intact() ? 0 : 3;
   }
   if (cmd == "revoke-key") {
     if (args.size() < 4) {

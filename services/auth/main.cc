@@ -1,5 +1,6 @@
 // redflag-auth: accounts, sessions and registration tokens, served over mTLS.
 #include <cstdlib>
+#include <functional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "common/jwt.h"
 #include "common/runtime.h"
 #include "common/status.h"
+#include "common/timer_queue.h"
 #include "services/auth/password.h"
 #include "services/auth/service.h"
 #include "services/auth/store.h"
@@ -91,7 +93,21 @@ int Run() {
   if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
   auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), hub,
                                 *settings);
-  return rt->ServeUntilSignal(&service);
+  absl::StatusOr<int64_t> verify_every =
+      Env::Int("REDFLAG_AUDIT_VERIFY_SECONDS", 600, 10, 7LL * 24 * 3600);
+  if (!verify_every.ok()) return ExitWithError(rt->name, verify_every.status());
+  // The audit chain is re-verified periodically; the gauge feeds the AuditChainBroken alert.
+  TimerQueue timers;
+  std::function<void()> verify = [&] {
+    (void)service.VerifyWholeAuditChain();
+    timers.RunAfter(absl::Seconds(*verify_every), [&](bool fired) {
+      if (fired) verify();
+    });
+  };
+  verify();
+  int rc = rt->ServeUntilSignal(&service);
+  timers.Stop();  // before `verify`, which the timer thread may be running, is destroyed
+  return rc;
 }
 
 }  // namespace

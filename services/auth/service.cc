@@ -67,7 +67,20 @@ AuthServiceImpl::AuthServiceImpl(AuthStore& store, const JwtCodec& jwt,
                           .Help("Registration token seats consumed by agent registrations")
                           .Register(metrics)
                           .Add({})),
-      settings_(settings) {}
+      audit_verified_(prometheus::BuildGauge()
+                          .Name("redflag_audit_chain_verified")
+                          .Help("1 when the last full verification of the audit trail's hash "
+                                "chain found it intact, 0 when it found a bad event")
+                          .Register(metrics)
+                          .Add({})),
+      audit_events_verified_(prometheus::BuildGauge()
+                                 .Name("redflag_audit_chain_events_verified")
+                                 .Help("Events checked by the last full verification")
+                                 .Register(metrics)
+                                 .Add({})),
+      settings_(settings) {
+  audit_verified_.Set(1);  // until a verification says otherwise
+}
 
 grpc::Status AuthServiceImpl::Fail(const grpc::ServerContext& ctx, const std::string& reason,
                                    const std::string& actor, const absl::Status& status) {
@@ -140,6 +153,10 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
   }
   if (req->username().size() > 128 || req->password().size() > 1024) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "username or password too long");
+  }
+  // The username is recorded in the audit trail: no NUL or control characters.
+  if (absl::Status s = ValidateText("username", req->username(), 128, false); !s.ok()) {
+    return ToGrpcStatus(s);
   }
   absl::StatusOr<std::optional<absl::Time>> locked =
       store_.LockedUntil({AccountSourceKey(*ctx, req->username()), SourceKey(*ctx)});
@@ -440,6 +457,54 @@ grpc::Status AuthServiceImpl::WatchRevokedSessions(grpc::ServerContext* ctx,
     }
     if (!send(*payload)) break;
   }
+  return grpc::Status::OK;
+}
+
+namespace {
+
+absl::StatusOr<v1::AuditVerification> Verify(PgPool& pool, int64_t from, int64_t to) {
+  v1::AuditVerification out;
+  REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(c, from, to));
+    out.set_intact(v.first_bad_id == 0);
+    out.set_checked(v.checked);
+    out.set_last_id(v.last_id);
+    out.set_first_bad_id(v.first_bad_id);
+    out.set_reason(v.reason);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::AuditVerification> AuthServiceImpl::VerifyWholeAuditChain() {
+  absl::StatusOr<v1::AuditVerification> v = Verify(store_.pool(), 1, 0);
+  if (v.ok()) {
+    audit_verified_.Set(v->intact() ? 1 : 0);
+    audit_events_verified_.Set(static_cast<double>(v->checked()));
+    if (!v->intact()) {
+      LogError(absl::StrCat("SECURITY: audit chain broken at event ", v->first_bad_id(), ": ",
+                            v->reason()));
+    }
+  }
+  return v;
+}
+
+grpc::Status AuthServiceImpl::VerifyAuditTrail(grpc::ServerContext* ctx,
+                                               const v1::VerifyAuditTrailRequest* req,
+                                               v1::AuditVerification* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->from_id() < 0 || req->to_id() < 0 ||
+      (req->to_id() != 0 && req->to_id() < req->from_id())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "from_id and to_id must be >= 0 with to_id 0 (the end) or >= from_id");
+  }
+  bool whole = req->from_id() <= 1 && req->to_id() == 0;
+  absl::StatusOr<v1::AuditVerification> v =
+      whole ? VerifyWholeAuditChain() : Verify(store_.pool(), req->from_id(), req->to_id());
+  if (!v.ok()) return ToGrpcStatus(v.status());
+  *resp = *std::move(v);
   return grpc::Status::OK;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include "common/event_hub.h"
@@ -67,6 +68,11 @@ class AuthServiceImpl final : public v1::AuthService::Service {
                                    v1::SecurityEventCountsResponse* resp) override;
   grpc::Status ReportAuthFailure(grpc::ServerContext* ctx, const v1::ReportAuthFailureRequest* req,
                                  v1::LogoutResponse* resp) override;
+  grpc::Status VerifyAuditTrail(grpc::ServerContext* ctx, const v1::VerifyAuditTrailRequest* req,
+                                v1::AuditVerification* resp) override;
+  // Verifies the whole chain and publishes redflag_audit_chain_verified (1 intact, 0 broken)
+  // and redflag_audit_chain_events_verified. Run periodically by main.
+  absl::StatusOr<v1::AuditVerification> VerifyWholeAuditChain();
   // Holds a pool thread per watcher (one per gateway replica) for the stream's life.
   grpc::Status WatchRevokedSessions(grpc::ServerContext* ctx,
                                     const v1::WatchRevokedSessionsRequest* req,
@@ -91,6 +97,8 @@ class AuthServiceImpl final : public v1::AuthService::Service {
   const SecurityEventWriter& events_;
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Counter& seats_consumed_;
+  prometheus::Gauge& audit_verified_;
+  prometheus::Gauge& audit_events_verified_;
   AuthSettings settings_;
   PeerPolicy gateway_only_{"gateway"};
 };

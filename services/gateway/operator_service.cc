@@ -377,6 +377,12 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(grpc::CallbackServ
   READ(Role::kViewer, updates, ListDeliveries);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::VerifyAuditTrail(
+    grpc::CallbackServerContext* ctx, const v1::VerifyAuditTrailRequest* req,
+    v1::AuditVerification* resp) {
+  READ(Role::kAdmin, auth, VerifyAuditTrail);
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::ListSecurityEvents(
     grpc::CallbackServerContext* ctx, const v1::ListSecurityEventsRequest* req,
     v1::ListSecurityEventsResponse* resp) {

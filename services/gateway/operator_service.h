@@ -71,6 +71,9 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ListDeliveries(grpc::CallbackServerContext* ctx,
                                            const v1::ListDeliveriesRequest* req,
                                            v1::ListDeliveriesResponse* resp) override;
+  grpc::ServerUnaryReactor* VerifyAuditTrail(grpc::CallbackServerContext* ctx,
+                                             const v1::VerifyAuditTrailRequest* req,
+                                             v1::AuditVerification* resp) override;
   grpc::ServerUnaryReactor* ListSecurityEvents(grpc::CallbackServerContext* ctx,
                                                const v1::ListSecurityEventsRequest* req,
                                                v1::ListSecurityEventsResponse* resp) override;

@@ -1,12 +1,15 @@
 // The red team's findings (issue 10), each performed as the attacker would through the
 // public gateway: the attack is refused with the exact status, nothing changes in the
 // database, the refusal is counted and recorded — and the legitimate owner still gets in.
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
 #include <thread>
 
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/status.h"
+#include "common/security_events.h"
 #include "common/tls.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
@@ -691,4 +694,121 @@ TEST_CASE("attack 14: the public port refuses TLS 1.2 and speaks TLS 1.3", "[e2e
   Cluster::Authorize(ctx, Cluster::Get().AdminToken());
   v1::ListAgentsResponse r;
   CHECK(ops->ListAgents(&ctx, {}, &r).ok());
+}
+
+namespace {
+
+// Runs `sql` on the fixture database as its (superuser) owner, append-only trigger disabled:
+// what an attacker with database superuser rights can do.
+void AsSuperuser(const std::string& sql) {
+  static std::unique_ptr<PgPool> pool = TestPool(1);
+  absl::Status s = pool->InTransaction([&](PgConnection& c) {
+    return c.ExecScript(
+        "ALTER TABLE audit.security_events DISABLE TRIGGER security_events_append_only; " + sql +
+        "; ALTER TABLE audit.security_events ENABLE TRIGGER security_events_append_only");
+  });
+  REQUIRE(s.ToString() == "OK");
+}
+
+v1::AuditVerification VerifyAudit(const std::string& token, grpc::Status* status = nullptr) {
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, token);
+  v1::AuditVerification out;
+  grpc::Status s = Cluster::Get().Operator()->VerifyAuditTrail(&ctx, {}, &out);
+  if (status != nullptr) *status = s;
+  return out;
+}
+
+// Output and exit code of `redflagctl verify-audit` against the shared gateway.
+std::pair<std::string, int> RedflagctlVerify() {
+  std::string cmd = "REDFLAG_TOKEN=" + Cluster::Get().AdminToken() + " " +
+                    BinaryPath("tools/redflagctl") + " --server=" +
+                    Cluster::Get().gateway_address() + " --ca_file=" + PkiFile("public-ca.crt") +
+                    " verify-audit 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  int rc = pclose(p);
+  return {out, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1};
+}
+
+}  // namespace
+
+TEST_CASE("attack 12: a superuser's edit or deletion in the audit trail is found, named and "
+          "alerted on",
+          "[e2e][attack][audit]") {
+  auto& c = Cluster::Get();
+  for (int i = 0; i < 12; ++i) {  // some events to tamper with (failed logins)
+    grpc::ClientContext ctx;
+    v1::LoginRequest req;
+    req.set_username("audit-probe-" + HexEncode(RandomBytes(4)));
+    req.set_password("wrong-password");
+    v1::TokenPair out;
+    (void)c.Operator()->Login(&ctx, req, &out);
+  }
+  grpc::Status s;
+  v1::AuditVerification v = VerifyAudit(c.AdminToken(), &s);
+  REQUIRE(s.ok());
+  CHECK(v.intact());
+  CHECK(v.checked() > 10);
+  std::string viewer = c.NewUser("audit-" + HexEncode(RandomBytes(3)), v1::VIEWER);
+  VerifyAudit(viewer, &s);
+  CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+
+  // Edit an event in the middle of the chain.
+  std::string victim = QueryColumn(
+      "SELECT id FROM audit.security_events ORDER BY id DESC OFFSET 5 LIMIT 1", {})[0];
+  std::string actor =
+      QueryColumn("SELECT actor FROM audit.security_events WHERE id = $1::bigint", {victim})[0];
+  AsSuperuser("UPDATE audit.security_events SET actor = 'nobody' WHERE id = " + victim);
+  v = VerifyAudit(c.AdminToken());
+  CHECK_FALSE(v.intact());
+  CHECK(std::to_string(v.first_bad_id()) == victim);
+  CHECK_THAT(v.reason(), Catch::Contains("edited"));
+  auto [out, rc] = RedflagctlVerify();
+  CHECK(rc == 3);
+  CHECK_THAT(out, Catch::Contains("\"firstBadId\": \"" + victim + "\""));
+  CHECK_THAT(HttpGet(c.metrics_port("auth"), "/metrics"),
+             Catch::Contains("redflag_audit_chain_verified 0"));
+  // Put it back: intact again, and the gauge recovers.
+  AsSuperuser("UPDATE audit.security_events SET actor = " +
+              std::string(QueryColumn("SELECT quote_literal($1)", {actor})[0]) +
+              " WHERE id = " + victim);
+  CHECK(VerifyAudit(c.AdminToken()).intact());
+  CHECK_THAT(HttpGet(c.metrics_port("auth"), "/metrics"),
+             Catch::Contains("redflag_audit_chain_verified 1"));
+
+  // Delete one: the next event names the gap.
+  std::string next = QueryColumn(
+      "SELECT min(id) FROM audit.security_events WHERE id > $1::bigint", {victim})[0];
+  AsSuperuser("CREATE TEMP TABLE saved AS SELECT * FROM audit.security_events WHERE id = " +
+              victim + "; DELETE FROM audit.security_events WHERE id = " + victim);
+  v = VerifyAudit(c.AdminToken());
+  CHECK_FALSE(v.intact());
+  CHECK(std::to_string(v.first_bad_id()) == next);
+  CHECK_THAT(v.reason(), Catch::Contains("removed"));
+  // Restored (the same session kept the copy): intact again.
+  AsSuperuser("INSERT INTO audit.security_events SELECT * FROM saved; DROP TABLE saved");
+  CHECK(VerifyAudit(c.AdminToken()).intact());
+}
+
+TEST_CASE("attack 12: a NUL in a login name is refused, and NULs elsewhere are sealed as stored",
+          "[e2e][attack][audit]") {
+  grpc::ClientContext ctx;
+  v1::LoginRequest req;
+  req.set_username(std::string("adm\0in", 6));
+  req.set_password("whatever-whatever");
+  v1::TokenPair out;
+  grpc::Status s = Cluster::Get().Operator()->Login(&ctx, req, &out);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  // A NUL reaching the writer by another path is stored spelled out, and the chain holds.
+  auto pool = TestPool(1);
+  SecurityEventWriter writer(*pool, "attack-test");
+  REQUIRE(writer.Record({"TEST_NUL", std::string("a\0b", 3), "test", "{}"}).ok());
+  CHECK(QueryColumn("SELECT actor FROM audit.security_events WHERE type = 'TEST_NUL' "
+                    "ORDER BY id DESC LIMIT 1",
+                    {})[0] == "a\\u0000b");
+  CHECK(VerifyAudit(Cluster::Get().AdminToken()).intact());
 }
