@@ -1,8 +1,6 @@
 // The red team's findings (issue 10), each performed as the attacker would through the
 // public gateway: the attack is refused with the exact status, nothing changes in the
 // database, the refusal is counted and recorded — and the legitimate owner still gets in.
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -18,16 +16,6 @@ using namespace redflag;
 using namespace redflag::testing;
 
 namespace {
-
-grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
-                          const std::string& token, v1::TokenPair* out) {
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("x-machine-id", machine);
-  v1::RefreshAgentRequest req;
-  req.set_refresh_token(token);
-  req.set_agent_id(agent_id);
-  return Cluster::Get().AgentGateway()->RefreshCredentials(&ctx, req, out);
-}
 
 grpc::Status RefreshOperator(const std::string& token, v1::TokenPair* out) {
   grpc::ClientContext ctx;
@@ -662,14 +650,9 @@ namespace {
 
 // What `openssl s_client -<version>` negotiated with 127.0.0.1:port ("(NONE)" if refused).
 std::string NegotiatedCipher(int port, const std::string& version) {
-  std::string cmd = "echo | timeout 10 openssl s_client -connect 127.0.0.1:" +
-                    std::to_string(port) + " -" + version + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  pclose(p);
+  std::string out = RunCommand("echo | timeout 10 openssl s_client -connect 127.0.0.1:" +
+                               std::to_string(port) + " -" + version)
+                        .first;
   size_t at = out.find("Cipher is ");
   if (at == std::string::npos) return "no handshake line: " + out.substr(0, 200);
   return out.substr(at + 10, out.find('\n', at) - at - 10);
@@ -721,17 +704,10 @@ v1::AuditVerification VerifyAudit(const std::string& token, grpc::Status* status
 
 // Output and exit code of `redflagctl verify-audit` against the shared gateway.
 std::pair<std::string, int> RedflagctlVerify() {
-  std::string cmd = "REDFLAG_TOKEN=" + Cluster::Get().AdminToken() + " " +
+  return RunCommand("REDFLAG_TOKEN=" + Cluster::Get().AdminToken() + " " +
                     BinaryPath("tools/redflagctl") + " --server=" +
                     Cluster::Get().gateway_address() + " --ca_file=" + PkiFile("public-ca.crt") +
-                    " verify-audit 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  int rc = pclose(p);
-  return {out, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1};
+                    " verify-audit");
 }
 
 }  // namespace

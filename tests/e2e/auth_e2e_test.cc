@@ -23,16 +23,6 @@ grpc::Status Refresh(const std::string& token, v1::TokenPair* out) {
   return Cluster::Get().Operator()->Refresh(&ctx, req, out);
 }
 
-grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
-                          const std::string& token, v1::TokenPair* out) {
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("x-machine-id", machine);
-  v1::RefreshAgentRequest req;
-  req.set_refresh_token(token);
-  req.set_agent_id(agent_id);
-  return Cluster::Get().AgentGateway()->RefreshCredentials(&ctx, req, out);
-}
-
 grpc::Status Login(const std::string& user, const std::string& password, v1::TokenPair* out) {
   grpc::ClientContext ctx;
   v1::LoginRequest req;

@@ -20,13 +20,8 @@ TEST_CASE("a reflection-only client lists the services and operates the gateway"
   std::string dir = std::getenv("REDFLAG_TEST_NODE_DIR");
   std::string cmd = "cd '" + dir + "' && REDFLAG_ADMIN_PASSWORD='" +
                     TestVar("REDFLAG_ADMIN_PASSWORD") + "' node reflect.js " + c.gateway_address() +
-                    " '" + PkiFile("public-ca.crt") + "' 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
-  int rc = pclose(p);
+                    " '" + PkiFile("public-ca.crt") + "'";
+  auto [out, rc] = RunCommand(cmd);
   INFO(out);
   REQUIRE(rc == 0);
   google::protobuf::Struct result;

@@ -457,4 +457,24 @@ grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
   return stream->Finish();
 }
 
+grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
+                          const std::string& refresh_token, v1::TokenPair* out) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("x-machine-id", machine);
+  v1::RefreshAgentRequest req;
+  req.set_refresh_token(refresh_token);
+  req.set_agent_id(agent_id);
+  return Cluster::Get().AgentGateway()->RefreshCredentials(&ctx, req, out);
+}
+
+std::pair<std::string, int> RunCommand(const std::string& command) {
+  std::string out;
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {"popen failed", -1};
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  int rc = pclose(p);
+  return {out, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1};
+}
+
 }  // namespace redflag::testing

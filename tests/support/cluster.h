@@ -107,6 +107,13 @@ grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out);
 // (the listing itself must succeed).
 std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix);
 
+// AgentGateway.RefreshCredentials on the shared gateway, x-machine-id set to `machine`.
+grpc::Status RefreshAgent(const std::string& agent_id, const std::string& machine,
+                          const std::string& refresh_token, v1::TokenPair* out);
+
+// Runs a shell command; its combined output and exit code (-1 if it did not exit).
+std::pair<std::string, int> RunCommand(const std::string& command);
+
 // A random 64-hex machine id.
 std::string RandomMachineId();
 
