@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -24,7 +25,9 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
   REDFLAG_ASSIGN_OR_RETURN(rt.tls, TlsMaterial::Load(files));
   REDFLAG_ASSIGN_OR_RETURN(DbConfig db, DbConfig::FromEnv());
   REDFLAG_ASSIGN_OR_RETURN(rt.pool, PgPool::Connect(db));
-  rt.events = std::make_unique<SecurityEventWriter>(*rt.pool, name);
+  // The audit trail's seal: a secret the database does not hold (required).
+  REDFLAG_ASSIGN_OR_RETURN(std::string audit_key, Env::Secret("REDFLAG_AUDIT_KEY", 32));
+  rt.events = std::make_unique<SecurityEventWriter>(*rt.pool, name, std::move(audit_key));
   REDFLAG_RETURN_IF_ERROR(rt.events->Migrate());
   REDFLAG_ASSIGN_OR_RETURN(rt.metrics, MetricsServer::Start(metrics_address));
   return rt;

@@ -1,10 +1,13 @@
 #include "common/security_events.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/encoding.h"
 #include "common/status.h"
 
 namespace redflag {
@@ -38,11 +41,19 @@ std::string Stored(const std::string& field) {
   return out;
 }
 
-// Length-prefixed fields: no separator inside a field can forge another split.
-std::string ChainHash(const std::string& prev, const std::vector<std::string>& fields) {
+// HMAC-SHA256 under the audit key over length-prefixed fields (no separator inside a field
+// can forge another split), hex.
+std::string ChainHash(const std::string& key, const std::string& prev,
+                      const std::vector<std::string>& fields) {
   std::string input = absl::StrCat(prev.size(), ":", prev);
   for (const auto& f : fields) absl::StrAppend(&input, f.size(), ":", f);
-  return Sha256Hex(input);
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
+                                input.size());
+  crypto_auth_hmacsha256_final(&st, mac);
+  return HexEncode(std::string(reinterpret_cast<char*>(mac), sizeof(mac)));
 }
 
 }  // namespace
@@ -85,13 +96,23 @@ absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEvent
   REDFLAG_ASSIGN_OR_RETURN(PgResult last, conn.Exec(kLastHash));
   std::string prev = last.Rows() > 0 ? last.Text(0, 0) : std::string();
   std::string at = absl::StrCat(absl::ToUnixMicros(absl::Now()));
-  std::string hash = ChainHash(prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
+  std::string hash = ChainHash(key_, prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
   return conn.Exec(kInsert, {e.type, service_, e.actor, e.source, e.detail_json, at, prev, hash})
       .status();
 }
 
 absl::Status SecurityEventWriter::Record(const SecurityEventInput& e) const {
   return pool_.InTransaction([&](PgConnection& conn) { return Record(conn, e); });
+}
+
+absl::StatusOr<AuditVerification> SecurityEventWriter::Verify(int64_t from_id,
+                                                              int64_t to_id) const {
+  AuditVerification out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(out, VerifyAuditChain(c, key_, from_id, to_id));
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
@@ -143,7 +164,8 @@ absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
   return out;
 }
 
-absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t from_id,
+absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn,
+                                                   const std::string& audit_key, int64_t from_id,
                                                    int64_t to_id) {
   constexpr int kBatch = 5000;
   AuditVerification out;
@@ -158,7 +180,7 @@ absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t f
                                        absl::StrCat(kBatch)}));
     for (int i = 0; i < r.Rows(); ++i) {
       int64_t id = r.Int(i, 0);
-      std::string expect = ChainHash(prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
+      std::string expect = ChainHash(audit_key, prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
                                             r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
       ++out.checked;
       out.last_id = id;
@@ -170,7 +192,9 @@ absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t f
       }
       if (r.Text(i, 8) != expect) {
         out.first_bad_id = id;
-        out.reason = "hash does not match the event's contents (the event was edited)";
+        out.reason =
+            "hash does not match the event's contents under the audit key (the event was "
+            "edited, or sealed without the key)";
         return out;
       }
       prev = r.Text(i, 8);
@@ -180,8 +204,8 @@ absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, int64_t f
   }
 }
 
-absl::Status VerifyAuditChain(PgConnection& conn) {
-  REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(conn, 1, 0));
+absl::Status VerifyAuditChain(PgConnection& conn, const std::string& audit_key) {
+  REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(conn, audit_key, 1, 0));
   if (v.first_bad_id != 0) {
     return absl::DataLossError(
         absl::StrCat("audit chain broken at event ", v.first_bad_id, ": ", v.reason));

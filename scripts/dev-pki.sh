@@ -5,7 +5,8 @@
 #   <svc>.{crt,key}             per-service certificates, identity URI spiffe://redflag.internal/<svc>
 #   public-ca.crt, gateway-public.{crt,key}   the gateway's agent/operator-facing certificate
 #   rogue-ca.crt, rogue-gateway.{crt,key}     a look-alike from another CA (for tests)
-#   redflag.env                 JWT secret, Ed25519 signing seed (64 hex), admin and DB passwords
+#   redflag.env                 JWT secret, Ed25519 signing seed (64 hex), admin and DB
+#                               passwords, audit-trail key
 # Never use these outside development: the keys sit unencrypted on disk.
 set -euo pipefail
 DIR=${1:-.dev/pki}
@@ -47,8 +48,11 @@ if [ ! -f redflag.env ]; then
     "$KEYGEN" signing-key | grep -v '^#'
     echo "REDFLAG_ADMIN_PASSWORD=$(openssl rand -base64 18 | tr -d '/+=')"
     echo "REDFLAG_DB_PASSWORD=$(openssl rand -hex 16)"
+    "$KEYGEN" audit-key
   } > redflag.env
 fi
+# Trees made before the audit trail was keyed lack its key: add one.
+grep -q '^REDFLAG_AUDIT_KEY=' redflag.env || "$KEYGEN" audit-key >> redflag.env
 chmod 600 ./*.key redflag.env
 chmod 644 ./*.crt
 echo "dev PKI and secrets written to $(pwd)"

@@ -2,6 +2,7 @@
 //   redflag-keygen signing-key   new Ed25519 key: REDFLAG_SIGNING_PRIVATE_KEY=<64 hex seed>,
 //                                plus its public key and fingerprint as comments
 //   redflag-keygen jwt-secret    REDFLAG_JWT_SECRET=<64 hex> (256 random bits)
+//   redflag-keygen audit-key     REDFLAG_AUDIT_KEY=<64 hex> (seals the audit trail)
 //   redflag-keygen fingerprint   public key and fingerprint of REDFLAG_SIGNING_PRIVATE_KEY
 // Output is KEY=VALUE lines, ready for an env file (keep it mode 0600).
 #include <sodium.h>
@@ -16,7 +17,7 @@
 namespace {
 
 int Usage() {
-  std::fprintf(stderr, "usage: redflag-keygen signing-key | jwt-secret | fingerprint\n");
+  std::fprintf(stderr, "usage: redflag-keygen signing-key | jwt-secret | audit-key | fingerprint\n");
   return 2;
 }
 
@@ -41,6 +42,10 @@ int main(int argc, char** argv) {
     std::printf("REDFLAG_SIGNING_PRIVATE_KEY=%s\n", redflag::HexEncode(seed).c_str());
     PrintKey(seed);
     sodium_memzero(seed.data(), seed.size());
+    return 0;
+  }
+  if (cmd == "audit-key") {
+    std::printf("REDFLAG_AUDIT_KEY=%s\n", redflag::HexEncode(redflag::RandomBytes(32)).c_str());
     return 0;
   }
   if (cmd == "jwt-secret") {

@@ -462,24 +462,22 @@ grpc::Status AuthServiceImpl::WatchRevokedSessions(grpc::ServerContext* ctx,
 
 namespace {
 
-absl::StatusOr<v1::AuditVerification> Verify(PgPool& pool, int64_t from, int64_t to) {
+absl::StatusOr<v1::AuditVerification> Verify(const SecurityEventWriter& events, int64_t from,
+                                             int64_t to) {
+  REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, events.Verify(from, to));
   v1::AuditVerification out;
-  REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(AuditVerification v, VerifyAuditChain(c, from, to));
-    out.set_intact(v.first_bad_id == 0);
-    out.set_checked(v.checked);
-    out.set_last_id(v.last_id);
-    out.set_first_bad_id(v.first_bad_id);
-    out.set_reason(v.reason);
-    return absl::OkStatus();
-  }));
+  out.set_intact(v.first_bad_id == 0);
+  out.set_checked(v.checked);
+  out.set_last_id(v.last_id);
+  out.set_first_bad_id(v.first_bad_id);
+  out.set_reason(v.reason);
   return out;
 }
 
 }  // namespace
 
 absl::StatusOr<v1::AuditVerification> AuthServiceImpl::VerifyWholeAuditChain() {
-  absl::StatusOr<v1::AuditVerification> v = Verify(store_.pool(), 1, 0);
+  absl::StatusOr<v1::AuditVerification> v = Verify(events_, 1, 0);
   if (v.ok()) {
     audit_verified_.Set(v->intact() ? 1 : 0);
     audit_events_verified_.Set(static_cast<double>(v->checked()));
@@ -502,7 +500,7 @@ grpc::Status AuthServiceImpl::VerifyAuditTrail(grpc::ServerContext* ctx,
   }
   bool whole = req->from_id() <= 1 && req->to_id() == 0;
   absl::StatusOr<v1::AuditVerification> v =
-      whole ? VerifyWholeAuditChain() : Verify(store_.pool(), req->from_id(), req->to_id());
+      whole ? VerifyWholeAuditChain() : Verify(events_, req->from_id(), req->to_id());
   if (!v.ok()) return ToGrpcStatus(v.status());
   *resp = *std::move(v);
   return grpc::Status::OK;

@@ -63,11 +63,12 @@ TEST_CASE("a malformed id from a caller is INVALID_ARGUMENT, not INTERNAL", "[pg
 TEST_CASE("the audit trail is append-only and its chain verifies", "[pg][audit]") {
   REQUIRE(InitCrypto().ok());
   auto pool = TestPool(2);
-  SecurityEventWriter writer(*pool, "test");
+  const std::string key = redflag::testing::TestVar("REDFLAG_AUDIT_KEY");
+  SecurityEventWriter writer(*pool, "test", key);
   REQUIRE(writer.Migrate().ok());
   REQUIRE(writer.Record({"TEST_EVENT", "tester", "127.0.0.1", "{\"n\":1}"}).ok());
   REQUIRE(writer.Record({"TEST_EVENT", "tester", "127.0.0.1", "{\"n\":2}"}).ok());
-  CHECK(pool->WithConnection([](PgConnection& c) { return VerifyAuditChain(c); }).ok());
+  CHECK(pool->WithConnection([&](PgConnection& c) { return VerifyAuditChain(c, key); }).ok());
 
   Statement edit{"test_audit_edit", "UPDATE audit.security_events SET actor = 'mallory'"};
   Statement del{"test_audit_delete", "DELETE FROM audit.security_events"};
@@ -86,10 +87,10 @@ TEST_CASE("the audit trail is append-only and its chain verifies", "[pg][audit]"
   absl::Status tampered = pool->InTransaction([&](PgConnection& c) -> absl::Status {
     if (auto r = c.Exec(disable); !r.ok()) return r.status();
     if (auto r = c.Exec(forge); !r.ok()) return r.status();
-    absl::Status verify = VerifyAuditChain(c);
+    absl::Status verify = VerifyAuditChain(c, key);
     CHECK(verify.code() == absl::StatusCode::kDataLoss);
     return absl::AbortedError("roll back the forgery");
   });
   CHECK(tampered.code() == absl::StatusCode::kAborted);
-  CHECK(pool->WithConnection([](PgConnection& c) { return VerifyAuditChain(c); }).ok());
+  CHECK(pool->WithConnection([&](PgConnection& c) { return VerifyAuditChain(c, key); }).ok());
 }

@@ -7,6 +7,7 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/status.h"
+#include "common/pg.h"
 #include "common/security_events.h"
 #include "common/tls.h"
 #include "tests/support/cluster.h"
@@ -712,8 +713,8 @@ std::pair<std::string, int> RedflagctlVerify() {
 
 }  // namespace
 
-TEST_CASE("attack 12: a superuser's edit or deletion in the audit trail is found, named and "
-          "alerted on",
+TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audit trail is "
+          "found, named and alerted on",
           "[e2e][attack][audit]") {
   auto& c = Cluster::Get();
   for (int i = 0; i < 12; ++i) {  // some events to tamper with (failed logins)
@@ -768,6 +769,54 @@ TEST_CASE("attack 12: a superuser's edit or deletion in the audit trail is found
   // Restored (the same session kept the copy): intact again.
   AsSuperuser("INSERT INTO audit.security_events SELECT * FROM saved; DROP TABLE saved");
   CHECK(VerifyAudit(c.AdminToken()).intact());
+
+  // Edit and re-seal the rest of the chain, as a superuser could with an unkeyed chain:
+  // every later hash recomputed (SHA-256 over the same length-prefixed fields). Without the
+  // audit key the seal cannot be forged, so the edited event is still named.
+  struct Row {
+    std::string id, prev, hash;
+    std::vector<std::string> fields;  // type, service, actor, source, detail, at_micros
+  };
+  std::vector<Row> rows;
+  auto pool = TestPool(1);
+  REQUIRE(pool->WithConnection([&](PgConnection& conn) -> absl::Status {
+                static constexpr Statement kRows{
+                    "attack_audit_rows",
+                    "SELECT id::text, type, service, actor, source, detail, at_micros::text, "
+                    "prev_hash, hash FROM audit.security_events WHERE id >= $1::bigint ORDER BY id"};
+                absl::StatusOr<PgResult> r = conn.Exec(kRows, {victim});
+                if (!r.ok()) return r.status();
+                for (int i = 0; i < r->Rows(); ++i) {
+                  rows.push_back({r->Text(i, 0), r->Text(i, 7), r->Text(i, 8),
+                                  {r->Text(i, 1), r->Text(i, 2), r->Text(i, 3), r->Text(i, 4),
+                                   r->Text(i, 5), r->Text(i, 6)}});
+                }
+                return absl::OkStatus();
+              })
+              .ok());
+  REQUIRE(rows.size() >= 2);
+  auto quote = [](const std::string& v) { return QueryColumn("SELECT quote_literal($1)", {v})[0]; };
+  std::string reseal, restore;
+  std::string prev = rows[0].prev;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::vector<std::string> f = rows[i].fields;
+    if (i == 0) f[2] = "nobody";
+    std::string input = std::to_string(prev.size()) + ":" + prev;
+    for (const auto& x : f) input += std::to_string(x.size()) + ":" + x;
+    std::string h = Sha256Hex(input);
+    reseal += "UPDATE audit.security_events SET actor = " + quote(f[2]) + ", prev_hash = '" +
+              prev + "', hash = '" + h + "' WHERE id = " + rows[i].id + "; ";
+    restore += "UPDATE audit.security_events SET actor = " + quote(rows[i].fields[2]) +
+               ", prev_hash = '" + rows[i].prev + "', hash = '" + rows[i].hash +
+               "' WHERE id = " + rows[i].id + "; ";
+    prev = h;
+  }
+  AsSuperuser(reseal + "SELECT 1");
+  v = VerifyAudit(c.AdminToken());
+  CHECK_FALSE(v.intact());
+  CHECK(std::to_string(v.first_bad_id()) == victim);
+  AsSuperuser(restore + "SELECT 1");
+  CHECK(VerifyAudit(c.AdminToken()).intact());
 }
 
 TEST_CASE("attack 12: a NUL in a login name is refused, and NULs elsewhere are sealed as stored",
@@ -781,7 +830,7 @@ TEST_CASE("attack 12: a NUL in a login name is refused, and NULs elsewhere are s
   CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   // A NUL reaching the writer by another path is stored spelled out, and the chain holds.
   auto pool = TestPool(1);
-  SecurityEventWriter writer(*pool, "attack-test");
+  SecurityEventWriter writer(*pool, "attack-test", TestVar("REDFLAG_AUDIT_KEY"));
   REQUIRE(writer.Record({"TEST_NUL", std::string("a\0b", 3), "test", "{}"}).ok());
   CHECK(QueryColumn("SELECT actor FROM audit.security_events WHERE type = 'TEST_NUL' "
                     "ORDER BY id DESC LIMIT 1",
