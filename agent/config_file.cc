@@ -28,10 +28,15 @@ absl::StatusOr<v1::AgentConfigFile> ReadConfigFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
+  return ParseConfigFile(ss.str(), path);
+}
+
+absl::StatusOr<v1::AgentConfigFile> ParseConfigFile(const std::string& json,
+                                                    const std::string& path) {
   v1::AgentConfigFile config;
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;  // a misspelt key is an error, not a silent default
-  auto s = google::protobuf::util::JsonStringToMessage(ss.str(), &config, opts);
+  auto s = google::protobuf::util::JsonStringToMessage(json, &config, opts);
   if (!s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", s.message().as_string()));
   }

@@ -11,6 +11,10 @@
 namespace redflag::agent {
 
 absl::StatusOr<v1::AgentConfigFile> ReadConfigFile(const std::string& path);
+// The JSON text of a configuration file (`path` only names it in errors); unknown keys are
+// errors, not silent defaults.
+absl::StatusOr<v1::AgentConfigFile> ParseConfigFile(const std::string& json,
+                                                    const std::string& path);
 // Fails if the file exists (never overwrites a configuration).
 absl::Status WriteConfigFile(const std::string& path, const v1::AgentConfigFile& config);
 

@@ -4,8 +4,10 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build ccache pkg-config openssl libssl-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
       libsodium-dev libpq-dev prometheus-cpp-dev catch2 grpc-proto postgresql
-      prometheus systemd golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
-# prometheus: promtool; systemd: systemd-analyze; Go + sprig + yaml.v3: the offline chart render test
+      prometheus systemd golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
+      clang libclang-rt-14-dev)
+# prometheus: promtool; systemd: systemd-analyze; Go + sprig + yaml.v3: the offline chart render
+# test; clang + its runtime: the libFuzzer targets (scripts/fuzz.sh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
