@@ -57,6 +57,8 @@ absl::Status VerifyEnvelope(const v1::SignedEnvelope& envelope, absl::string_vie
 // Raw 32-byte SHA-256.
 std::string Sha256(absl::string_view data);
 std::string Sha256Hex(absl::string_view data);
+// HMAC-SHA256 of `data` under `key`: 32 raw bytes.
+std::string HmacSha256(absl::string_view key, absl::string_view data);
 
 // Incremental SHA-256 for data that arrives in pieces (uploads, downloads).
 class Sha256Hasher {

@@ -58,16 +58,7 @@ JwtCodec::~JwtCodec() {
   if (!secret_.empty()) sodium_memzero(secret_.data(), secret_.size());
 }
 
-std::string JwtCodec::Mac(absl::string_view data) const {
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(secret_.data()),
-                              secret_.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(data.data()),
-                                data.size());
-  crypto_auth_hmacsha256_final(&st, mac);
-  return std::string(reinterpret_cast<char*>(mac), sizeof(mac));
-}
+std::string JwtCodec::Mac(absl::string_view data) const { return HmacSha256(secret_, data); }
 
 std::string JwtCodec::Sign(const JwtClaims& c) const {
   Struct payload;

@@ -1,7 +1,5 @@
 #include "common/security_events.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -47,13 +45,7 @@ std::string ChainHash(const std::string& key, const std::string& prev,
                       const std::vector<std::string>& fields) {
   std::string input = absl::StrCat(prev.size(), ":", prev);
   for (const auto& f : fields) absl::StrAppend(&input, f.size(), ":", f);
-  unsigned char mac[crypto_auth_hmacsha256_BYTES];
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(input.data()),
-                                input.size());
-  crypto_auth_hmacsha256_final(&st, mac);
-  return HexEncode(std::string(reinterpret_cast<char*>(mac), sizeof(mac)));
+  return HexEncode(HmacSha256(key, input));
 }
 
 }  // namespace
