@@ -119,6 +119,14 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
   }
   const std::string& id = in->instruction_id();
   reply.mutable_ack()->set_instruction_id(id);
+  // A refusal whose answer would not change: recorded as applied so it is never retried.
+  auto refuse = [&](const std::string& error) {
+    reply.mutable_ack()->set_applied(false);
+    reply.mutable_ack()->set_error(error);
+    MarkApplied(state_, id);
+    (void)state_dir_.Save(state_);
+    return reply;
+  };
   if (AlreadyApplied(state_, id)) {
     // Re-delivered after a reconnect: acknowledge again, apply nothing.
     reply.mutable_ack()->set_applied(true);
@@ -156,11 +164,7 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
       const v1::KeyRevocation& rev = in->key_revocation();
       if (absl::Status s = ApplyKeyRevocation(env.key_id(), rev, state_); !s.ok()) {
         LogError(absl::StrCat("SECURITY: refused a key revocation: ", s.message()));
-        reply.mutable_ack()->set_applied(false);
-        reply.mutable_ack()->set_error(std::string(s.message()));
-        MarkApplied(state_, id);  // never retried: the answer would not change
-        (void)state_dir_.Save(state_);
-        return reply;
+        return refuse(std::string(s.message()));
       }
       LogWarn(absl::StrCat("revoked update-signing key ", rev.key_id(), " (signed by ",
                            env.key_id(), "): ", rev.reason()));
@@ -169,11 +173,7 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
     case v1::Instruction::kKeyAnnouncement: {
       const v1::SigningKey& k = in->key_announcement().key();
       if (IsKeyRevoked(state_, k.key_id())) {
-        reply.mutable_ack()->set_applied(false);
-        reply.mutable_ack()->set_error(absl::StrCat("key ", k.key_id(), " was revoked"));
-        MarkApplied(state_, id);
-        (void)state_dir_.Save(state_);
-        return reply;
+        return refuse(absl::StrCat("key ", k.key_id(), " was revoked"));
       }
       bool known = false;
       for (const auto& p : state_.pinned_keys()) known |= p.key_id() == k.key_id();
@@ -193,11 +193,7 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
                            " was revoked: ", in->revocation().reason()));
       break;
     default:
-      reply.mutable_ack()->set_applied(false);
-      reply.mutable_ack()->set_error("instruction type not supported by this agent");
-      MarkApplied(state_, id);  // never retried: the answer would not change
-      (void)state_dir_.Save(state_);
-      return reply;
+      return refuse("instruction type not supported by this agent");
   }
   // Persist before acknowledging: a crash after this point re-acks, never re-applies.
   MarkApplied(state_, id);

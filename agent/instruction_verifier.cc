@@ -10,13 +10,6 @@ namespace redflag::agent {
 
 namespace {
 
-bool Revoked(const v1::AgentState& state, const std::string& key_id) {
-  for (const auto& id : state.revoked_key_ids()) {
-    if (id == key_id) return true;
-  }
-  return false;
-}
-
 const v1::SigningKey* Pinned(const v1::AgentState& state, const std::string& key_id) {
   for (const auto& k : state.pinned_keys()) {
     if (k.key_id() == key_id) return &k;
@@ -35,7 +28,7 @@ absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
         absl::StrCat("instruction signed by key ", envelope.key_id(), ", which is not pinned"));
   }
   const v1::SignedEnvelope& endorsement = claimed.key_announcement().endorsement();
-  if (Revoked(state, endorsement.key_id())) {
+  if (IsKeyRevoked(state, endorsement.key_id())) {
     return absl::PermissionDeniedError(absl::StrCat("key ", envelope.key_id(),
                                                     " is endorsed by revoked key ",
                                                     endorsement.key_id()));
@@ -59,7 +52,7 @@ absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
 
 absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& envelope,
                                                   v1::AgentState& state, absl::Time now) {
-  if (Revoked(state, envelope.key_id())) {
+  if (IsKeyRevoked(state, envelope.key_id())) {
     return absl::PermissionDeniedError(
         absl::StrCat("instruction signed by revoked key ", envelope.key_id()));
   }
@@ -128,12 +121,15 @@ absl::Status ApplyKeyRevocation(const std::string& signer_key_id, const v1::KeyR
                                                     " may not revoke the newer key ", victim));
   }
   if (revoked >= 0) pinned.erase(pinned.begin() + revoked);
-  if (!Revoked(state, victim)) state.add_revoked_key_ids(victim);
+  if (!IsKeyRevoked(state, victim)) state.add_revoked_key_ids(victim);
   return absl::OkStatus();
 }
 
 bool IsKeyRevoked(const v1::AgentState& state, const std::string& key_id) {
-  return Revoked(state, key_id);
+  for (const auto& id : state.revoked_key_ids()) {
+    if (id == key_id) return true;
+  }
+  return false;
 }
 
 bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_id) {
