@@ -269,15 +269,11 @@ grpc::Status AgentsServiceImpl::ResetAgentVersion(grpc::ServerContext* ctx,
                         absl::StrCat("version ", v->ToString(), " is below the minimum ",
                                      settings_.min_version.ToString()));
   }
-  absl::StatusOr<std::optional<AgentRow>> before = store_.Get(req->id());
-  if (!before.ok()) return ToGrpcStatus(before.status());
-  if (!before->has_value()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no agent ", req->id()));
-  }
-  absl::StatusOr<AgentRow> row = store_.ResetVersion(req->id(), v->ToString());
+  std::string previous;
+  absl::StatusOr<AgentRow> row = store_.ResetVersion(req->id(), v->ToString(), &previous);
   if (row.ok()) {
     RecordOperatorEvent(*ctx, "AGENT_VERSION_RESET", req->id(),
-                        absl::StrCat(",\"from\":", JsonQuote((*before)->highest_version),
+                        absl::StrCat(",\"from\":", JsonQuote(previous),
                                      ",\"to\":", JsonQuote(v->ToString()),
                                      ",\"reason\":", JsonQuote(req->reason())));
   }

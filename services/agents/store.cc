@@ -96,10 +96,12 @@ constexpr Statement kUnblock{
     "UPDATE agents.agents a SET blocked_at = NULL, blocked_reason = '', binding_violations = 0 "
     "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
 
+// Returns the row as now stored, then the highest version it replaced (column 15).
 constexpr Statement kResetVersion{
     "agents_reset_version",
-    "UPDATE agents.agents a SET highest_version = $2, version = $2 "
-    "WHERE id = $1 AND deleted_at IS NULL RETURNING " COLS};
+    "UPDATE agents.agents a SET highest_version = $2, version = $2 FROM "
+    "(SELECT id, highest_version AS previous FROM agents.agents WHERE id = $1 "
+    "AND deleted_at IS NULL FOR UPDATE) p WHERE a.id = p.id RETURNING " COLS ", p.previous"};
 
 constexpr Statement kInsertInstruction{
     "agents_insert_instruction",
@@ -297,12 +299,14 @@ absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool bloc
 }
 
 absl::StatusOr<AgentRow> AgentStore::ResetVersion(const std::string& id,
-                                                  const std::string& version) {
+                                                  const std::string& version,
+                                                  std::string* previous) {
   AgentRow out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kResetVersion, {id, version}));
     if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no agent ", id));
     out = RowFrom(r, 0);
+    *previous = r.Text(0, 15);
     return absl::OkStatus();
   }));
   return out;

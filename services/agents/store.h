@@ -44,8 +44,10 @@ class AgentStore {
   // block notice and notifying the gateways). Returns the count after the increment.
   absl::StatusOr<int> RecordViolation(const std::string& id, int block_at);
   // Blocking queues a block notice and tells the gateways to close the agent's stream.
-  // Sets the agent's reported and highest version to `version` (already validated).
-  absl::StatusOr<AgentRow> ResetVersion(const std::string& id, const std::string& version);
+  // Sets the agent's reported and highest version to `version` (already validated);
+  // `*previous` receives the highest version it replaced. NOT_FOUND for no such agent.
+  absl::StatusOr<AgentRow> ResetVersion(const std::string& id, const std::string& version,
+                                        std::string* previous);
   absl::StatusOr<AgentRow> SetBlocked(const std::string& id, bool blocked,
                                       const std::string& reason);
   // Queues an instruction (its body set, ids assigned here) and notifies the gateways.
