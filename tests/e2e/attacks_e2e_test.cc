@@ -375,12 +375,7 @@ class HeldStream {
     Cluster::Authorize(ctx_, token);
     ctx_.AddMetadata("x-machine-id", machine);
     stream_ = stub_->Connect(&ctx_);
-    v1::AgentMessage hello;
-    hello.set_seq(1);
-    hello.mutable_hello()->set_agent_id(agent_id);
-    hello.mutable_hello()->set_machine_id(machine);
-    hello.mutable_hello()->set_version("0.2.0");
-    stream_->Write(hello);
+    stream_->Write(HelloMessage(agent_id, machine, "0.2.0"));
     v1::ServerMessage reply;
     open_ = stream_->Read(&reply) && reply.has_hello_ack();
   }
@@ -522,12 +517,7 @@ TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is
     Cluster::Authorize(ctx, token);
     ctx.AddMetadata("x-machine-id", a.machine);
     auto stream = c.AgentGateway()->Connect(&ctx);
-    v1::AgentMessage hello;
-    hello.set_seq(1);
-    hello.mutable_hello()->set_agent_id(id);
-    hello.mutable_hello()->set_machine_id(a.machine);
-    hello.mutable_hello()->set_version("0.2.0");
-    REQUIRE(stream->Write(hello));
+    REQUIRE(stream->Write(HelloMessage(id, a.machine, "0.2.0")));
     v1::ServerMessage m;
     REQUIRE(stream->Read(&m));
     v1::AgentMessage check_in;

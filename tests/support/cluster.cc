@@ -428,6 +428,16 @@ grpc::Status RegisterAgent(const std::string& secret, const std::string& machine
   return Cluster::Get().AgentGateway()->Register(&ctx, req, resp);
 }
 
+v1::AgentMessage HelloMessage(const std::string& agent_id, const std::string& machine_id,
+                              const std::string& version) {
+  v1::AgentMessage hello;
+  hello.set_seq(1);
+  hello.mutable_hello()->set_agent_id(agent_id);
+  hello.mutable_hello()->set_machine_id(machine_id);
+  hello.mutable_hello()->set_version(version);
+  return hello;
+}
+
 grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
                         const std::string& machine_id, const std::string& version,
                         const std::string& gateway_address) {
@@ -441,12 +451,7 @@ grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
   Cluster::Authorize(ctx, token);
   ctx.AddMetadata("x-machine-id", machine_id);
   auto stream = stub->Connect(&ctx);
-  v1::AgentMessage hello;
-  hello.set_seq(1);
-  hello.mutable_hello()->set_agent_id(agent_id);
-  hello.mutable_hello()->set_machine_id(machine_id);
-  hello.mutable_hello()->set_version(version);
-  stream->Write(hello);
+  stream->Write(HelloMessage(agent_id, machine_id, version));
   v1::ServerMessage reply;
   if (stream->Read(&reply) && reply.has_hello_ack()) {
     stream->WritesDone();

@@ -93,6 +93,10 @@ std::string MakeMachineTree(const std::string& name);
 grpc::Status RegisterAgent(const std::string& secret, const std::string& machine_id,
                            const std::string& version, v1::RegisterResponse* resp);
 
+// The first message of an agent stream (seq 1).
+v1::AgentMessage HelloMessage(const std::string& agent_id, const std::string& machine_id,
+                              const std::string& version);
+
 // Opens Connect with the agent's credentials, sends hello, reads the first reply.
 // OK with the HelloAck, or the status the gateway finished the stream with. An empty
 // `gateway_address` means the shared cluster's gateway.
