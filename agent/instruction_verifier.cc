@@ -29,9 +29,8 @@ absl::StatusOr<v1::SigningKey> EndorsedKey(const v1::SignedEnvelope& envelope,
   }
   const v1::SignedEnvelope& endorsement = claimed.key_announcement().endorsement();
   if (IsKeyRevoked(state, endorsement.key_id())) {
-    return absl::PermissionDeniedError(absl::StrCat("key ", envelope.key_id(),
-                                                    " is endorsed by revoked key ",
-                                                    endorsement.key_id()));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "key ", envelope.key_id(), " is endorsed by revoked key ", endorsement.key_id()));
   }
   const v1::SigningKey* endorser = Pinned(state, endorsement.key_id());
   if (endorser == nullptr) {
@@ -117,8 +116,8 @@ absl::Status ApplyKeyRevocation(const std::string& signer_key_id, const v1::KeyR
   if (revoked > signer) {
     // Keys are pinned oldest first: an older key revoking a newer one is what a leaked
     // old key would do.
-    return absl::PermissionDeniedError(absl::StrCat("key ", signer_key_id,
-                                                    " may not revoke the newer key ", victim));
+    return absl::PermissionDeniedError(
+        absl::StrCat("key ", signer_key_id, " may not revoke the newer key ", victim));
   }
   if (revoked >= 0) pinned.erase(pinned.begin() + revoked);
   if (!IsKeyRevoked(state, victim)) state.add_revoked_key_ids(victim);

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "agent/instruction_verifier.h"
 #include "common/crypto.h"
-#include "common/version.h"
 #include "common/validate.h"
+#include "common/version.h"
 
 namespace redflag::agent {
 namespace {

@@ -24,8 +24,8 @@ std::string SourceIp(const std::string& peer) {
   }
   if (peer.rfind("ipv6:", 0) == 0) {
     // gRPC writes the address URI-escaped ("ipv6:%5B::1%5D:443"); older forms use brackets.
-    std::string rest = absl::StrReplaceAll(peer.substr(5), {{"%5B", "["}, {"%5D", "]"},
-                                                            {"%5b", "["}, {"%5d", "]"}});
+    std::string rest = absl::StrReplaceAll(
+        peer.substr(5), {{"%5B", "["}, {"%5D", "]"}, {"%5b", "["}, {"%5d", "]"}});
     size_t close = rest.find(']');
     if (!rest.empty() && rest[0] == '[' && close != std::string::npos) {
       return rest.substr(1, close - 1);

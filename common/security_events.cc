@@ -88,7 +88,8 @@ absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEvent
   REDFLAG_ASSIGN_OR_RETURN(PgResult last, conn.Exec(kLastHash));
   std::string prev = last.Rows() > 0 ? last.Text(0, 0) : std::string();
   std::string at = absl::StrCat(absl::ToUnixMicros(absl::Now()));
-  std::string hash = ChainHash(key_, prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
+  std::string hash =
+      ChainHash(key_, prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
   return conn.Exec(kInsert, {e.type, service_, e.actor, e.source, e.detail_json, at, prev, hash})
       .status();
 }
@@ -156,9 +157,8 @@ absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
   return out;
 }
 
-absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn,
-                                                   const std::string& audit_key, int64_t from_id,
-                                                   int64_t to_id) {
+absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, const std::string& audit_key,
+                                                   int64_t from_id, int64_t to_id) {
   constexpr int kBatch = 5000;
   AuditVerification out;
   from_id = std::max<int64_t>(from_id, 1);
@@ -167,19 +167,20 @@ absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn,
   if (before.Rows() == 1) prev = before.Text(0, 0);
   int64_t next = from_id;
   while (true) {
-    REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r, conn.Exec(kRange, {absl::StrCat(next), absl::StrCat(to_id),
-                                       absl::StrCat(kBatch)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, conn.Exec(kRange, {absl::StrCat(next), absl::StrCat(to_id),
+                                                            absl::StrCat(kBatch)}));
     for (int i = 0; i < r.Rows(); ++i) {
       int64_t id = r.Int(i, 0);
-      std::string expect = ChainHash(audit_key, prev, {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3),
-                                            r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
+      std::string expect = ChainHash(
+          audit_key, prev,
+          {r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
       ++out.checked;
       out.last_id = id;
       if (r.Text(i, 7) != prev) {
         out.first_bad_id = id;
-        out.reason = "prev_hash does not match the preceding event's hash (an event before it "
-                     "was removed or changed)";
+        out.reason =
+            "prev_hash does not match the preceding event's hash (an event before it "
+            "was removed or changed)";
         return out;
       }
       if (r.Text(i, 8) != expect) {

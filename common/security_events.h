@@ -63,13 +63,11 @@ absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
 absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
     PgPool& pool, const std::vector<std::string>& types, absl::Duration since);
 
-
 // Recomputes the hashes of events from_id..to_id (0: to the end) in id order, in batches,
 // each against its own fields and its predecessor's stored hash, under `audit_key`. Finds
 // edits, re-sealed edits, re-ordering and deletions inside the range (not a deleted tail).
-absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn,
-                                                   const std::string& audit_key, int64_t from_id,
-                                                   int64_t to_id);
+absl::StatusOr<AuditVerification> VerifyAuditChain(PgConnection& conn, const std::string& audit_key,
+                                                   int64_t from_id, int64_t to_id);
 // The whole chain; DATA_LOSS naming the first event that does not match.
 absl::Status VerifyAuditChain(PgConnection& conn, const std::string& audit_key);
 

@@ -1,11 +1,10 @@
 #include "common/tls.h"
 
+#include <grpc/grpc_security_constants.h>
 #include <openssl/bio.h>
 #include <openssl/conf.h>
-#include <openssl/ssl.h>
-
-#include <grpc/grpc_security_constants.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <fstream>

@@ -37,7 +37,8 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
 absl::Status ValidateSafeName(absl::string_view field, absl::string_view value, size_t max_bytes,
                               bool allow_upper) {
   auto alnum = [allow_upper](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (allow_upper && c >= 'A' && c <= 'Z');
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (allow_upper && c >= 'A' && c <= 'Z');
   };
   bool ok = !value.empty() && value.size() <= max_bytes && alnum(value[0]);
   for (char c : value) ok = ok && (alnum(c) || c == '.' || c == '_' || c == '-');

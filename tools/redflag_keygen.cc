@@ -17,7 +17,8 @@
 namespace {
 
 int Usage() {
-  std::fprintf(stderr, "usage: redflag-keygen signing-key | jwt-secret | audit-key | fingerprint\n");
+  std::fprintf(stderr,
+               "usage: redflag-keygen signing-key | jwt-secret | audit-key | fingerprint\n");
   return 2;
 }
 

@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: redflagctl login|create-token SEATS "
-                 "[LABEL]|list-agents|list-tokens|signing-keys|revoke-key KEY_ID REASON|verify-audit [FROM [TO]]\n");
+                 "[LABEL]|list-agents|list-tokens|signing-keys|revoke-key KEY_ID "
+                 "REASON|verify-audit [FROM [TO]]\n");
     return 2;
   }
   absl::StatusOr<std::string> ca =

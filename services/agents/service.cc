@@ -105,7 +105,8 @@ grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
                                               const v1::RegisterAgentRequest* req,
                                               v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (absl::Status s = ValidateMachineId("machine_id", req->machine_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateMachineId("machine_id", req->machine_id()); !s.ok())
+    return ToGrpcStatus(s);
   absl::StatusOr<Version> v = Version::Parse(req->version());
   if (!v.ok()) return ToGrpcStatus(v.status());
   if (v->Compare(settings_.min_version) < 0) {
@@ -272,10 +273,10 @@ grpc::Status AgentsServiceImpl::ResetAgentVersion(grpc::ServerContext* ctx,
   std::string previous;
   absl::StatusOr<AgentRow> row = store_.ResetVersion(req->id(), v->ToString(), &previous);
   if (row.ok()) {
-    RecordOperatorEvent(*ctx, "AGENT_VERSION_RESET", req->id(),
-                        absl::StrCat(",\"from\":", JsonQuote(previous),
-                                     ",\"to\":", JsonQuote(v->ToString()),
-                                     ",\"reason\":", JsonQuote(req->reason())));
+    RecordOperatorEvent(
+        *ctx, "AGENT_VERSION_RESET", req->id(),
+        absl::StrCat(",\"from\":", JsonQuote(previous), ",\"to\":", JsonQuote(v->ToString()),
+                     ",\"reason\":", JsonQuote(req->reason())));
   }
   return Reply(row, resp);
 }
@@ -333,7 +334,8 @@ grpc::Status AgentsServiceImpl::VerifyAgent(grpc::ServerContext* ctx,
 grpc::Status AgentsServiceImpl::RebindAgent(grpc::ServerContext* ctx,
                                             const v1::RebindAgentRequest* req, v1::Agent* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (absl::Status s = ValidateMachineId("new_machine_id", req->new_machine_id()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateMachineId("new_machine_id", req->new_machine_id()); !s.ok())
+    return ToGrpcStatus(s);
   if (req->registration_token_id().empty()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "rebinding needs a registration seat consumed by the gateway");

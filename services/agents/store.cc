@@ -165,10 +165,9 @@ absl::Status InsertInstruction(PgConnection& c, const std::string& agent_id, v1:
   return Notify(c, kAgentsChannel, absl::StrCat(notify_kind, ":", agent_id));
 }
 
-constexpr Statement kAnnounceStream{
-    "agents_announce_stream",
-    "SELECT seq, pg_notify($2, 'connected:' || $1 || ':' || seq) "
-    "FROM (SELECT nextval('agents.stream_seq') AS seq) s"};
+constexpr Statement kAnnounceStream{"agents_announce_stream",
+                                    "SELECT seq, pg_notify($2, 'connected:' || $1 || ':' || seq) "
+                                    "FROM (SELECT nextval('agents.stream_seq') AS seq) s"};
 
 v1::Instruction BlockNotice(const std::string& reason) {
   v1::Instruction in;
@@ -298,8 +297,7 @@ absl::StatusOr<AgentRow> AgentStore::SetBlocked(const std::string& id, bool bloc
   return out;
 }
 
-absl::StatusOr<AgentRow> AgentStore::ResetVersion(const std::string& id,
-                                                  const std::string& version,
+absl::StatusOr<AgentRow> AgentStore::ResetVersion(const std::string& id, const std::string& version,
                                                   std::string* previous) {
   AgentRow out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {

@@ -3,12 +3,12 @@
 #include <functional>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/event_hub.h"
-#include "common/pg_listener.h"
 #include "common/jwt.h"
+#include "common/pg_listener.h"
 #include "common/runtime.h"
 #include "common/status.h"
 #include "common/timer_queue.h"
@@ -34,8 +34,9 @@ absl::StatusOr<redflag::auth::AuthSettings> SettingsFromEnv() {
                           "REDFLAG_LOCKOUT_WINDOW_SECONDS", "REDFLAG_LOCKOUT_SECONDS"}) {
     if (std::getenv(old) != nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
-          old, " is no longer read: failed logins are throttled per account and source "
-               "(REDFLAG_LOGIN_THROTTLE_*) and per source (REDFLAG_LOGIN_SOURCE_THRESHOLD)"));
+          old,
+          " is no longer read: failed logins are throttled per account and source "
+          "(REDFLAG_LOGIN_THROTTLE_*) and per source (REDFLAG_LOGIN_SOURCE_THRESHOLD)"));
     }
   }
   REDFLAG_ASSIGN_OR_RETURN(int64_t account_threshold,
@@ -50,7 +51,8 @@ absl::StatusOr<redflag::auth::AuthSettings> SettingsFromEnv() {
                            Env::Int("REDFLAG_LOGIN_THROTTLE_MAX_SECONDS", 900, 1, 86400));
   if (max < first) {
     return absl::InvalidArgumentError(
-        "REDFLAG_LOGIN_THROTTLE_MAX_SECONDS must not be below REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS");
+        "REDFLAG_LOGIN_THROTTLE_MAX_SECONDS must not be below "
+        "REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS");
   }
   REDFLAG_ASSIGN_OR_RETURN(int64_t grace, Env::Int("REDFLAG_REFRESH_GRACE_SECONDS", 60, 0, 3600));
   s.account_source_throttle = {static_cast<int>(account_threshold), absl::Seconds(window),
@@ -91,8 +93,7 @@ int Run() {
   PgListener listener(*db, auth::kSessionsChannel,
                       [&hub](const std::string& payload) { hub.Publish(payload); });
   if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
-  auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), hub,
-                                *settings);
+  auth::AuthServiceImpl service(store, *jwt, *rt->events, rt->metrics->registry(), hub, *settings);
   absl::StatusOr<int64_t> verify_every =
       Env::Int("REDFLAG_AUDIT_VERIFY_SECONDS", 600, 10, 7LL * 24 * 3600);
   if (!verify_every.ok()) return ExitWithError(rt->name, verify_every.status());

@@ -188,17 +188,17 @@ grpc::Status AuthServiceImpl::Login(grpc::ServerContext* ctx, const v1::LoginReq
   return grpc::Status::OK;
 }
 
-grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx,
-                                      const v1::RotateRefreshRequest* req, v1::TokenPair* resp) {
+grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx, const v1::RotateRefreshRequest* req,
+                                      v1::TokenPair* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   if (req->refresh_token().empty() || req->refresh_token().size() > 200) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "refresh_token is required (at most 200 characters)");
   }
   if (req->audience() != kOperatorAudience && req->audience() != kAgentAudience) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("audience must be ", kOperatorAudience, " or ",
-                                     kAgentAudience));
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("audience must be ", kOperatorAudience, " or ", kAgentAudience));
   }
   std::string fresh = NewSecret(kRefreshPrefix);
   absl::Time fresh_exp = absl::Now() + settings_.refresh_ttl;
@@ -219,9 +219,9 @@ grpc::Status AuthServiceImpl::Refresh(grpc::ServerContext* ctx,
                   absl::UnauthenticatedError("refresh token not recognised"));
     case RotateOutcome::kWrongAudience:
       return Fail(*ctx, "wrong_session_kind", r->session.subject,
-                  absl::UnauthenticatedError(absl::StrCat(
-                      "refresh token not recognised: it belongs to a ", r->session.audience,
-                      " session, not ", req->audience())));
+                  absl::UnauthenticatedError(
+                      absl::StrCat("refresh token not recognised: it belongs to a ",
+                                   r->session.audience, " session, not ", req->audience())));
     case RotateOutcome::kWrongSubject:
       return Fail(*ctx, "wrong_subject", r->session.subject,
                   absl::PermissionDeniedError("refresh token belongs to another agent"));
@@ -257,8 +257,8 @@ grpc::Status AuthServiceImpl::Logout(grpc::ServerContext* ctx, const v1::LogoutR
   }
   // Only the caller's own session: knowing someone else's refresh token is not a licence
   // to end their session here.
-  return ToGrpcStatus(
-      store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token()), ActorFromMetadata(*ctx).subject));
+  return ToGrpcStatus(store_.RevokeSessionByRefresh(Sha256Hex(req->refresh_token()),
+                                                    ActorFromMetadata(*ctx).subject));
 }
 
 grpc::Status AuthServiceImpl::CreateRegistrationToken(grpc::ServerContext* ctx,

@@ -142,10 +142,9 @@ constexpr Statement kRevokeByRefresh{
     "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = "
     "(SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $1) AND subject = $2 "
     "RETURNING id"};
-constexpr Statement kRevokedSince{
-    "auth_revoked_since",
-    "SELECT id FROM auth.sessions WHERE revoked_at IS NOT NULL AND "
-    "revoked_at > to_timestamp($1::double precision / 1000000)"};
+constexpr Statement kRevokedSince{"auth_revoked_since",
+                                  "SELECT id FROM auth.sessions WHERE revoked_at IS NOT NULL AND "
+                                  "revoked_at > to_timestamp($1::double precision / 1000000)"};
 constexpr Statement kLockTokens{"auth_lock_tokens", "SELECT pg_advisory_xact_lock(7242683153)"};
 constexpr Statement kCountActive{
     "auth_count_active",
@@ -244,8 +243,9 @@ absl::StatusOr<RotateResult> AuthStore::RotateRefresh(const RotateRequest& req) 
   RotateResult result{RotateOutcome::kUnknown, {}};
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r, c.Exec(kLockRefresh, {req.old_hash, absl::StrCat(absl::ToInt64Microseconds(
-                                                            req.agent_grace))}));
+        PgResult r,
+        c.Exec(kLockRefresh,
+               {req.old_hash, absl::StrCat(absl::ToInt64Microseconds(req.agent_grace))}));
     if (r.Rows() == 0) return absl::OkStatus();
     result.session = SessionRow{r.Text(0, 0), r.Text(0, 1), r.Text(0, 2), r.Text(0, 3)};
     bool rotated = r.Bool(0, 4), expired = r.Bool(0, 5), revoked = r.Bool(0, 6);

@@ -1,10 +1,9 @@
 #include "services/gateway/agent_events.h"
 
-#include "absl/strings/numbers.h"
-
 #include <chrono>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "services/gateway/agent_stream.h"
 
 namespace redflag::gateway {
@@ -26,9 +25,8 @@ void StreamRegistry::Release(const std::string& agent_id) {
 void StreamRegistry::RememberLocked(const std::string& agent_id, int64_t seq) {
   auto now = std::chrono::steady_clock::now();
   if (seen_.size() >= 100000) {
-    absl::erase_if(seen_, [now](const auto& kv) {
-      return now - kv.second.at > std::chrono::minutes(1);
-    });
+    absl::erase_if(seen_,
+                   [now](const auto& kv) { return now - kv.second.at > std::chrono::minutes(1); });
     if (seen_.size() >= 100000) seen_.clear();  // a flood: forget rather than grow
   }
   Seen& s = seen_[agent_id];
@@ -128,8 +126,8 @@ void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev) {
     int64_t seq = 0;
     if (!absl::SimpleAtoi(ev.detail(), &seq)) return;
     if (AgentStream* old = registry.Supersede(ev.agent_id(), seq)) {
-      old->Close(grpc::Status(grpc::StatusCode::ABORTED,
-                              "replaced by a newer stream for this agent"));
+      old->Close(
+          grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream for this agent"));
       old->Unref();
     }
     return;

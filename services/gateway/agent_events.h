@@ -61,7 +61,7 @@ class StreamRegistry {
   const int max_streams_per_agent_;
   std::mutex mu_;
   absl::flat_hash_map<std::string, Live> streams_;
-  absl::flat_hash_map<std::string, int> open_;  // streams per agent, pre- and post-hello
+  absl::flat_hash_map<std::string, int> open_;   // streams per agent, pre- and post-hello
   absl::flat_hash_map<std::string, Seen> seen_;  // bounded: swept past 100,000 entries
 };
 

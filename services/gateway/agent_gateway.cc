@@ -108,11 +108,11 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::Register(grpc::CallbackServerContext
     return Reject(ctx, s);
   }
   // Every field is checked here, before the seat is taken: nothing unchecked is stored.
-  for (absl::Status s : {ValidateText("registration_token", req->registration_token(), 200, false),
-                         ValidateMachineId("machine_id", req->machine_id()),
-                         ValidateText("hostname", req->hostname(), 255),
-                         ValidateText("platform", req->platform(), 64),
-                         Version::Parse(req->version()).status()}) {
+  for (absl::Status s :
+       {ValidateText("registration_token", req->registration_token(), 200, false),
+        ValidateMachineId("machine_id", req->machine_id()),
+        ValidateText("hostname", req->hostname(), 255),
+        ValidateText("platform", req->platform(), 64), Version::Parse(req->version()).status()}) {
     if (!s.ok()) return Reject(ctx, absl::InvalidArgumentError(s.message()));
   }
   if (std::string header = Metadata(*ctx, "x-machine-id");
@@ -205,8 +205,7 @@ grpc::ServerUnaryReactor* AgentGatewayImpl::RefreshCredentials(grpc::CallbackSer
   if (req->refresh_token().empty() || req->agent_id().empty()) {
     return Reject(ctx, absl::InvalidArgumentError("refresh_token and agent_id are required"));
   }
-  if (absl::Status s = ValidateMachineId("x-machine-id", Metadata(*ctx, "x-machine-id"));
-      !s.ok()) {
+  if (absl::Status s = ValidateMachineId("x-machine-id", Metadata(*ctx, "x-machine-id")); !s.ok()) {
     return Reject(ctx, s);
   }
   if (absl::Status s = ValidateText("agent_id", req->agent_id(), 64); !s.ok()) {

@@ -117,8 +117,9 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   }
   // The version decides the minimum-version and downgrade checks: it must be there.
   if (absl::StatusOr<Version> v = Version::Parse(hello.version()); !v.ok()) {
-    End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                     absl::StrCat("hello.version must be MAJOR.MINOR.PATCH: ", v.status().message())));
+    End(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("hello.version must be MAJOR.MINOR.PATCH: ", v.status().message())));
     return;
   }
   version_ = hello.version();

@@ -99,21 +99,18 @@ void OutcomeForwarder::SendFront() {
       [&](auto& req) {
         using Req = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<Req, v1::AckInstructionRequest>) {
-          Send<v1::Agent>(*backends_.agents_gate, req, done, [this](auto... a) {
-            backends_.agents->async()->AckInstruction(a...);
-          });
+          Send<v1::Agent>(*backends_.agents_gate, req, done,
+                          [this](auto... a) { backends_.agents->async()->AckInstruction(a...); });
         } else if constexpr (std::is_same_v<Req, v1::UpdateInstructionAck>) {
-          Send<v1::Empty>(*backends_.updates_gate, req, done, [this](auto... a) {
-            backends_.updates->async()->AckInstruction(a...);
-          });
+          Send<v1::Empty>(*backends_.updates_gate, req, done,
+                          [this](auto... a) { backends_.updates->async()->AckInstruction(a...); });
         } else if constexpr (std::is_same_v<Req, v1::ReportDeliveryRequest>) {
           Send<v1::Delivery>(*backends_.updates_gate, req, done, [this](auto... a) {
             backends_.updates->async()->ReportDelivery(a...);
           });
         } else {
-          Send<v1::Agent>(*backends_.agents_gate, req, done, [this](auto... a) {
-            backends_.agents->async()->RecordVerify(a...);
-          });
+          Send<v1::Agent>(*backends_.agents_gate, req, done,
+                          [this](auto... a) { backends_.agents->async()->RecordVerify(a...); });
         }
       },
       front);

@@ -32,7 +32,8 @@ constexpr Statement kUpsertPrimary{
   "coalesce(floor(extract(epoch from retire_after))::bigint, 0), endorsement"
 constexpr Statement kVerifyingAndRevoked{
     "updates_keys_verifying",
-    "SELECT " KEY_COLUMNS " FROM updates.signing_keys "
+    "SELECT " KEY_COLUMNS
+    " FROM updates.signing_keys "
     "WHERE state IN ('primary', 'revoked') OR (state = 'accepted' AND retire_after > now()) "
     "ORDER BY state = 'primary' DESC, created_at DESC"};
 constexpr Statement kIsRevoked{
@@ -127,16 +128,14 @@ absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingAndRevokedKeys() {
 
 absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingKeys() {
   REDFLAG_ASSIGN_OR_RETURN(std::vector<v1::SigningKey> keys, VerifyingAndRevokedKeys());
-  keys.erase(std::remove_if(keys.begin(), keys.end(),
-                            [](const v1::SigningKey& k) {
-                              return k.state() == v1::SigningKey::REVOKED;
-                            }),
-             keys.end());
+  keys.erase(
+      std::remove_if(keys.begin(), keys.end(),
+                     [](const v1::SigningKey& k) { return k.state() == v1::SigningKey::REVOKED; }),
+      keys.end());
   return keys;
 }
 
-absl::StatusOr<v1::SigningKey> KeyRing::Revoke(const std::string& key_id,
-                                               const std::string& reason,
+absl::StatusOr<v1::SigningKey> KeyRing::Revoke(const std::string& key_id, const std::string& reason,
                                                const std::string& channel) {
   v1::SigningKey out;
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {

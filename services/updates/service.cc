@@ -1,7 +1,6 @@
 #include "services/updates/service.h"
 
 #include "absl/container/flat_hash_set.h"
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

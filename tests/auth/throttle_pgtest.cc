@@ -23,8 +23,7 @@ TEST_CASE("the login delay doubles from the threshold and is capped", "[pg][auth
   CHECK(p.DelayAfter(1000000) == absl::Seconds(100));
 }
 
-TEST_CASE("failures close a key for growing delays; other keys stay open",
-          "[pg][auth][throttle]") {
+TEST_CASE("failures close a key for growing delays; other keys stay open", "[pg][auth][throttle]") {
   REQUIRE(InitCrypto().ok());
   auto pool = TestPool();
   AuthStore store(*pool);

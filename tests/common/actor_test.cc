@@ -1,12 +1,11 @@
 // Per-source limits key on SourceIp: it must give one key per address, whatever the port.
-#include <catch2/catch.hpp>
-
 #include "common/actor.h"
+
+#include <catch2/catch.hpp>
 
 using redflag::SourceIp;
 
-TEST_CASE("SourceIp drops the port of IPv4 and IPv6 peers in every form gRPC writes",
-          "[actor]") {
+TEST_CASE("SourceIp drops the port of IPv4 and IPv6 peers in every form gRPC writes", "[actor]") {
   CHECK(SourceIp("ipv4:10.0.0.1:5555") == "10.0.0.1");
   CHECK(SourceIp("ipv4:10.0.0.1:6666") == "10.0.0.1");
   // gRPC 1.51 URI-escapes the brackets; a reconnect (new port) is the same source.

@@ -1,5 +1,7 @@
 // Log lines carry text others control: nothing in a message may forge a line, hide behind a
 // terminal escape, or be cut short by a NUL.
+#include "common/log.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,8 +9,6 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-
-#include "common/log.h"
 
 using redflag::EscapeForLog;
 

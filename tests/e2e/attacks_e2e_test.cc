@@ -6,9 +6,9 @@
 
 #include "common/crypto.h"
 #include "common/encoding.h"
-#include "common/status.h"
 #include "common/pg.h"
 #include "common/security_events.h"
+#include "common/status.h"
 #include "common/tls.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
@@ -81,14 +81,16 @@ TEST_CASE("attack 1: refresh calls without the agent's token cannot count violat
   // The attack as reported: garbage refresh token, the victim's id, a wrong machine id.
   for (int i = 0; i < 5; ++i) {
     v1::TokenPair out;
-    grpc::Status s = RefreshAgent(id, RandomMachineId(), "rf_rt_garbage-" + std::to_string(i), &out);
+    grpc::Status s =
+        RefreshAgent(id, RandomMachineId(), "rf_rt_garbage-" + std::to_string(i), &out);
     CHECK(s.error_code() == grpc::StatusCode::UNAUTHENTICATED);
     CHECK(out.access_token().empty());
   }
   // Another agent's genuine refresh token does not authenticate as the victim either.
   Enrolled other = Enroll();
   v1::TokenPair out;
-  grpc::Status s = RefreshAgent(id, RandomMachineId(), other.reg.credentials().refresh_token(), &out);
+  grpc::Status s =
+      RefreshAgent(id, RandomMachineId(), other.reg.credentials().refresh_token(), &out);
   CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
   CHECK_THAT(s.error_message(), Catch::Contains("another agent"));
 
@@ -249,9 +251,10 @@ TEST_CASE("attack 3: bad tokens from an address do not lock out good clients beh
   CHECK(RetryDelayOf(locked).has_value());
   bool recorded = false;
   for (int i = 0; i < 50 && !recorded; ++i) {
-    recorded = Count("SELECT count(*) FROM audit.security_events WHERE type = 'AUTH_FAILURE' AND "
-                     "detail LIKE '%source_locked_out%' AND id > $1::bigint",
-                     {last_event}) > 0;
+    recorded = Count(
+                   "SELECT count(*) FROM audit.security_events WHERE type = 'AUTH_FAILURE' AND "
+                   "detail LIKE '%source_locked_out%' AND id > $1::bigint",
+                   {last_event}) > 0;
     if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CHECK(recorded);
@@ -263,14 +266,16 @@ TEST_CASE("attack 3: bad tokens from an address do not lock out good clients beh
             .ok());
 }
 
-TEST_CASE("attack 6: access tokens die with their session, on every gateway replica, within a "
-          "second",
-          "[e2e][attack][revocation]") {
+TEST_CASE(
+    "attack 6: access tokens die with their session, on every gateway replica, within a "
+    "second",
+    "[e2e][attack][revocation]") {
   auto& c = Cluster::Get();
   int port = 0;
   auto second = c.StartGateway({}, &port);
-  auto replica = v1::OperatorService::NewStub(MakeChannel(
-      "localhost:" + std::to_string(port), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  auto replica = v1::OperatorService::NewStub(
+      MakeChannel("localhost:" + std::to_string(port),
+                  TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
   auto list = [](v1::OperatorService::Stub& stub, const std::string& token) {
     grpc::ClientContext ctx;
     Cluster::Authorize(ctx, token);
@@ -491,15 +496,17 @@ TEST_CASE("attack 7: one live stream per agent across replicas; block closes it;
   // Once they are gone, the agent connects normally.
   bool back = false;
   for (int i = 0; i < 50 && !back; ++i) {
-    back = OpenStream(b.reg.agent_id(), b.reg.credentials().access_token(), b.machine, "0.2.0").ok();
+    back =
+        OpenStream(b.reg.agent_id(), b.reg.credentials().access_token(), b.machine, "0.2.0").ok();
     if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CHECK(back);
 }
 
-TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is refused; "
-          "operators can undo a bogus highest version",
-          "[e2e][attack][version]") {
+TEST_CASE(
+    "attack 8: no version, a malformed one, or a changed one mid-stream is refused; "
+    "operators can undo a bogus highest version",
+    "[e2e][attack][version]") {
   auto& c = Cluster::Get();
   Enrolled a = Enroll();
   const std::string& id = a.reg.agent_id();
@@ -530,8 +537,7 @@ TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is
     CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK_THAT(s.error_message(), Catch::Contains("differs from the hello"));
   }
-  CHECK(QueryColumn("SELECT highest_version FROM agents.agents WHERE id = $1", {id})[0] ==
-        "0.2.0");
+  CHECK(QueryColumn("SELECT highest_version FROM agents.agents WHERE id = $1", {id})[0] == "0.2.0");
 
   // A hello with a bogus huge version is a valid version: it raises the highest seen, and
   // the real one is then a downgrade...
@@ -562,9 +568,10 @@ TEST_CASE("attack 8: no version, a malformed one, or a changed one mid-stream is
               {"%" + id + "%99999.0.0%"}) == 1);
 }
 
-TEST_CASE("attack 9: oversized or malformed registration input is refused before anything is "
-          "stored",
-          "[e2e][attack][input]") {
+TEST_CASE(
+    "attack 9: oversized or malformed registration input is refused before anything is "
+    "stored",
+    "[e2e][attack][input]") {
   auto& c = Cluster::Get();
   std::string secret = c.NewRegistrationToken(1);
   int64_t seats = Count("SELECT count(*) FROM auth.registration_seats", {});
@@ -641,9 +648,10 @@ namespace {
 
 // What `openssl s_client -<version>` negotiated with 127.0.0.1:port ("(NONE)" if refused).
 std::string NegotiatedCipher(int port, const std::string& version) {
-  std::string out = RunCommand("echo | timeout 10 openssl s_client -connect 127.0.0.1:" +
-                               std::to_string(port) + " -" + version)
-                        .first;
+  std::string out =
+      RunCommand("echo | timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                 " -" + version)
+          .first;
   size_t at = out.find("Cipher is ");
   if (at == std::string::npos) return "no handshake line: " + out.substr(0, 200);
   return out.substr(at + 10, out.find('\n', at) - at - 10);
@@ -658,12 +666,13 @@ TEST_CASE("attack 14: the public port refuses TLS 1.2 and speaks TLS 1.3", "[e2e
   CHECK_THAT(NegotiatedCipher(port, "tls1_3"), Catch::StartsWith("TLS_"));
   // The control: the same gateway told to allow 1.2 does negotiate it.
   int legacy_port = 0;
-  auto legacy = Cluster::Get().StartGateway({{"REDFLAG_PUBLIC_TLS_MIN_VERSION", "1.2"}},
-                                            &legacy_port);
+  auto legacy =
+      Cluster::Get().StartGateway({{"REDFLAG_PUBLIC_TLS_MIN_VERSION", "1.2"}}, &legacy_port);
   CHECK(NegotiatedCipher(legacy_port, "tls1_2") != "(NONE)");
   // And the TLS 1.3-only gateway still serves real clients (gRPC over its internal mTLS too).
-  auto ops = v1::OperatorService::NewStub(MakeChannel(
-      "localhost:" + std::to_string(port), TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+  auto ops = v1::OperatorService::NewStub(
+      MakeChannel("localhost:" + std::to_string(port),
+                  TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
   grpc::ClientContext ctx;
   Cluster::Authorize(ctx, Cluster::Get().AdminToken());
   v1::ListAgentsResponse r;
@@ -696,16 +705,17 @@ v1::AuditVerification VerifyAudit(const std::string& token, grpc::Status* status
 // Output and exit code of `redflagctl verify-audit` against the shared gateway.
 std::pair<std::string, int> RedflagctlVerify() {
   return RunCommand("REDFLAG_TOKEN=" + Cluster::Get().AdminToken() + " " +
-                    BinaryPath("tools/redflagctl") + " --server=" +
-                    Cluster::Get().gateway_address() + " --ca_file=" + PkiFile("public-ca.crt") +
-                    " verify-audit");
+                    BinaryPath("tools/redflagctl") +
+                    " --server=" + Cluster::Get().gateway_address() +
+                    " --ca_file=" + PkiFile("public-ca.crt") + " verify-audit");
 }
 
 }  // namespace
 
-TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audit trail is "
-          "found, named and alerted on",
-          "[e2e][attack][audit]") {
+TEST_CASE(
+    "attack 12: a superuser's edit, deletion or re-sealed edit in the audit trail is "
+    "found, named and alerted on",
+    "[e2e][attack][audit]") {
   auto& c = Cluster::Get();
   for (int i = 0; i < 12; ++i) {  // some events to tamper with (failed logins)
     grpc::ClientContext ctx;
@@ -725,8 +735,8 @@ TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audi
   CHECK(s.error_code() == grpc::StatusCode::PERMISSION_DENIED);
 
   // Edit an event in the middle of the chain.
-  std::string victim = QueryColumn(
-      "SELECT id FROM audit.security_events ORDER BY id DESC OFFSET 5 LIMIT 1", {})[0];
+  std::string victim =
+      QueryColumn("SELECT id FROM audit.security_events ORDER BY id DESC OFFSET 5 LIMIT 1", {})[0];
   std::string actor =
       QueryColumn("SELECT actor FROM audit.security_events WHERE id = $1::bigint", {victim})[0];
   AsSuperuser("UPDATE audit.security_events SET actor = 'nobody' WHERE id = " + victim);
@@ -748,8 +758,8 @@ TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audi
              Catch::Contains("redflag_audit_chain_verified 1"));
 
   // Delete one: the next event names the gap.
-  std::string next = QueryColumn(
-      "SELECT min(id) FROM audit.security_events WHERE id > $1::bigint", {victim})[0];
+  std::string next =
+      QueryColumn("SELECT min(id) FROM audit.security_events WHERE id > $1::bigint", {victim})[0];
   AsSuperuser("CREATE TEMP TABLE saved AS SELECT * FROM audit.security_events WHERE id = " +
               victim + "; DELETE FROM audit.security_events WHERE id = " + victim);
   v = VerifyAudit(c.AdminToken());
@@ -769,21 +779,24 @@ TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audi
   };
   std::vector<Row> rows;
   auto pool = TestPool(1);
-  REQUIRE(pool->WithConnection([&](PgConnection& conn) -> absl::Status {
-                static constexpr Statement kRows{
-                    "attack_audit_rows",
-                    "SELECT id::text, type, service, actor, source, detail, at_micros::text, "
-                    "prev_hash, hash FROM audit.security_events WHERE id >= $1::bigint ORDER BY id"};
-                absl::StatusOr<PgResult> r = conn.Exec(kRows, {victim});
-                if (!r.ok()) return r.status();
-                for (int i = 0; i < r->Rows(); ++i) {
-                  rows.push_back({r->Text(i, 0), r->Text(i, 7), r->Text(i, 8),
-                                  {r->Text(i, 1), r->Text(i, 2), r->Text(i, 3), r->Text(i, 4),
-                                   r->Text(i, 5), r->Text(i, 6)}});
-                }
-                return absl::OkStatus();
-              })
-              .ok());
+  REQUIRE(
+      pool->WithConnection([&](PgConnection& conn) -> absl::Status {
+            static constexpr Statement kRows{
+                "attack_audit_rows",
+                "SELECT id::text, type, service, actor, source, detail, at_micros::text, "
+                "prev_hash, hash FROM audit.security_events WHERE id >= $1::bigint ORDER BY id"};
+            absl::StatusOr<PgResult> r = conn.Exec(kRows, {victim});
+            if (!r.ok()) return r.status();
+            for (int i = 0; i < r->Rows(); ++i) {
+              rows.push_back({r->Text(i, 0),
+                              r->Text(i, 7),
+                              r->Text(i, 8),
+                              {r->Text(i, 1), r->Text(i, 2), r->Text(i, 3), r->Text(i, 4),
+                               r->Text(i, 5), r->Text(i, 6)}});
+            }
+            return absl::OkStatus();
+          })
+          .ok());
   REQUIRE(rows.size() >= 2);
   auto quote = [](const std::string& v) { return QueryColumn("SELECT quote_literal($1)", {v})[0]; };
   std::string reseal, restore;
@@ -794,8 +807,8 @@ TEST_CASE("attack 12: a superuser's edit, deletion or re-sealed edit in the audi
     std::string input = std::to_string(prev.size()) + ":" + prev;
     for (const auto& x : f) input += std::to_string(x.size()) + ":" + x;
     std::string h = Sha256Hex(input);
-    reseal += "UPDATE audit.security_events SET actor = " + quote(f[2]) + ", prev_hash = '" +
-              prev + "', hash = '" + h + "' WHERE id = " + rows[i].id + "; ";
+    reseal += "UPDATE audit.security_events SET actor = " + quote(f[2]) + ", prev_hash = '" + prev +
+              "', hash = '" + h + "' WHERE id = " + rows[i].id + "; ";
     restore += "UPDATE audit.security_events SET actor = " + quote(rows[i].fields[2]) +
                ", prev_hash = '" + rows[i].prev + "', hash = '" + rows[i].hash +
                "' WHERE id = " + rows[i].id + "; ";

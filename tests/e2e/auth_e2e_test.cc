@@ -108,9 +108,10 @@ TEST_CASE("operator refresh tokens get no grace", "[e2e][auth][refresh]") {
   CHECK(Refresh(first.refresh_token(), &replay).error_code() == grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST_CASE("repeated failed logins throttle the account from that source without revealing "
-          "whether it exists",
-          "[e2e][auth][lockout]") {
+TEST_CASE(
+    "repeated failed logins throttle the account from that source without revealing "
+    "whether it exists",
+    "[e2e][auth][lockout]") {
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
   std::string user = NewUserName("locky");

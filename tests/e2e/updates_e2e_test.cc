@@ -331,11 +331,11 @@ TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all 
       legit,  // installs app 2.0.0
       legit,  // replay
       SignedOffer(key, me, RandomUuid(), "stale", "1.0.0", good_bytes,
-            absl::Now() - absl::Minutes(10)),  // expired
+                  absl::Now() - absl::Minutes(10)),  // expired
       SignedOffer(key, "someone-else", RandomUuid(), "misaddressed", "1.0.0", good_bytes),
       SignedOffer(rogue, me, rogue_id, "rogue", "1.0.0", good_bytes),      // unknown key
       SignedOffer(key, me, tampered_id, "tampered", "1.0.0", good_bytes),  // bytes flipped
-      SignedInstruction(key, revocation),                            // revoke ...
+      SignedInstruction(key, revocation),                                  // revoke ...
       SignedOffer(key, me, revoked_id, "recalled", "1.0.0", good_bytes),   // ... then offer
   };
   fake.Script(script);

@@ -16,7 +16,7 @@ TEST_CASE("a revoked session's tokens are refused until they have all expired", 
   CHECK(absl::IsUnauthenticated(set.Check("s1", kT0 - absl::Hours(1), kT0 + absl::Seconds(1))));
   CHECK(set.Check("s2", kT0, kT0 + absl::Seconds(1)).ok());
   CHECK(set.Check("s1", kT0, kT0 + absl::Hours(25)).ok());  // forgotten after forget_after
-  set.Add("old", kT0 - absl::Seconds(1), kT0);               // already irrelevant: not kept
+  set.Add("old", kT0 - absl::Seconds(1), kT0);              // already irrelevant: not kept
   CHECK(set.size() == 1);
 }
 
