@@ -23,17 +23,20 @@ std::optional<std::string> ReadFile(const std::string& path) {
 
 std::string Clean(absl::string_view s) { return std::string(absl::StripAsciiWhitespace(s)); }
 
+// The first line, trimmed: a file is one value, and a value never holds a newline.
+std::string FirstLine(absl::string_view s) { return Clean(s.substr(0, s.find('\n'))); }
+
 }  // namespace
 
-FingerprintSources ReadFingerprintSources(const std::string& root) {
+FingerprintSources ParseFingerprintSources(const FingerprintFiles& files) {
   FingerprintSources s;
-  std::string base = root == "/" ? "" : root;
-  if (auto id = ReadFile(base + "/etc/machine-id"); id && !Clean(*id).empty()) {
-    s.machine_id = Clean(*id);
+  if (files.machine_id) {
+    std::string id = FirstLine(*files.machine_id);
+    if (!id.empty()) s.machine_id = id;
   }
-  if (auto cpu = ReadFile(base + "/proc/cpuinfo")) {
+  if (files.cpuinfo) {
     int count = 0;
-    for (absl::string_view line : absl::StrSplit(*cpu, '\n')) {
+    for (absl::string_view line : absl::StrSplit(*files.cpuinfo, '\n')) {
       if (absl::StartsWith(line, "processor")) ++count;
       if (!s.cpu_model && absl::StartsWith(line, "model name")) {
         size_t colon = line.find(':');
@@ -42,12 +45,12 @@ FingerprintSources ReadFingerprintSources(const std::string& root) {
     }
     if (count > 0) s.cpu_count = count;
   }
-  if (auto uuid = ReadFile(base + "/sys/class/dmi/id/product_uuid");
-      uuid && !Clean(*uuid).empty()) {
-    s.system_uuid = absl::AsciiStrToLower(Clean(*uuid));
+  if (files.product_uuid) {
+    std::string uuid = FirstLine(*files.product_uuid);
+    if (!uuid.empty()) s.system_uuid = absl::AsciiStrToLower(uuid);
   }
-  if (auto mem = ReadFile(base + "/proc/meminfo")) {
-    for (absl::string_view line : absl::StrSplit(*mem, '\n')) {
+  if (files.meminfo) {
+    for (absl::string_view line : absl::StrSplit(*files.meminfo, '\n')) {
       if (!absl::StartsWith(line, "MemTotal:")) continue;
       std::vector<absl::string_view> parts =
           absl::StrSplit(line.substr(9), ' ', absl::SkipWhitespace());
@@ -56,6 +59,16 @@ FingerprintSources ReadFingerprintSources(const std::string& root) {
     }
   }
   return s;
+}
+
+FingerprintSources ReadFingerprintSources(const std::string& root) {
+  std::string base = root == "/" ? "" : root;
+  FingerprintFiles files;
+  files.machine_id = ReadFile(base + "/etc/machine-id");
+  files.cpuinfo = ReadFile(base + "/proc/cpuinfo");
+  files.product_uuid = ReadFile(base + "/sys/class/dmi/id/product_uuid");
+  files.meminfo = ReadFile(base + "/proc/meminfo");
+  return ParseFingerprintSources(files);
 }
 
 std::string CanonicalFingerprint(const FingerprintSources& s) {

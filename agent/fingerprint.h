@@ -20,7 +20,18 @@ struct FingerprintSources {
   std::optional<long long> memory_kb;
 };
 
-// Reads the sources below `root` ("/" on a real machine; a directory tree in tests).
+// The raw contents of the four files the sources come from (absent when unreadable).
+struct FingerprintFiles {
+  std::optional<std::string> machine_id;    // /etc/machine-id
+  std::optional<std::string> cpuinfo;       // /proc/cpuinfo
+  std::optional<std::string> product_uuid;  // /sys/class/dmi/id/product_uuid
+  std::optional<std::string> meminfo;       // /proc/meminfo
+};
+
+// Extracts the sources from file contents (pure; fuzzed by fuzz/fingerprint_fuzz.cc). Only
+// the first line of machine-id and product_uuid counts, so no value holds a newline.
+FingerprintSources ParseFingerprintSources(const FingerprintFiles& files);
+// Reads the files below `root` ("/" on a real machine; a directory tree in tests) and parses.
 FingerprintSources ReadFingerprintSources(const std::string& root);
 // "redflag-fingerprint-v1\n" then one "name=value" or "name=<absent>" line per source.
 std::string CanonicalFingerprint(const FingerprintSources& s);

@@ -194,6 +194,10 @@ std::string JsonQuote(absl::string_view s) {
       case '\t':
         out += "\\t";
         break;
+      case '\0':
+        // PostgreSQL's jsonb and text cannot hold NUL: spelled out as the six characters.
+        out += "\\\\u0000";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));

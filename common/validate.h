@@ -24,4 +24,16 @@ absl::Status ValidateText(absl::string_view field, absl::string_view value, size
 absl::Status ValidateSafeName(absl::string_view field, absl::string_view value, size_t max_bytes,
                               bool allow_upper = false);
 
+// A UUID in its canonical text form: 8-4-4-4-12 hex digits (either case).
+absl::Status ValidateUuid(absl::string_view field, absl::string_view value);
+
+// The longest prefix of `value` of at most `max_bytes` that does not end inside a UTF-8
+// sequence (so a valid UTF-8 input stays valid when cut).
+std::string TruncateUtf8(absl::string_view value, size_t max_bytes);
+
+// Untrusted free text made storable instead of refused (an outcome must not be lost for the
+// shape of its message): control characters and NUL — which PostgreSQL text cannot hold —
+// escaped as for logs, then cut to at most `max_bytes` on a UTF-8 boundary.
+std::string StorableText(absl::string_view value, size_t max_bytes);
+
 }  // namespace redflag

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 budget=(-runs="${1:-20000}")
 if [ "${1:-}" = --seconds ]; then budget=(-max_total_time="$2"); fi
 [ -f build-fuzz/build.ninja ] || cmake --preset fuzz >/dev/null
-targets=(jwt version instruction agent_files)
+targets=(jwt version instruction agent_files fingerprint delivery_report publish_header)
 cmake --build build-fuzz --parallel "$(nproc)" --target "${targets[@]/%/_fuzz}"
 mkdir -p build-fuzz/artifacts
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0"

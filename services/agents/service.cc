@@ -383,7 +383,7 @@ grpc::Status AgentsServiceImpl::AckInstruction(grpc::ServerContext* ctx,
     (void)events_.Record(
         {"INSTRUCTION_REFUSED", req->agent_id(), ActorFromMetadata(*ctx).source,
          absl::StrCat("{\"instruction\":", JsonQuote(req->instruction_id()),
-                      ",\"error\":", JsonQuote(req->error().substr(0, 200)), "}")});
+                      ",\"error\":", JsonQuote(TruncateUtf8(req->error(), 200)), "}")});
   }
   return ReplyCurrent(req->agent_id(), resp);
 }

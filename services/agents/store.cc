@@ -6,6 +6,7 @@
 #include "common/encoding.h"
 #include "common/pg_listener.h"
 #include "common/status.h"
+#include "common/validate.h"
 
 namespace redflag::agents {
 namespace {
@@ -344,7 +345,7 @@ absl::Status AgentStore::AckInstruction(const std::string& agent_id,
   return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(
         PgResult r,
-        c.Exec(kAck, {agent_id, instruction_id, applied ? "true" : "false", error.substr(0, 500)}));
+        c.Exec(kAck, {agent_id, instruction_id, applied ? "true" : "false", StorableText(error, 500)}));
     if (r.Rows() == 0) {
       return absl::NotFoundError(
           absl::StrCat("no instruction ", instruction_id, " for this agent"));

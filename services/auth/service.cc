@@ -416,8 +416,8 @@ grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   // The gateway already counted it in its own redflag_auth_failures_total; only record.
   RecordEvent(
-      *ctx, "AUTH_FAILURE", req->actor().substr(0, 128),
-      absl::StrCat("{\"reason\":", JsonQuote(req->reason().substr(0, 64)), R"(,"at":"gateway"})"));
+      *ctx, "AUTH_FAILURE", StorableText(req->actor(), 128),
+      absl::StrCat("{\"reason\":", JsonQuote(TruncateUtf8(req->reason(), 64)), R"(,"at":"gateway"})"));
   return grpc::Status::OK;
 }
 

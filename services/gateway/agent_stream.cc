@@ -21,7 +21,7 @@ AckRequest BackendAck(const std::string& agent_id, const v1::InstructionAck& ack
   req.set_agent_id(agent_id);
   req.set_instruction_id(ack.instruction_id());
   req.set_applied(ack.applied());
-  req.set_error(ack.error().substr(0, 500));
+  req.set_error(StorableText(ack.error(), 500));
   return req;
 }
 
@@ -122,8 +122,15 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
         absl::StrCat("hello.version must be MAJOR.MINOR.PATCH: ", v.status().message())));
     return;
   }
+  // Channels name the offers this agent is matched with (and are file names on agents).
+  if (!hello.channel().empty()) {
+    if (absl::Status s = ValidateSafeName("hello.channel", hello.channel(), 32); !s.ok()) {
+      End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(s.message())));
+      return;
+    }
+  }
   version_ = hello.version();
-  channel_ = hello.channel().empty() ? "stable" : hello.channel().substr(0, 32);
+  channel_ = hello.channel().empty() ? "stable" : hello.channel();
   for (int i = 0; i < hello.pinned_key_ids_size() && i < 16; ++i) {
     pinned_key_ids_.push_back(hello.pinned_key_ids(i));
   }

@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "common/validate.h"
 #include "common/version.h"
+#include "services/updates/validation.h"
 
 namespace redflag::updates {
 namespace {
@@ -19,32 +20,6 @@ constexpr char kOfferPrefix[] = "upd-offer-";
 constexpr char kRevokePrefix[] = "upd-revoke-";
 constexpr char kKeyPrefix[] = "upd-key-";
 constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
-
-absl::Status ValidateHeader(const v1::PublishUpdateChunk::Header& h, int64_t max_bytes) {
-  // Agents install under the package's name: "." or ".." would name the install directory
-  // itself (and every agent would then report tampering).
-  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("name", h.name(), 64));
-  REDFLAG_RETURN_IF_ERROR(Version::Parse(h.version()).status());
-  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("platform", h.platform(), 64, /*allow_upper=*/true));
-  REDFLAG_RETURN_IF_ERROR(ValidateSafeName("channel", h.channel(), 32));
-  if (h.kind() != v1::AGENT && h.kind() != v1::PACKAGE) {
-    return absl::InvalidArgumentError("kind must be AGENT or PACKAGE");
-  }
-  if (h.size() <= 0 || h.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("size must be between 1 and ", max_bytes,
-                                                   " bytes (REDFLAG_MAX_PACKAGE_BYTES)"));
-  }
-  return absl::OkStatus();
-}
-
-// Bounded label values for redflag_update_failures_total.
-std::string FailureLabel(const std::string& code) {
-  for (const char* known : {"signature", "key", "checksum", "size", "revoked", "version", "nonce",
-                            "download", "install"}) {
-    if (code == known) return code;
-  }
-  return "other";
-}
 
 }  // namespace
 
@@ -87,7 +62,7 @@ absl::StatusOr<v1::Update> UpdatesServiceImpl::ReceivePackage(
   }
   v1::PublishUpdateChunk::Header h = first.header();
   if (h.channel().empty()) h.set_channel("stable");
-  REDFLAG_RETURN_IF_ERROR(ValidateHeader(h, max_package_bytes_));
+  REDFLAG_RETURN_IF_ERROR(ValidatePublishHeader(h, max_package_bytes_));
   REDFLAG_RETURN_IF_ERROR(store_.CheckVersionRises(h));  // fail before the upload
   Actor actor = ActorFromMetadata(ctx);
   Sha256Hasher hasher;
@@ -239,23 +214,23 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
                                                 const v1::ReportDeliveryRequest* req,
                                                 v1::Delivery* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (req->state() == v1::DELIVERY_STATE_UNSPECIFIED || req->state() == v1::WITHDRAWN) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agents report progress states only");
-  }
-  absl::StatusOr<UpdateStore::Reported> reported = store_.Report(*req);
+  absl::StatusOr<v1::ReportDeliveryRequest> report = NormalizeDeliveryReport(*req);
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  absl::StatusOr<UpdateStore::Reported> reported = store_.Report(*report);
   if (!reported.ok()) return ToGrpcStatus(reported.status());
   *resp = reported->delivery;
   if (!reported->changed) return grpc::Status::OK;  // a retry: counted and logged once already
   const v1::Delivery* d = resp;
-  reports_.Add({{"state", v1::DeliveryState_Name(req->state())}}).Increment();
-  if (req->state() == v1::FAILED) {
-    std::string label = FailureLabel(req->failure_code());
+  reports_.Add({{"state", v1::DeliveryState_Name(report->state())}}).Increment();
+  if (report->state() == v1::FAILED) {
+    // Bounded label values for redflag_update_failures_total (normalised above).
+    std::string label = report->failure_code().empty() ? "other" : report->failure_code();
     failures_.Add({{"reason", label}}).Increment();
     (void)events_.Record(
-        {"UPDATE_VERIFICATION_FAILED", req->agent_id(), ActorFromMetadata(*ctx).source,
-         absl::StrCat("{\"delivery\":", JsonQuote(req->delivery_id()),
+        {"UPDATE_VERIFICATION_FAILED", report->agent_id(), ActorFromMetadata(*ctx).source,
+         absl::StrCat("{\"delivery\":", JsonQuote(report->delivery_id()),
                       ",\"update\":", JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
-                      ",\"reason\":", JsonQuote(req->failure_reason().substr(0, 300)), "}")});
+                      ",\"reason\":", JsonQuote(TruncateUtf8(report->failure_reason(), 300)), "}")});
   }
   return grpc::Status::OK;
 }
@@ -355,10 +330,10 @@ grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
   absl::Status s;
   if (absl::StartsWith(id, kOfferPrefix)) {
     s = store_.Ack(req->agent_id(), id.substr(sizeof(kOfferPrefix) - 1), "offer", req->applied(),
-                   req->error().substr(0, 500));
+                   StorableText(req->error(), 500));
   } else if (absl::StartsWith(id, kRevokePrefix)) {
     s = store_.Ack(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1), "revoke", req->applied(),
-                   req->error().substr(0, 500));
+                   StorableText(req->error(), 500));
   } else if (absl::StartsWith(id, kKeyPrefix) || absl::StartsWith(id, kKeyRevokePrefix)) {
     s = absl::OkStatus();  // key changes are stateless: the agent's hello says what it pinned
   } else {

@@ -337,7 +337,7 @@ absl::StatusOr<UpdateStore::Reported> UpdateStore::Report(const v1::ReportDelive
     REDFLAG_ASSIGN_OR_RETURN(
         PgResult r,
         c.Exec(kReport, {req.agent_id(), req.delivery_id(), v1::DeliveryState_Name(req.state()),
-                         req.failure_reason().substr(0, 500), AdvancesFrom(req.state())}));
+                         req.failure_reason(), AdvancesFrom(req.state())}));
     if (r.Rows() == 1) {
       out.delivery = DeliveryFrom(r, 0);
       out.changed = true;

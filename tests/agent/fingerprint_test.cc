@@ -1,5 +1,6 @@
 #include "agent/fingerprint.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "common/crypto.h"
@@ -53,4 +54,17 @@ TEST_CASE("sources are read from a machine tree", "[fingerprint]") {
   FingerprintSources real = ReadFingerprintSources("/");
   CHECK(real.cpu_count.has_value());
   CHECK(real.memory_kb.has_value());
+}
+
+TEST_CASE("only the first line of machine-id and product_uuid counts", "[fingerprint]") {
+  // Found by fuzz/fingerprint_fuzz.cc: a newline inside machine-id made a value that spans
+  // two lines of the canonical form, so text could move between fields without changing it.
+  FingerprintFiles files;
+  files.machine_id = "abc\ncpu_model=forged\n";
+  files.product_uuid = "4C4C4544-0000\nextra";
+  FingerprintSources s = ParseFingerprintSources(files);
+  CHECK(*s.machine_id == "abc");
+  CHECK(*s.system_uuid == "4c4c4544-0000");
+  std::string canonical = CanonicalFingerprint(s);
+  CHECK(std::count(canonical.begin(), canonical.end(), '\n') == 6);
 }

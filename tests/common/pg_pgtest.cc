@@ -6,6 +6,8 @@
 
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/pg.h"
+#include "absl/strings/str_cat.h"
 #include "common/security_events.h"
 #include "tests/support/test_env.h"
 
@@ -68,6 +70,12 @@ TEST_CASE("the audit trail is append-only and its chain verifies", "[pg][audit]"
   REQUIRE(writer.Migrate().ok());
   REQUIRE(writer.Record({"TEST_EVENT", "tester", "127.0.0.1", "{\"n\":1}"}).ok());
   REQUIRE(writer.Record({"TEST_EVENT", "tester", "127.0.0.1", "{\"n\":2}"}).ok());
+  // A NUL in an agent-supplied value inside the JSON detail: jsonb cannot hold \u0000, so
+  // JsonQuote spells it out and the event is recorded (before, the insert failed: event lost).
+  REQUIRE(writer
+              .Record({"TEST_EVENT", "tester", "127.0.0.1",
+                       absl::StrCat("{\"reason\":", JsonQuote(std::string("a\0b", 3)), "}")})
+              .ok());
   CHECK(pool->WithConnection([&](PgConnection& c) { return VerifyAuditChain(c, key); }).ok());
 
   Statement edit{"test_audit_edit", "UPDATE audit.security_events SET actor = 'mallory'"};

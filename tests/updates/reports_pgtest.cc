@@ -6,6 +6,7 @@
 #include "common/encoding.h"
 #include "services/updates/schema.h"
 #include "services/updates/store.h"
+#include "services/updates/validation.h"
 #include "tests/support/test_env.h"
 
 using namespace redflag;
@@ -89,4 +90,49 @@ TEST_CASE("delivery reports are idempotent and never move a delivery backwards",
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
   CHECK((*rows)[0].state() == v1::INSTALLED);
+}
+
+TEST_CASE("a failure report with NUL, control bytes or a long multibyte reason is recorded",
+          "[updates][reports][pg]") {
+  // Before: the reason went to PostgreSQL raw (NUL refused as 'malformed value') or cut at
+  // byte 500 inside a UTF-8 sequence (refused too), the forwarder dropped the report as a
+  // permanent error, and the FAILED outcome was lost.
+  REQUIRE(InitCrypto().ok());
+  auto pool = redflag::testing::TestPool(2);
+  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
+  updates::UpdateStore store(*pool);
+  for (const std::string& reason :
+       {std::string("bad\0byte\r\nforged log line", 25), std::string(499, 'x') + "\xc3\xa9" + "tail"}) {
+    const std::string agent = "agent-" + HexEncode(RandomBytes(4));
+    const std::string d = OfferedDelivery(*pool, agent);
+    v1::ReportDeliveryRequest r = Report(agent, d, v1::FAILED);
+    r.set_failure_reason(reason);
+    r.set_failure_code("checksum");
+    absl::StatusOr<v1::ReportDeliveryRequest> normal = updates::NormalizeDeliveryReport(r);
+    REQUIRE(normal.ok());
+    auto stored = store.Report(*normal);
+    INFO(stored.status());
+    REQUIRE(stored.ok());
+    CHECK(stored->delivery.state() == v1::FAILED);
+    CHECK(stored->delivery.failure_reason().size() <= updates::kMaxFailureReasonBytes);
+  }
+}
+
+TEST_CASE("delivery reports are refused for what cannot be recorded, with the reason",
+          "[updates][reports]") {
+  v1::ReportDeliveryRequest r = Report("agent-1", "not-a-uuid", v1::INSTALLED);
+  auto bad_id = updates::NormalizeDeliveryReport(r);
+  CHECK(bad_id.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(bad_id.status().message() == "delivery_id must be a UUID");
+  r.set_delivery_id("1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+  for (v1::DeliveryState s : {v1::DELIVERY_STATE_UNSPECIFIED, v1::OFFERED, v1::WITHDRAWN}) {
+    r.set_state(s);
+    CHECK(updates::NormalizeDeliveryReport(r).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  r.set_state(v1::FAILED);
+  r.set_failure_code("made-up\nlabel");
+  auto normal = updates::NormalizeDeliveryReport(r);
+  REQUIRE(normal.ok());
+  CHECK(normal->failure_code() == "other");  // metric labels stay bounded
 }
