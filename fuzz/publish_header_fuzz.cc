@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "google/protobuf/stubs/logging.h"
+
 #include "common/version.h"
 #include "services/updates/validation.h"
 
@@ -16,6 +18,12 @@ bool SafeFileName(const std::string& s) {
 }
 
 }  // namespace
+
+// Invalid UTF-8 in string fields is refused by the parser, which logs each refusal: quiet.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  google::protobuf::SetLogHandler(nullptr);
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   redflag::v1::PublishUpdateChunk chunk;
