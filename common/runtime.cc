@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "common/crypto.h"
+#include "common/db_roles.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -28,9 +29,20 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
   // The audit trail's seal: a secret the database does not hold (required).
   REDFLAG_ASSIGN_OR_RETURN(std::string audit_key, Env::Secret("REDFLAG_AUDIT_KEY", 32));
   rt.events = std::make_unique<SecurityEventWriter>(*rt.pool, name, std::move(audit_key));
-  REDFLAG_RETURN_IF_ERROR(rt.events->Migrate());
+  // Services never migrate: the owner role does (redflag-migrate). Refuse a role that could
+  // rewrite the audit trail, and a database the migrations have not reached.
+  REDFLAG_RETURN_IF_ERROR(rt.pool->WithConnection([](PgConnection& c) -> absl::Status {
+    REDFLAG_RETURN_IF_ERROR(
+        RequireMigrated(c, "audit", SecurityEventWriter::Migrations().size()));
+    return RequireLeastPrivilege(c);
+  }));
   REDFLAG_ASSIGN_OR_RETURN(rt.metrics, MetricsServer::Start(metrics_address));
   return rt;
+}
+
+absl::Status ServiceRuntime::RequireSchema(const std::string& schema, size_t steps) {
+  return pool->WithConnection(
+      [&](PgConnection& c) { return RequireMigrated(c, schema, steps); });
 }
 
 int ServiceRuntime::ServeUntilSignal(grpc::Service* service) {

@@ -1,6 +1,6 @@
 // The start-up sequence shared by the internal services' mains, in the fixed order:
 // flags → validated config (fails fast, names what is wrong) → crypto → TLS →
-// database pool and audit migrations → metrics. The caller adds its service and serves.
+// database pool, its least-privilege check and the audit schema → metrics. The caller adds its service and serves.
 #pragma once
 
 #include <memory>
@@ -29,6 +29,9 @@ struct ServiceRuntime {
                                               const std::string& listen_address,
                                               const std::string& metrics_address,
                                               const std::string& health_address = "");
+  // FAILED_PRECONDITION unless the service's own schema is migrated (by redflag-migrate) to
+  // at least `steps`.
+  absl::Status RequireSchema(const std::string& schema, size_t steps);
   // Serves `service` with mTLS until SIGINT/SIGTERM; returns the process exit code.
   int ServeUntilSignal(grpc::Service* service);
 };

@@ -62,7 +62,8 @@ start_service() {  # name
   local svc=$1
   PORT[$svc]=$(free_port)
   REDFLAG_TLS_CA_FILE=$PKI/internal-ca.crt REDFLAG_TLS_CERT_FILE=$PKI/$svc.crt \
-  REDFLAG_TLS_KEY_FILE=$PKI/$svc.key \
+  local pw=REDFLAG_DB_${svc^^}_PASSWORD
+  REDFLAG_TLS_KEY_FILE=$PKI/$svc.key REDFLAG_DB_USER=redflag_$svc REDFLAG_DB_PASSWORD=${!pw} \
     "$B/services/$svc/redflag-$svc" --listen="127.0.0.1:${PORT[$svc]}" \
     --metrics="127.0.0.1:$(free_port)" >>"$RUN/logs/$svc.log" 2>&1 &
   echo $! > "$RUN/$svc.pid"
@@ -91,6 +92,7 @@ stop_all() {
 }
 trap stop_all EXIT
 
+"$B/tools/redflag-migrate" >>"$RUN/logs/migrate.log" 2>&1  # as the owner (test.env)
 for svc in auth agents updates; do start_service "$svc"; done
 for svc in auth agents updates; do wait_port "${PORT[$svc]}"; done
 TARGETS=()

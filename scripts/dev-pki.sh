@@ -47,12 +47,17 @@ if [ ! -f redflag.env ]; then
     "$KEYGEN" jwt-secret
     "$KEYGEN" signing-key | grep -v '^#'
     echo "REDFLAG_ADMIN_PASSWORD=$(openssl rand -base64 18 | tr -d '/+=')"
-    echo "REDFLAG_DB_PASSWORD=$(openssl rand -hex 16)"
     "$KEYGEN" audit-key
   } > redflag.env
 fi
 # Trees made before the audit trail was keyed lack its key: add one.
 grep -q '^REDFLAG_AUDIT_KEY=' redflag.env || "$KEYGEN" audit-key >> redflag.env
+# One PostgreSQL password per role (README "Database roles"); SUPERUSER only bootstraps the
+# local cluster (scripts/pg.sh). Trees made before per-service roles gain them here.
+for role in SUPERUSER OWNER AUTH AGENTS UPDATES; do
+  grep -q "^REDFLAG_DB_${role}_PASSWORD=" redflag.env ||
+    echo "REDFLAG_DB_${role}_PASSWORD=$(openssl rand -hex 16)" >> redflag.env
+done
 chmod 600 ./*.key redflag.env
 chmod 644 ./*.crt
 echo "dev PKI and secrets written to $(pwd)"

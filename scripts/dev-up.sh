@@ -12,9 +12,8 @@ mkdir -p "$DEV/logs" "$DEV/run"
 [ -f "$DEV/pki/redflag.env" ] || bash scripts/dev-pki.sh "$DEV/pki" >/dev/null
 set -a; . "$DEV/pki/redflag.env"; set +a
 PGPORT=${REDFLAG_DEV_PG_PORT:-55432}
-bash scripts/pg.sh start "$DEV/pg" "$PGPORT" "$REDFLAG_DB_PASSWORD"
-export REDFLAG_DB_HOST=127.0.0.1 REDFLAG_DB_PORT=$PGPORT REDFLAG_DB_NAME=redflag REDFLAG_DB_USER=redflag
-export REDFLAG_DB_SSLMODE=disable
+bash scripts/pg.sh start "$DEV/pg" "$PGPORT" "$DEV/pki/redflag.env"
+export REDFLAG_DB_HOST=127.0.0.1 REDFLAG_DB_PORT=$PGPORT REDFLAG_DB_NAME=redflag REDFLAG_DB_SSLMODE=disable
 export REDFLAG_CHECK_IN_INTERVAL_SECONDS=${REDFLAG_CHECK_IN_INTERVAL_SECONDS:-10}
 B=$ROOT/build
 
@@ -37,10 +36,13 @@ start() {  # name port metrics-port binary [args...]
   wait_port "$port" "$name"
 }
 
+# Migrations and grants as the owner role; then each service as its own role.
+REDFLAG_DB_USER=redflag_owner REDFLAG_DB_PASSWORD=$REDFLAG_DB_OWNER_PASSWORD "$B/tools/redflag-migrate"
 for svc in auth:9101:9201 agents:9102:9202 updates:9103:9203; do
   IFS=: read -r name port mport <<<"$svc"
+  pw=REDFLAG_DB_${name^^}_PASSWORD
   REDFLAG_TLS_CA_FILE=$DEV/pki/internal-ca.crt REDFLAG_TLS_CERT_FILE=$DEV/pki/$name.crt \
-  REDFLAG_TLS_KEY_FILE=$DEV/pki/$name.key \
+  REDFLAG_TLS_KEY_FILE=$DEV/pki/$name.key REDFLAG_DB_USER=redflag_$name REDFLAG_DB_PASSWORD=${!pw} \
     start "$name" "$port" "$mport" "$B/services/$name/redflag-$name"
 done
 REDFLAG_TLS_CERT_FILE=$DEV/pki/gateway-public.crt REDFLAG_TLS_KEY_FILE=$DEV/pki/gateway-public.key \

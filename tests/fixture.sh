@@ -14,10 +14,13 @@ case "$cmd" in
     for p in $(shuf -i 20000-45000 -n 50); do
       (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { PORT=$p; break; }
     done
-    bash "$ROOT/scripts/pg.sh" start "$DIR/pg" "$PORT" "$REDFLAG_DB_PASSWORD"
+    bash "$ROOT/scripts/pg.sh" start "$DIR/pg" "$PORT" "$DIR/pki/redflag.env"
+    # REDFLAG_DB_USER/PASSWORD here are the owner's (PostgreSQL tests, redflag-migrate); the
+    # test cluster starts each service as its own role.
     { cat "$DIR/pki/redflag.env"
       echo "REDFLAG_DB_HOST=127.0.0.1"; echo "REDFLAG_DB_PORT=$PORT"
-      echo "REDFLAG_DB_NAME=redflag"; echo "REDFLAG_DB_USER=redflag"; echo "REDFLAG_DB_SSLMODE=disable"
+      echo "REDFLAG_DB_NAME=redflag"; echo "REDFLAG_DB_SSLMODE=disable"
+      echo "REDFLAG_DB_USER=redflag_owner"; echo "REDFLAG_DB_PASSWORD=$REDFLAG_DB_OWNER_PASSWORD"
       echo "REDFLAG_TEST_PKI=$DIR/pki"; echo "REDFLAG_TEST_ROOT=$DIR"
     } > "$DIR/test.env"
     ;;

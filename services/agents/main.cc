@@ -41,7 +41,10 @@ int Run() {
                             absl::GetFlag(FLAGS_metrics), absl::GetFlag(FLAGS_health));
   if (!rt.ok()) return ExitWithError("redflag-agents", rt.status());
   agents::AgentStore store(*rt->pool);
-  if (absl::Status s = store.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
+  if (absl::Status s = rt->RequireSchema("agents", agents::AgentStore::Migrations().size());
+      !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
   EventHub hub;
   absl::StatusOr<DbConfig> db = DbConfig::FromEnv();
   PgListener listener(*db, agents::kAgentsChannel,

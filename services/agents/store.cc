@@ -205,6 +205,7 @@ std::vector<AgentRow> RowsFrom(const PgResult& r) {
 
 }  // namespace
 
+const std::vector<std::string>& AgentStore::Migrations() { return kMigrations; }
 absl::Status AgentStore::Migrate() { return ApplyMigrations(pool_, "agents", kMigrations); }
 
 absl::StatusOr<AgentRow> AgentStore::Create(const NewAgent& n) {

@@ -29,6 +29,8 @@ struct CheckInWrite {
 class AgentStore {
  public:
   explicit AgentStore(PgPool& pool) : pool_(pool) {}
+  // The agents schema's migrations in order (applied by redflag-migrate as the owner).
+  static const std::vector<std::string>& Migrations();
   absl::Status Migrate();
 
   // ALREADY_EXISTS naming the active agent bound to the same fingerprint.

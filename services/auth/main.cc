@@ -81,7 +81,9 @@ int Run() {
   if (!rt.ok()) return ExitWithError("redflag-auth", rt.status());
 
   auth::AuthStore store(*rt->pool);
-  if (absl::Status s = store.Migrate(); !s.ok()) return ExitWithError(rt->name, s);
+  if (absl::Status s = rt->RequireSchema("auth", auth::AuthStore::Migrations().size()); !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
   absl::StatusOr<std::string> admin_hash = auth::HashPassword(*admin_password);
   if (!admin_hash.ok()) return ExitWithError(rt->name, admin_hash.status());
   if (absl::Status s = store.EnsureUser("admin", *admin_hash, "admin"); !s.ok()) {

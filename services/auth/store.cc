@@ -207,6 +207,7 @@ std::string Micros(absl::Time t) { return absl::StrCat(absl::ToUnixMicros(t)); }
 
 }  // namespace
 
+const std::vector<std::string>& AuthStore::Migrations() { return kMigrations; }
 absl::Status AuthStore::Migrate() { return ApplyMigrations(pool_, "auth", kMigrations); }
 
 absl::Status AuthStore::EnsureUser(const std::string& username, const std::string& hash,

@@ -81,6 +81,8 @@ class AuthStore {
  public:
   explicit AuthStore(PgPool& pool) : pool_(pool) {}
 
+  // The auth schema's migrations in order (applied by redflag-migrate as the owner).
+  static const std::vector<std::string>& Migrations();
   absl::Status Migrate();
   // Creates the user unless one with this name exists (first start).
   absl::Status EnsureUser(const std::string& username, const std::string& password_hash,

@@ -47,7 +47,7 @@ int Run() {
   absl::StatusOr<int64_t> max_bytes =
       Env::Int("REDFLAG_MAX_PACKAGE_BYTES", 512LL << 20, 1, 8LL << 30);
   if (!max_bytes.ok()) return ExitWithError(rt->name, max_bytes.status());
-  if (absl::Status s = updates::MigrateUpdatesSchema(*rt->pool); !s.ok()) {
+  if (absl::Status s = rt->RequireSchema("updates", updates::UpdatesMigrations().size()); !s.ok()) {
     return ExitWithError(rt->name, s);
   }
   updates::KeyRing ring(*rt->pool, *std::move(key), std::move(previous));

@@ -5,7 +5,7 @@
 
 namespace redflag::updates {
 
-absl::Status MigrateUpdatesSchema(PgPool& pool) {
+const std::vector<std::string>& UpdatesMigrations() {
   static const std::vector<std::string> kSteps = {
       R"sql(
 CREATE TABLE updates.signing_keys (
@@ -65,7 +65,11 @@ ALTER TABLE updates.signing_keys
   ADD COLUMN revoked_at timestamptz,
   ADD COLUMN revoked_reason text NOT NULL DEFAULT '';
 )sql"};
-  return ApplyMigrations(pool, "updates", kSteps);
+  return kSteps;
+}
+
+absl::Status MigrateUpdatesSchema(PgPool& pool) {
+  return ApplyMigrations(pool, "updates", UpdatesMigrations());
 }
 
 }  // namespace redflag::updates

@@ -2,11 +2,16 @@
 // deliveries.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "common/pg.h"
 
 namespace redflag::updates {
 
+// The migrations in order (applied by redflag-migrate as the owner role).
+const std::vector<std::string>& UpdatesMigrations();
 absl::Status MigrateUpdatesSchema(PgPool& pool);
 
 }  // namespace redflag::updates

@@ -840,3 +840,41 @@ TEST_CASE("attack 12: a NUL in a login name is refused, and NULs elsewhere are s
                     {})[0] == "a\\u0000b");
   CHECK(VerifyAudit(Cluster::Get().AdminToken()).intact());
 }
+
+TEST_CASE("services run as their own least-privilege roles and refuse the owner's",
+          "[e2e][attack][roles]") {
+  Cluster& c = Cluster::Get();
+  (void)c.AdminToken();  // the cluster is up and serving
+  // Every service session of the running cluster is its own role: none is the owner or a
+  // superuser (redflag-migrate alone used the owner, and has exited).
+  auto owner = TestPool(1);
+  static constexpr Statement kSessions{
+      "test_service_roles",
+      "SELECT string_agg(DISTINCT usename::text, ',' ORDER BY usename::text) FROM "
+      "pg_stat_activity WHERE datname = current_database() AND application_name = 'redflag' "
+      "AND pid <> pg_backend_pid()"};
+  std::string roles;
+  REQUIRE(owner
+              ->WithConnection([&](PgConnection& conn) -> absl::Status {
+                REDFLAG_ASSIGN_OR_RETURN(PgResult r, conn.Exec(kSessions));
+                roles = r.Text(0, 0);
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(roles == "redflag_agents,redflag_auth,redflag_updates");
+
+  // A service pointed at the owner's credentials (which could rewrite the audit trail)
+  // refuses to start, and says why.
+  std::map<std::string, std::string> env = Cluster::ServiceEnv("auth");
+  std::string cmd;
+  for (const auto& [k, v] : env) {
+    if (k.rfind("REDFLAG_DB_", 0) != 0) cmd += k + "='" + v + "' ";
+  }
+  cmd += "REDFLAG_DB_USER=redflag_owner REDFLAG_DB_PASSWORD='" +
+         TestVar("REDFLAG_DB_OWNER_PASSWORD") + "' " + BinaryPath("services/auth/redflag-auth") +
+         " --listen=127.0.0.1:" + std::to_string(FreePort()) +
+         " --metrics=127.0.0.1:" + std::to_string(FreePort());
+  auto [out, rc] = RunCommand(cmd);
+  CHECK(rc == 1);
+  CHECK_THAT(out, Catch::Contains("redflag_owner may change audit.security_events"));
+}

@@ -157,10 +157,7 @@ TEST_CASE("failed logins from one source throttle that source", "[e2e][auth][loc
   std::string source = "ipv4:198.51.100." + std::to_string(randombytes_uniform(250) + 1) + ":4242";
   // A dedicated auth process (same database) with a low per-source threshold.
   int port = FreePort();
-  std::map<std::string, std::string> env;
-  env["REDFLAG_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
-  env["REDFLAG_TLS_CERT_FILE"] = PkiFile("auth.crt");
-  env["REDFLAG_TLS_KEY_FILE"] = PkiFile("auth.key");
+  std::map<std::string, std::string> env = Cluster::ServiceEnv("auth");
   env["REDFLAG_LOGIN_SOURCE_THRESHOLD"] = "4";
   env["REDFLAG_LOGIN_THROTTLE_THRESHOLD"] = "100";
   env["REDFLAG_LOGIN_THROTTLE_FIRST_SECONDS"] = "60";

@@ -33,16 +33,14 @@ TEST_CASE("after a rotation, agents trust the new key only through the old key's
   std::string new_seed = HexEncode(RandomBytes(32));
   SigningKey new_key = *SigningKey::FromSeed(*HexDecode(new_seed));
   int updates_port = FreePort();
-  Process updates(
-      "updates-rotated",
-      {BinaryPath("services/updates/redflag-updates"),
-       "--listen=127.0.0.1:" + std::to_string(updates_port),
-       "--metrics=127.0.0.1:" + std::to_string(FreePort())},
-      {{"REDFLAG_TLS_CA_FILE", PkiFile("internal-ca.crt")},
-       {"REDFLAG_TLS_CERT_FILE", PkiFile("updates.crt")},
-       {"REDFLAG_TLS_KEY_FILE", PkiFile("updates.key")},
-       {"REDFLAG_SIGNING_PRIVATE_KEY", new_seed},
-       {"REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY", TestVar("REDFLAG_SIGNING_PRIVATE_KEY")}});
+  std::map<std::string, std::string> env = Cluster::ServiceEnv("updates");
+  env["REDFLAG_SIGNING_PRIVATE_KEY"] = new_seed;
+  env["REDFLAG_PREVIOUS_SIGNING_PRIVATE_KEY"] = TestVar("REDFLAG_SIGNING_PRIVATE_KEY");
+  Process updates("updates-rotated",
+                  {BinaryPath("services/updates/redflag-updates"),
+                   "--listen=127.0.0.1:" + std::to_string(updates_port),
+                   "--metrics=127.0.0.1:" + std::to_string(FreePort())},
+                  env);
   REQUIRE(WaitForPort(updates_port, 20000));
   int gw_port = 0;
   auto gateway = c.StartGateway(

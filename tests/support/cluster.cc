@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
@@ -153,16 +154,27 @@ const std::map<std::string, std::string>& SharedClusterEnv() {
 
 }  // namespace
 
+std::map<std::string, std::string> Cluster::ServiceEnv(const std::string& service) {
+  std::string upper = absl::AsciiStrToUpper(service);
+  return {{"REDFLAG_TLS_CA_FILE", PkiFile("internal-ca.crt")},
+          {"REDFLAG_TLS_CERT_FILE", PkiFile(absl::StrCat(service, ".crt"))},
+          {"REDFLAG_TLS_KEY_FILE", PkiFile(absl::StrCat(service, ".key"))},
+          {"REDFLAG_DB_USER", absl::StrCat("redflag_", service)},
+          {"REDFLAG_DB_PASSWORD", TestVar(absl::StrCat("REDFLAG_DB_", upper, "_PASSWORD"))}};
+}
+
 Cluster::Cluster() {
   ExportTestEnv();
+  // As a deployment does: migrations and grants as the owner (the test env's database user),
+  // then each service as its own role.
+  auto [out, rc] = RunCommand(BinaryPath("tools/redflag-migrate"));
+  if (rc != 0) throw std::runtime_error("redflag-migrate failed: " + out);
   for (const char* svc : {"auth", "agents", "updates"}) {
     int port = FreePort();
     ports_[svc] = port;
     metrics_ports_[svc] = FreePort();
     std::map<std::string, std::string> env = SharedClusterEnv();
-    env["REDFLAG_TLS_CA_FILE"] = PkiFile("internal-ca.crt");
-    env["REDFLAG_TLS_CERT_FILE"] = PkiFile(absl::StrCat(svc, ".crt"));
-    env["REDFLAG_TLS_KEY_FILE"] = PkiFile(absl::StrCat(svc, ".key"));
+    for (const auto& [k, v] : ServiceEnv(svc)) env[k] = v;
     procs_.push_back(std::make_unique<Process>(
         svc,
         std::vector<std::string>{BinaryPath(absl::StrCat("services/", svc, "/redflag-", svc)),

@@ -69,6 +69,9 @@ class Cluster {
   // The shared gateway's plaintext health-only port (for Kubernetes probes).
   int gateway_health_port() const { return ports_.at("gateway-health"); }
   static void Authorize(grpc::ClientContext& ctx, const std::string& token);
+  // What an internal service ("auth", "agents", "updates") is started with: its mTLS files
+  // and its own least-privilege database role (never the owner's).
+  static std::map<std::string, std::string> ServiceEnv(const std::string& service);
   // Whether every process the cluster started is still running; names the dead in `dead`.
   bool AllRunning(std::string* dead = nullptr);
 

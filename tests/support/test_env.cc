@@ -51,14 +51,21 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::unique_ptr<PgPool> TestPool(int size) {
+std::unique_ptr<PgPool> TestPoolAs(const std::string& user, const std::string& password,
+                                   int size) {
   ExportTestEnv();
   absl::StatusOr<DbConfig> cfg = DbConfig::FromEnv();
   if (!cfg.ok()) throw std::runtime_error(cfg.status().ToString());
   cfg->pool_size = size;
+  if (!user.empty()) {
+    cfg->user = user;
+    cfg->password = password;
+  }
   absl::StatusOr<std::unique_ptr<PgPool>> pool = PgPool::Connect(*cfg);
   if (!pool.ok()) throw std::runtime_error(pool.status().ToString());
   return *std::move(pool);
 }
+
+std::unique_ptr<PgPool> TestPool(int size) { return TestPoolAs("", "", size); }
 
 }  // namespace redflag::testing

@@ -18,5 +18,9 @@ std::string PkiFile(const std::string& name);
 std::string ReadFile(const std::string& path);
 // A small pool on the fixture database.
 std::unique_ptr<PgPool> TestPool(int size = 4);
+// A pool connected as another PostgreSQL role of the test cluster (e.g. "redflag_auth" with
+// REDFLAG_DB_AUTH_PASSWORD, or the "postgres" superuser).
+std::unique_ptr<PgPool> TestPoolAs(const std::string& user, const std::string& password,
+                                   int size = 1);
 
 }  // namespace redflag::testing
