@@ -79,7 +79,8 @@ absl::StatusOr<DbConfig> DbConfig::FromEnv() {
   c.host = Env::Optional("REDFLAG_DB_HOST", "127.0.0.1");
   c.port = Env::Optional("REDFLAG_DB_PORT", "5432");
   c.dbname = Env::Optional("REDFLAG_DB_NAME", "redflag");
-  c.user = Env::Optional("REDFLAG_DB_USER", "redflag");
+  // No default: each service has its own role (README "Database roles").
+  REDFLAG_ASSIGN_OR_RETURN(c.user, Env::Required("REDFLAG_DB_USER"));
   REDFLAG_ASSIGN_OR_RETURN(c.password, Env::Required("REDFLAG_DB_PASSWORD"));
   c.sslmode = Env::Optional("REDFLAG_DB_SSLMODE", "prefer");
   REDFLAG_ASSIGN_OR_RETURN(int64_t pool, Env::Int("REDFLAG_DB_POOL_SIZE", 8, 1, 256));

@@ -34,6 +34,8 @@ struct DbConfig {
   std::string password;
   std::string sslmode;
   int pool_size = 8;
+  // Shown in pg_stat_activity: the service's name, so an operator sees who holds what.
+  std::string application_name = "redflag";
   static absl::StatusOr<DbConfig> FromEnv();
 };
 

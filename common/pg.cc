@@ -91,7 +91,7 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
                         nullptr};
   const char* vals[] = {c.host.c_str(),  c.port.c_str(),     c.dbname.c_str(),
                         c.user.c_str(),  c.password.c_str(), c.sslmode.c_str(),
-                        timeout.c_str(), "redflag",          nullptr};
+                        timeout.c_str(), c.application_name.c_str(), nullptr};
   for (int i = 0; i < c.pool_size; ++i) {
     PGconn* conn = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -25,6 +25,7 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
   REDFLAG_ASSIGN_OR_RETURN(TlsFiles files, TlsFiles::FromEnv());
   REDFLAG_ASSIGN_OR_RETURN(rt.tls, TlsMaterial::Load(files));
   REDFLAG_ASSIGN_OR_RETURN(DbConfig db, DbConfig::FromEnv());
+  db.application_name = name;
   REDFLAG_ASSIGN_OR_RETURN(rt.pool, PgPool::Connect(db));
   // The audit trail's seal: a secret the database does not hold (required).
   REDFLAG_ASSIGN_OR_RETURN(std::string audit_key, Env::Secret("REDFLAG_AUDIT_KEY", 32));

@@ -50,8 +50,12 @@ TEST_CASE("integers are range-checked and malformed ones named", "[config]") {
   CHECK_FALSE(Env::Bool("RF_TEST_BOOL", true).ok());
 }
 
-TEST_CASE("the database password is required", "[config]") {
+TEST_CASE("the database role and password are required", "[config]") {
+  // No default role: each service names its own least-privilege role.
+  unsetenv("REDFLAG_DB_USER");
   unsetenv("REDFLAG_DB_PASSWORD");
-  auto c = redflag::DbConfig::FromEnv();
-  CHECK(std::string(c.status().message()) == "REDFLAG_DB_PASSWORD is not set");
+  CHECK(redflag::DbConfig::FromEnv().status().message() == "REDFLAG_DB_USER is not set");
+  setenv("REDFLAG_DB_USER", "redflag_auth", 1);
+  CHECK(redflag::DbConfig::FromEnv().status().message() == "REDFLAG_DB_PASSWORD is not set");
+  unsetenv("REDFLAG_DB_USER");
 }

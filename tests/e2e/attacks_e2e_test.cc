@@ -850,9 +850,9 @@ TEST_CASE("services run as their own least-privilege roles and refuse the owner'
   auto owner = TestPool(1);
   static constexpr Statement kSessions{
       "test_service_roles",
-      "SELECT string_agg(DISTINCT usename::text, ',' ORDER BY usename::text) FROM "
-      "pg_stat_activity WHERE datname = current_database() AND application_name = 'redflag' "
-      "AND pid <> pg_backend_pid()"};
+      "SELECT string_agg(DISTINCT application_name || '=' || usename::text, ',' ORDER BY "
+      "application_name || '=' || usename::text) FROM pg_stat_activity WHERE datname = "
+      "current_database() AND application_name LIKE 'redflag-%'"};
   std::string roles;
   REQUIRE(owner
               ->WithConnection([&](PgConnection& conn) -> absl::Status {
@@ -861,7 +861,11 @@ TEST_CASE("services run as their own least-privilege roles and refuse the owner'
                 return absl::OkStatus();
               })
               .ok());
-  CHECK(roles == "redflag_agents,redflag_auth,redflag_updates");
+  // Each service's pool (application name = the service) and its LISTEN connection.
+  CHECK(roles ==
+        "redflag-agents=redflag_agents,redflag-auth=redflag_auth,redflag-listen=redflag_agents,"
+        "redflag-listen=redflag_auth,redflag-listen=redflag_updates,"
+        "redflag-updates=redflag_updates");
 
   // A service pointed at the owner's credentials (which could rewrite the audit trail)
   // refuses to start, and says why.

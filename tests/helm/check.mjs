@@ -17,6 +17,7 @@ const modules = {
   v1: "kubernetes-models/v1",
   "networking.k8s.io/v1": "kubernetes-models/networking.k8s.io/v1",
   "policy/v1": "kubernetes-models/policy/v1",
+  "batch/v1": "kubernetes-models/batch/v1",
   "autoscaling/v2": "kubernetes-models/autoscaling/v2",
   "cert-manager.io/v1": "@kubernetes-models/cert-manager/cert-manager.io/v1",
   "monitoring.coreos.com/v1": "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
@@ -24,6 +25,7 @@ const modules = {
 // Fields the chart relies on, checked by path because schemas accept unknown keys.
 const known = {
   Deployment: ["spec.selector.matchLabels", "spec.template.spec.containers"],
+  Job: ["spec.template.spec.containers", "metadata.annotations"],
   Service: ["spec.selector", "spec.ports"],
   NetworkPolicy: ["spec.podSelector", "spec.ingress"],
   Certificate: ["spec.secretName", "spec.issuerRef.name"],
@@ -49,11 +51,17 @@ const secrets = new Set(docs.filter((d) => d.kind === "Secret").map((d) => d.met
 const certSecrets = new Set(docs.filter((d) => d.kind === "Certificate").map((d) => d.spec.secretName));
 const deployments = docs.filter((d) => d.kind === "Deployment");
 for (const d of deployments) {
-  const pod = d.spec.template.spec;
   const podLabels = d.spec.template.metadata.labels;
   for (const [k, v] of Object.entries(d.spec.selector.matchLabels)) {
     if (podLabels[k] !== v) fail(d, `selector ${k}=${v} does not match the pod labels`);
   }
+}
+// Jobs (the migration hook) run before the release's resources exist: they must be hooks.
+for (const j of docs.filter((d) => d.kind === "Job")) {
+  if (!j.metadata.annotations?.["helm.sh/hook"]) fail(j, "a Job that is not a Helm hook");
+}
+for (const d of docs.filter((x) => x.kind === "Deployment" || x.kind === "Job")) {
+  const pod = d.spec.template.spec;
   if (pod.securityContext?.runAsNonRoot !== true) fail(d, "pod runAsNonRoot");
   if (pod.securityContext?.seccompProfile?.type !== "RuntimeDefault") fail(d, "pod seccomp RuntimeDefault");
   for (const c of pod.containers) {
@@ -63,7 +71,7 @@ for (const d of deployments) {
     if (sc.allowPrivilegeEscalation !== false) fail(d, `${c.name}: allowPrivilegeEscalation`);
     if (JSON.stringify(sc.capabilities?.drop) !== JSON.stringify(["ALL"])) fail(d, `${c.name}: drop ALL`);
     if (!c.resources?.requests || !c.resources?.limits) fail(d, `${c.name}: resources`);
-    for (const p of ["readinessProbe", "livenessProbe"]) {
+    for (const p of d.kind === "Deployment" ? ["readinessProbe", "livenessProbe"] : []) {
       const port = c[p]?.grpc?.port;
       if (!port || !c.ports.some((x) => x.containerPort === port)) fail(d, `${c.name}: ${p} on a gRPC health port`);
     }

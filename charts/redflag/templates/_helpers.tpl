@@ -70,10 +70,23 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* An env var from the chart's Secret; the key is the variable's name unless .key says. */}}
 {{- define "redflag.secretEnv" -}}
 - name: {{ .name }}
   valueFrom:
     secretKeyRef:
       name: {{ include "redflag.secretName" .root }}
-      key: {{ .name }}
+      key: {{ default .name .key }}
+{{- end -}}
+
+{{/* Where PostgreSQL is, for the services and the migration Job (user and password apart). */}}
+{{- define "redflag.dbEnv" -}}
+- name: REDFLAG_DB_HOST
+  value: {{ required "postgresql.host is required" .Values.postgresql.host | quote }}
+- name: REDFLAG_DB_PORT
+  value: {{ .Values.postgresql.port | quote }}
+- name: REDFLAG_DB_NAME
+  value: {{ .Values.postgresql.database | quote }}
+- name: REDFLAG_DB_SSLMODE
+  value: {{ .Values.postgresql.sslmode | quote }}
 {{- end -}}
