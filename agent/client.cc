@@ -450,7 +450,8 @@ absl::Status AgentClient::RunStream() {
   hello.mutable_hello()->set_channel(config_.channel);
 
   v1::ServerMessage msg;
-  int interval = 30;
+  int interval = 30;                          // guarded by mu_ once the reader runs
+  absl::Time not_before = absl::InfinitePast();  // guarded by mu_: a SlowDown's retry time
   absl::Status result = absl::OkStatus();
   if (!stream->Write(hello) || !stream->Read(&msg) || !msg.has_hello_ack()) {
     grpc::Status s = stream->Finish();
@@ -470,6 +471,15 @@ absl::Status AgentClient::RunStream() {
         if (in.has_check_in_ack()) {
           LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
           OnCheckInAcknowledged();
+        } else if (in.has_slow_down()) {
+          const v1::SlowDown& slow = in.slow_down();
+          std::lock_guard<std::mutex> lock(mu_);
+          interval = std::max(interval, slow.check_in_interval_seconds());
+          not_before = absl::Now() + absl::Seconds(std::max(1, slow.retry_after_seconds()));
+          LogInfo(absl::StrCat("check-in ", slow.ack_seq(), " over the server's rate limit: next in ",
+                               std::max(1, slow.retry_after_seconds()), " s, then every ",
+                               interval, " s"));
+          cv_.notify_all();
         } else if (in.has_instruction()) {
           std::optional<v1::AgentMessage> reply = HandleInstruction(in.instruction());
           if (reply) SendOnStream(*std::move(reply));
@@ -486,8 +496,15 @@ absl::Status AgentClient::RunStream() {
       Now(check_in.mutable_check_in()->mutable_agent_time());
       if (!SendOnStream(check_in)) break;
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(interval),
-                   [&] { return stop_.load() || reader_done.load(); });
+      // The next check-in is due after the interval, or later if the server said to slow
+      // down meanwhile (the reader moves not_before and wakes this wait).
+      absl::Time due = absl::Now() + absl::Seconds(interval);
+      while (!stop_ && !reader_done) {
+        absl::Time until = std::max(due, not_before);
+        absl::Time now = absl::Now();
+        if (now >= until) break;
+        cv_.wait_for(lock, absl::ToChronoMicroseconds(until - now));
+      }
     }
     {
       std::lock_guard<std::mutex> lock(stream_mu_);

@@ -200,9 +200,10 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
     return;
   }
   if (absl::Status limited = deps_.limits.check_in.Acquire(claims_.sub); !limited.ok()) {
-    End(ToGrpcStatus(limited));  // carries the retry delay; the agent reconnects after it
+    SlowDown(seq, limited);
     return;
   }
+  throttled_in_a_row_ = 0;
   // A stream speaks for the version its hello was authorised with: a different one here
   // would dodge the checks (or poison the highest-seen version). Upgrades reconnect.
   if (!check_in.version().empty() && check_in.version() != version_) {
@@ -233,6 +234,22 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
     }
     Unref();
   });
+}
+
+void AgentStream::SlowDown(uint64_t seq, const absl::Status& limited) {
+  deps_.check_ins_throttled.Increment();
+  if (++throttled_in_a_row_ > kMaxIgnoredSlowDowns) {
+    End(ToGrpcStatus(limited));  // ignores the answers: carries the retry delay
+    return;
+  }
+  absl::Duration wait = RetryDelayOf(limited).value_or(absl::Seconds(1));
+  auto retry_after = static_cast<int32_t>(absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
+  v1::ServerMessage m;
+  v1::SlowDown* slow = m.mutable_slow_down();
+  slow->set_ack_seq(seq);
+  slow->set_retry_after_seconds(std::max(1, retry_after));
+  slow->set_check_in_interval_seconds(std::max(deps_.check_in_interval_seconds, retry_after));
+  Send(std::move(m));
 }
 
 void AgentStream::HandleAck(const v1::InstructionAck& ack) {

@@ -40,6 +40,7 @@ struct StreamDeps {
   OutcomeMetrics& outcomes;
   prometheus::Gauge& connected;
   prometheus::Counter& check_ins;
+  prometheus::Counter& check_ins_throttled;  // answered with SlowDown, not recorded
   prometheus::Counter& instructions_sent;
   int check_in_interval_seconds;
 };
@@ -67,6 +68,9 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
 
   void HandleHello(const v1::Hello& hello);
   void HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in);
+  // Answers a check-in over the rate limit with SlowDown (the stream stays); ends the stream
+  // once kMaxIgnoredSlowDowns in a row were ignored.
+  void SlowDown(uint64_t seq, const absl::Status& limited);
   void HandleAck(const v1::InstructionAck& ack);
   void HandleVerifyResponse(const v1::VerifyResponse& resp);
   void HandleDeliveryReport(const v1::ReportDeliveryRequest& report);
@@ -101,6 +105,10 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   std::string platform_;  // from the registry, once authorised
   std::vector<std::string> pinned_key_ids_;
   bool admitted_ = false;  // counted in the registry's per-agent cap (set in the constructor)
+
+  // Read path only (OnReadDone never runs concurrently with itself): no lock.
+  static constexpr int kMaxIgnoredSlowDowns = 10;
+  int throttled_in_a_row_ = 0;
 
   std::mutex mu_;
   bool hello_done_ = false;

@@ -81,6 +81,12 @@ int Run() {
                         .Help("Check-ins acknowledged to agents")
                         .Register(reg)
                         .Add({});
+  auto& check_ins_throttled =
+      prometheus::BuildCounter()
+          .Name("redflag_gateway_check_ins_throttled_total")
+          .Help("Check-ins over the per-agent rate limit, answered with SlowDown (not recorded)")
+          .Register(reg)
+          .Add({});
 
   absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits = gateway::EdgeLimits::FromEnv();
   if (!limits.ok()) return ExitWithError(kName, limits.status());
@@ -140,6 +146,7 @@ int Run() {
                            outcome_metrics,
                            connected,
                            check_ins,
+                           check_ins_throttled,
                            instructions_sent,
                            static_cast<int>(*interval)};
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
