@@ -94,10 +94,22 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "list-agents") {
-    redflag::v1::ListAgentsResponse resp;
-    grpc::Status s = stub->ListAgents(&ctx, {}, &resp);
-    if (!s.ok()) return Fail("list-agents", s);
-    Print(resp);
+    // Every page, printed as one list (the server sends at most 1000 agents per reply).
+    redflag::v1::ListAgentsResponse all;
+    redflag::v1::ListAgentsRequest req;
+    req.set_page_size(1000);
+    do {
+      grpc::ClientContext page_ctx;
+      page_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      Authorize(page_ctx);
+      redflag::v1::ListAgentsResponse page;
+      grpc::Status s = stub->ListAgents(&page_ctx, req, &page);
+      if (!s.ok()) return Fail("list-agents", s);
+      for (auto& a : *page.mutable_agents()) *all.add_agents() = std::move(a);
+      all.set_total_size(page.total_size());
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty());
+    Print(all);
     return 0;
   }
   if (cmd == "list-tokens") {

@@ -1,12 +1,14 @@
 #include "services/agents/service.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/paging.h"
 #include "common/status.h"
 #include "common/validate.h"
 
@@ -208,20 +210,32 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
                                            const v1::ListAgentsRequest* req,
                                            v1::ListAgentsResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<AgentRow>> rows = store_.List();
-  if (!rows.ok()) return ToGrpcStatus(rows.status());
-  int64_t now_us = absl::ToUnixMicros(absl::Now());
-  for (const auto& r : *rows) {
-    v1::Agent a = ToProto(r);
-    if (req->has_compliance() && a.compliant() != req->compliance()) continue;
-    if (req->status() != v1::AGENT_STATUS_UNSPECIFIED && a.status() != req->status()) continue;
-    if (!req->version().empty() && a.version() != req->version()) continue;
-    if (req->seen_within_seconds() > 0 &&
-        (r.last_seen_at_us == 0 ||
-         now_us - r.last_seen_at_us > req->seen_within_seconds() * 1000000)) {
-      continue;
+  absl::StatusOr<int> size = PageSize(req->page_size());
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  if (req->seen_within_seconds() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "seen_within_seconds must be >= 0");
+  }
+  AgentStore::Cursor after;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("agents", req->page_token(), 2);
+    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.registered_at_us) ||
+        !ValidateUuid("page_token", (*key)[1]).ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token is not one this RPC returned");
     }
-    *resp->add_agents() = std::move(a);
+    after.id = (*key)[1];
+  }
+  // One more than asked: whether another page follows, without an empty last page.
+  absl::StatusOr<AgentStore::Page> page = store_.List(*req, settings_, after, *size + 1);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  bool more = static_cast<int>(page->rows.size()) > *size;
+  if (more) page->rows.pop_back();
+  for (const auto& r : page->rows) *resp->add_agents() = ToProto(r);
+  resp->set_total_size(page->total);
+  if (more) {
+    const AgentRow& last = page->rows.back();
+    resp->set_next_page_token(
+        MakePageToken("agents", {absl::StrCat(last.registered_at_us), last.id}));
   }
   return grpc::Status::OK;
 }

@@ -48,6 +48,58 @@ ALTER TABLE agents.agents ADD COLUMN last_verified_at timestamptz,
 )sql",
                                               R"sql(
 CREATE SEQUENCE agents.stream_seq;
+)sql",
+                                              // Semantic-version precedence in SQL, exactly as
+                                              // Version::Compare (tests/agents/list_pgtest.cc
+                                              // compares the two), so compliance filters and
+                                              // counts run in the database; NULL when `a` or `b`
+                                              // is not a version Version::Parse accepts.
+                                              R"sql(
+CREATE FUNCTION agents.semver_cmp(a text, b text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+  pattern constant text :=
+    '^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-([0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*))?(\+.*)?$';
+  u64 constant numeric := 18446744073709551615;
+  ma text[]; mb text[]; pa text[]; pb text[]; x text; y text; nx numeric; ny numeric;
+BEGIN
+  IF length(a) > 128 OR length(b) > 128 THEN RETURN NULL; END IF;
+  ma := regexp_match(a, pattern);
+  mb := regexp_match(b, pattern);
+  IF ma IS NULL OR mb IS NULL THEN RETURN NULL; END IF;
+  IF greatest(ma[1]::numeric, ma[2]::numeric, ma[3]::numeric, mb[1]::numeric, mb[2]::numeric,
+              mb[3]::numeric) > u64 THEN
+    RETURN NULL;  -- Version::Parse refuses what does not fit 64 bits
+  END IF;
+  FOR i IN 1..3 LOOP
+    IF ma[i]::numeric <> mb[i]::numeric THEN
+      RETURN CASE WHEN ma[i]::numeric < mb[i]::numeric THEN -1 ELSE 1 END;
+    END IF;
+  END LOOP;
+  IF ma[5] IS NULL OR mb[5] IS NULL THEN
+    RETURN CASE WHEN (ma[5] IS NULL) = (mb[5] IS NULL) THEN 0
+                WHEN ma[5] IS NULL THEN 1 ELSE -1 END;
+  END IF;
+  pa := string_to_array(ma[5], '.');
+  pb := string_to_array(mb[5], '.');
+  FOR i IN 1..least(cardinality(pa), cardinality(pb)) LOOP
+    x := pa[i]; y := pb[i];
+    IF x ~ '^[0-9]+$' AND y ~ '^[0-9]+$' THEN
+      -- As Version::Compare (absl::SimpleAtoi saturates): beyond 64 bits counts as the maximum.
+      nx := least(x::numeric, u64);
+      ny := least(y::numeric, u64);
+      IF nx <> ny THEN
+        RETURN CASE WHEN nx < ny THEN -1 ELSE 1 END;
+      END IF;
+    ELSIF (x ~ '^[0-9]+$') <> (y ~ '^[0-9]+$') THEN
+      RETURN CASE WHEN x ~ '^[0-9]+$' THEN -1 ELSE 1 END;
+    ELSIF x <> y THEN
+      RETURN CASE WHEN x COLLATE "C" < y COLLATE "C" THEN -1 ELSE 1 END;
+    END IF;
+  END LOOP;
+  RETURN sign(cardinality(pa) - cardinality(pb))::integer;
+END $$;
+CREATE INDEX agents_list_order_idx ON agents.agents(registered_at, id) WHERE deleted_at IS NULL;
 )sql"};
 
 #define COLS                                                                                \
@@ -71,9 +123,24 @@ constexpr Statement kGetMany{"agents_get_many",
                              "SELECT " COLS
                              " FROM agents.agents a JOIN json_array_elements_text($1::json) x(id) "
                              "ON a.id = x.id::uuid WHERE a.deleted_at IS NULL"};
-constexpr Statement kList{"agents_list", "SELECT " COLS
-                                         " FROM agents.agents a WHERE a.deleted_at IS NULL "
-                                         "ORDER BY a.registered_at"};
+// The list filter, in SQL: $1 compliance ('' any, 't', 'f'), $2 status ('' any, ONLINE,
+// OFFLINE, BLOCKED), $3 version ('' any), $4 seen within seconds (0 any), $5 offline after
+// seconds, $6 minimum version. Compliance is Policy's ComplianceIssues: not blocked, no
+// binding violation, version at least the minimum, seen recently.
+#define LIST_FILTER                                                                          \
+  " FROM agents.agents a WHERE a.deleted_at IS NULL AND ($2 = '' OR $2 = CASE WHEN "         \
+  "a.blocked_at IS NOT NULL THEN 'BLOCKED' WHEN a.last_seen_at > now() - make_interval(secs " \
+  "=> $5::bigint) THEN 'ONLINE' ELSE 'OFFLINE' END) AND ($3 = '' OR a.version = $3) AND "    \
+  "($4::bigint = 0 OR a.last_seen_at > now() - make_interval(secs => $4::bigint)) AND "      \
+  "($1 = '' OR $1::boolean = (a.blocked_at IS NULL AND a.binding_violations = 0 AND "         \
+  "coalesce(agents.semver_cmp(a.version, $6) >= 0, false) AND coalesce(a.last_seen_at > "   \
+  "now() - make_interval(secs => $5::bigint), false)))"
+constexpr Statement kList{"agents_list",
+                          "SELECT " COLS LIST_FILTER
+                          " AND (a.registered_at, a.id) > (to_timestamp(0) + ($7::bigint || ' microseconds')::interval, "
+                          "coalesce(nullif($8, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
+                          "ORDER BY a.registered_at, a.id LIMIT $9"};
+constexpr Statement kCount{"agents_count", "SELECT count(*)" LIST_FILTER};
 constexpr Statement kWriteCheckIns{
     "agents_write_checkins",
     "UPDATE agents.agents a SET last_seen_at = now(), version = x.version, "
@@ -251,11 +318,28 @@ absl::StatusOr<std::vector<AgentRow>> AgentStore::GetMany(const std::vector<std:
   return out;
 }
 
-absl::StatusOr<std::vector<AgentRow>> AgentStore::List() {
-  std::vector<AgentRow> out;
+absl::StatusOr<AgentStore::Page> AgentStore::List(const v1::ListAgentsRequest& f,
+                                                   const PolicySettings& settings,
+                                                   const Cursor& after, int limit) {
+  Page out;
+  std::string compliance = !f.has_compliance() ? "" : (f.compliance() ? "t" : "f");
+  std::string status =
+      f.status() == v1::AGENT_STATUS_UNSPECIFIED ? "" : v1::AgentStatus_Name(f.status());
+  Params filter = {compliance,
+                   status,
+                   f.version(),
+                   absl::StrCat(f.seen_within_seconds()),
+                   absl::StrCat(settings.offline_after_seconds),
+                   settings.min_version.ToString()};
+  Params page = filter;
+  page.push_back(absl::StrCat(after.registered_at_us));
+  page.push_back(after.id);
+  page.push_back(absl::StrCat(limit));
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList));
-    out = RowsFrom(r);
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList, page));
+    out.rows = RowsFrom(r);
+    REDFLAG_ASSIGN_OR_RETURN(PgResult n, c.Exec(kCount, filter));
+    out.total = n.Int(0, 0);
     return absl::OkStatus();
   }));
   return out;

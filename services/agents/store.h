@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/pg.h"
+#include "redflag/v1/agents.pb.h"
 #include "redflag/v1/updates.pb.h"
 #include "services/agents/policy.h"
 
@@ -37,7 +38,19 @@ class AgentStore {
   absl::StatusOr<AgentRow> Create(const NewAgent& a);
   absl::StatusOr<std::optional<AgentRow>> Get(const std::string& id);
   absl::StatusOr<std::vector<AgentRow>> GetMany(const std::vector<std::string>& ids);
-  absl::StatusOr<std::vector<AgentRow>> List();
+  // One page of the agents matching `filter` (compliance and status judged in SQL with
+  // `settings`), in registration order after `after` (the first page: registered_at_us -1),
+  // and how many match in all.
+  struct Cursor {
+    int64_t registered_at_us = -1;
+    std::string id;
+  };
+  struct Page {
+    std::vector<AgentRow> rows;
+    int64_t total = 0;
+  };
+  absl::StatusOr<Page> List(const v1::ListAgentsRequest& filter, const PolicySettings& settings,
+                            const Cursor& after, int limit);
   absl::Status WriteCheckIns(const std::vector<CheckInWrite>& writes);
   // Takes the next stream sequence number and announces "connected:<agent>:<seq>" on
   // kAgentsChannel (one statement); returns the number.

@@ -241,7 +241,9 @@ class OverviewFlow final : public BackendFlow {
 
   grpc::ServerUnaryReactor* Start() {
     grpc::ServerUnaryReactor* reactor = this->reactor();
+    // Counted by the database; one agent comes back, not the fleet.
     non_compliant_req_.set_compliance(false);
+    non_compliant_req_.set_page_size(1);
     counts_req_.add_types("UPDATE_VERIFICATION_FAILED");
     counts_req_.add_types("MACHINE_ID_MISMATCH");
     counts_req_.add_types("AUTH_FAILURE");
@@ -287,7 +289,7 @@ class OverviewFlow final : public BackendFlow {
     resp_->set_verification_failures(count("UPDATE_VERIFICATION_FAILED"));
     resp_->set_binding_violations(count("MACHINE_ID_MISMATCH"));
     resp_->set_auth_failures(count("AUTH_FAILURE"));
-    resp_->set_non_compliant_agents(non_compliant_.agents_size());
+    resp_->set_non_compliant_agents(non_compliant_.total_size());
     if (resp_->verification_failures() > 0) {
       resp_->add_alerts(absl::StrCat(resp_->verification_failures(),
                                      " update verification failure(s) in 24 h: follow the "

@@ -321,15 +321,25 @@ grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out) {
   return c.Operator()->GetAgent(&ctx, req, out);
 }
 
-std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix) {
+std::vector<v1::Agent> ListAllAgents(v1::ListAgentsRequest filter) {
   auto& c = Cluster::Get();
-  grpc::ClientContext ctx;
-  Cluster::Authorize(ctx, c.AdminToken());
-  v1::ListAgentsResponse resp;
-  grpc::Status s = c.Operator()->ListAgents(&ctx, {}, &resp);
-  INFO(s.error_message());
-  REQUIRE(s.ok());
-  for (const auto& a : resp.agents()) {
+  std::vector<v1::Agent> out;
+  filter.set_page_size(1000);
+  do {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, c.AdminToken());
+    v1::ListAgentsResponse resp;
+    grpc::Status s = c.Operator()->ListAgents(&ctx, filter, &resp);
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+    out.insert(out.end(), resp.agents().begin(), resp.agents().end());
+    filter.set_page_token(resp.next_page_token());
+  } while (!filter.page_token().empty());
+  return out;
+}
+
+std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix) {
+  for (const auto& a : ListAllAgents({})) {
     if (a.machine_id_prefix() == machine_prefix) return a;
   }
   return std::nullopt;

@@ -110,6 +110,9 @@ grpc::Status OpenStream(const std::string& agent_id, const std::string& token,
 // The agent as an admin sees it through the gateway; the status says why not.
 grpc::Status GetAgentAsAdmin(const std::string& id, v1::Agent* out);
 
+// Every agent matching `filter`, page by page, as an admin (the listing must succeed).
+std::vector<v1::Agent> ListAllAgents(v1::ListAgentsRequest filter);
+
 // The registered agent whose bound fingerprint starts with `machine_prefix`, if any
 // (the listing itself must succeed).
 std::optional<v1::Agent> FindAgentByMachine(const std::string& machine_prefix);

@@ -1,0 +1,28 @@
+// Pagination for list RPCs (page_size, page_token): the documented sizes, and opaque page
+// tokens that carry the last row's sort key. Tokens are not secrets and not signed: a
+// forged one only moves the caller within what it may already read, and a malformed one is
+// INVALID_ARGUMENT. Pure functions, safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace redflag {
+
+inline constexpr int kDefaultPageSize = 100;
+inline constexpr int kMaxPageSize = 1000;
+
+// 0 → kDefaultPageSize; 1..kMaxPageSize as asked; anything else INVALID_ARGUMENT.
+absl::StatusOr<int> PageSize(int64_t requested);
+
+// A token for the page after the row whose sort key is `fields` (none may contain '|').
+std::string MakePageToken(absl::string_view kind, const std::vector<std::string>& fields);
+// The sort key in a token made by MakePageToken(kind, ...) with `count` fields.
+absl::StatusOr<std::vector<std::string>> ParsePageToken(absl::string_view kind,
+                                                        absl::string_view token, size_t count);
+
+}  // namespace redflag
