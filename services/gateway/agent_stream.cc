@@ -239,7 +239,8 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
 void AgentStream::SlowDown(uint64_t seq, const absl::Status& limited) {
   deps_.check_ins_throttled.Increment();
   if (++throttled_in_a_row_ > kMaxIgnoredSlowDowns) {
-    End(ToGrpcStatus(limited));  // ignores the answers: carries the retry delay
+    // Ignores the answers: ends with the retry delay, after the answers already queued.
+    End(ToGrpcStatus(limited), /*drain=*/true);
     return;
   }
   absl::Duration wait = RetryDelayOf(limited).value_or(absl::Seconds(1));

@@ -64,6 +64,10 @@ ALTER TABLE updates.signing_keys
     CHECK (state IN ('primary', 'accepted', 'retired', 'revoked')),
   ADD COLUMN revoked_at timestamptz,
   ADD COLUMN revoked_reason text NOT NULL DEFAULT '';
+)sql",
+      // ListDeliveries pages an update's deliveries in id order.
+      R"sql(
+CREATE INDEX deliveries_update_page_idx ON updates.deliveries(update_id, id);
 )sql"};
   return kSteps;
 }

@@ -7,6 +7,7 @@
 #include "common/actor.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/paging.h"
 #include "common/pg.h"
 #include "common/status.h"
 #include "common/validate.h"
@@ -201,11 +202,35 @@ grpc::Status UpdatesServiceImpl::ListDeliveries(grpc::ServerContext* ctx,
                                                 const v1::ListDeliveriesRequest* req,
                                                 v1::ListDeliveriesResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<v1::Delivery>> list = store_.Deliveries(*req);
-  if (!list.ok()) return ToGrpcStatus(list.status());
-  for (auto& d : *list) {
-    (*resp->mutable_counts())[v1::DeliveryState_Name(d.state())] += 1;
-    *resp->add_deliveries() = std::move(d);
+  absl::StatusOr<int> size = PageSize(req->page_size());
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  if (!req->update_id().empty()) {
+    if (absl::Status s = ValidateUuid("update_id", req->update_id()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+  }
+  if (absl::Status s = ValidateText("agent_id", req->agent_id(), 128); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  std::string after;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<std::vector<std::string>> key =
+        ParsePageToken("deliveries", req->page_token(), 1);
+    if (!key.ok() || !ValidateUuid("page_token", (*key)[0]).ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token is not one this RPC returned");
+    }
+    after = (*key)[0];
+  }
+  // One more than asked: whether another page follows, without an empty last page.
+  absl::StatusOr<UpdateStore::DeliveryPage> page = store_.Deliveries(*req, after, *size + 1);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  bool more = static_cast<int>(page->rows.size()) > *size;
+  if (more) page->rows.pop_back();
+  for (auto& d : page->rows) *resp->add_deliveries() = std::move(d);
+  for (const auto& [state, n] : page->counts) (*resp->mutable_counts())[state] = n;
+  if (more) {
+    resp->set_next_page_token(MakePageToken("deliveries", {page->rows.back().delivery_id()}));
   }
   return grpc::Status::OK;
 }

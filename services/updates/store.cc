@@ -82,10 +82,16 @@ constexpr Statement kReport{
 constexpr Statement kDeliveryOf{"updates_delivery_of",
                                 "SELECT " DELIVERY_COLS
                                 " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
+// $1 update id ('' any), $2 agent id ('' any); pages in id order after $3, $4 rows.
+#define DELIVERY_FILTER \
+  " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id = $1::uuid) AND ($2 = '' OR d.agent_id = $2)"
 constexpr Statement kDeliveries{
-    "updates_deliveries", "SELECT " DELIVERY_COLS
-                          " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id::text = $1) "
-                          "AND ($2 = '' OR d.agent_id = $2) ORDER BY d.updated_at LIMIT 10000"};
+    "updates_deliveries",
+    "SELECT " DELIVERY_COLS DELIVERY_FILTER
+    " AND d.id > coalesce(nullif($3, '')::uuid, '00000000-0000-0000-0000-000000000000') "
+    "ORDER BY d.id LIMIT $4"};
+constexpr Statement kDeliveryCounts{"updates_delivery_counts",
+                                    "SELECT d.state, count(*)" DELIVERY_FILTER " GROUP BY d.state"};
 constexpr Statement kDownloadAllowed{
     "updates_download_allowed",
     "SELECT d.state, p.revoked_at IS NOT NULL FROM updates.deliveries d "
@@ -357,12 +363,16 @@ absl::StatusOr<UpdateStore::Reported> UpdateStore::Report(const v1::ReportDelive
   return out;
 }
 
-absl::StatusOr<std::vector<v1::Delivery>> UpdateStore::Deliveries(
-    const v1::ListDeliveriesRequest& f) {
-  std::vector<v1::Delivery> out;
+absl::StatusOr<UpdateStore::DeliveryPage> UpdateStore::Deliveries(
+    const v1::ListDeliveriesRequest& f, const std::string& after_id, int limit) {
+  DeliveryPage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDeliveries, {f.update_id(), f.agent_id()}));
-    for (int i = 0; i < r.Rows(); ++i) out.push_back(DeliveryFrom(r, i));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(kDeliveries, {f.update_id(), f.agent_id(), after_id, absl::StrCat(limit)}));
+    for (int i = 0; i < r.Rows(); ++i) out.rows.push_back(DeliveryFrom(r, i));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult n, c.Exec(kDeliveryCounts, {f.update_id(), f.agent_id()}));
+    for (int i = 0; i < n.Rows(); ++i) out.counts[n.Text(i, 0)] = n.Int(i, 1);
     return absl::OkStatus();
   }));
   return out;

@@ -72,7 +72,14 @@ class UpdateStore {
     bool changed = false;
   };
   absl::StatusOr<Reported> Report(const v1::ReportDeliveryRequest& r);
-  absl::StatusOr<std::vector<v1::Delivery>> Deliveries(const v1::ListDeliveriesRequest& filter);
+  // One page of the deliveries matching `filter`, in id order after `after_id` ('' for the
+  // first), and the count per state of all that match (the rollout status, exact at any size).
+  struct DeliveryPage {
+    std::vector<v1::Delivery> rows;
+    std::map<std::string, int64_t> counts;
+  };
+  absl::StatusOr<DeliveryPage> Deliveries(const v1::ListDeliveriesRequest& filter,
+                                          const std::string& after_id, int limit);
   // OK when the agent was offered this update and the offer still stands.
   absl::Status CheckDownloadAllowed(const std::string& agent_id, const std::string& update_id);
   // Calls `emit` with consecutive chunks from `offset` until the end or until emit fails.

@@ -67,6 +67,7 @@ v1::ListDeliveriesResponse Deliveries(const std::string& update_id) {
   Cluster::Authorize(ctx, c.AdminToken());
   v1::ListDeliveriesRequest req;
   req.set_update_id(update_id);
+  req.set_page_size(1000);  // the tests' updates have far fewer deliveries
   v1::ListDeliveriesResponse resp;
   REQUIRE(c.Operator()->ListDeliveries(&ctx, req, &resp).ok());
   return resp;

@@ -1,9 +1,12 @@
 // Delivery reports against a real PostgreSQL: retried, repeated and overtaken reports
 // leave the rollout status exactly as the agent's last real step, and say so.
 #include <catch2/catch.hpp>
+#include <map>
+#include <set>
 
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/status.h"
 #include "services/updates/schema.h"
 #include "services/updates/store.h"
 #include "services/updates/validation.h"
@@ -86,10 +89,11 @@ TEST_CASE("delivery reports are idempotent and never move a delivery backwards",
 
   v1::ListDeliveriesRequest filter;
   filter.set_agent_id(agent);
-  auto rows = store.Deliveries(filter);
+  auto rows = store.Deliveries(filter, "", 10);
   REQUIRE(rows.ok());
-  REQUIRE(rows->size() == 1);
-  CHECK((*rows)[0].state() == v1::INSTALLED);
+  REQUIRE(rows->rows.size() == 1);
+  CHECK(rows->rows[0].state() == v1::INSTALLED);
+  CHECK(rows->counts == std::map<std::string, int64_t>{{"INSTALLED", 1}});
 }
 
 TEST_CASE("a failure report with NUL, control bytes or a long multibyte reason is recorded",
@@ -135,4 +139,45 @@ TEST_CASE("delivery reports are refused for what cannot be recorded, with the re
   auto normal = updates::NormalizeDeliveryReport(r);
   REQUIRE(normal.ok());
   CHECK(normal->failure_code() == "other");  // metric labels stay bounded
+}
+
+TEST_CASE("rollout counts are exact and pages cover every delivery past 10,000",
+          "[updates][reports][pg][paging]") {
+  // Before: one query capped at 10,000 rows, counted in C++: a rollout of 10,050 agents
+  // showed 10,000 (and which 50 were missing depended on update times).
+  REQUIRE(InitCrypto().ok());
+  auto pool = redflag::testing::TestPool(2);
+  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
+  updates::UpdateStore store(*pool);
+  const std::string first = OfferedDelivery(*pool, "agent-" + HexEncode(RandomBytes(4)));
+  std::string update;
+  REQUIRE(pool->WithConnection([&](PgConnection& c) -> absl::Status {
+                static constexpr Statement kUpdateOf{
+                    "test_update_of", "SELECT update_id::text FROM updates.deliveries WHERE id = $1"};
+                static constexpr Statement kMany{
+                    "test_many_deliveries",
+                    "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
+                    "SELECT gen_random_uuid(), $1::uuid, 'bulk-' || g, "
+                    "CASE WHEN g % 10 = 0 THEN 'INSTALLED' ELSE 'OFFERED' END "
+                    "FROM generate_series(1, 10049) g"};
+                REDFLAG_ASSIGN_OR_RETURN(PgResult u, c.Exec(kUpdateOf, {first}));
+                update = u.Text(0, 0);
+                return c.Exec(kMany, {update}).status();
+              })
+              .ok());
+  v1::ListDeliveriesRequest filter;
+  filter.set_update_id(update);
+  std::set<std::string> seen;
+  std::string after;
+  std::map<std::string, int64_t> counts;
+  for (;;) {
+    auto page = store.Deliveries(filter, after, 1000);
+    REQUIRE(page.ok());
+    counts = page->counts;
+    for (const auto& d : page->rows) CHECK(seen.insert(d.delivery_id()).second);
+    if (page->rows.size() < 1000) break;
+    after = page->rows.back().delivery_id();
+  }
+  CHECK(seen.size() == 10050);
+  CHECK(counts == std::map<std::string, int64_t>{{"INSTALLED", 1004}, {"OFFERED", 9046}});
 }

@@ -88,6 +88,7 @@ absl::StatusOr<std::map<std::string, int64_t>> OperatorClient::DeliveryCounts(
     const std::string& update_id) {
   v1::ListDeliveriesRequest req;
   req.set_update_id(update_id);
+  req.set_page_size(1);  // the counts cover every delivery; the rows are not needed
   v1::ListDeliveriesResponse resp;
   auto ctx = Context();
   grpc::Status s = stub_->ListDeliveries(ctx.get(), req, &resp);
