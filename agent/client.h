@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/backoff.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "agent/state.h"
@@ -105,7 +106,5 @@ v1::AgentMessage DeliveryReportMessage(const std::string& delivery_id, v1::Deliv
                                        const std::string& code = "",
                                        const std::string& reason = "");
 
-// Full jitter: uniform in [0, min(cap, base * 2^attempt)].
-absl::Duration BackoffDelay(int attempt, absl::Duration base, absl::Duration cap);
 
 }  // namespace redflag::agent

@@ -10,8 +10,11 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/backoff.h"
 #include "agent/instruction_verifier.h"
 #include "common/crypto.h"
+#include "common/status.h"
 #include "common/validate.h"
 #include "common/version.h"
 
@@ -79,7 +82,8 @@ std::variant<v1::Manifest, UpdateFailure> CheckManifest(const v1::SignedEnvelope
 std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const Fetch& fetch,
                                                    const std::string& staging_dir,
                                                    const std::string& install_dir,
-                                                   const std::function<void(int64_t)>& progress) {
+                                                   const std::function<void(int64_t)>& progress,
+                                                   const DownloadRetry& retry) {
   std::error_code ec;
   std::filesystem::create_directories(staging_dir, ec);
   std::filesystem::create_directories(install_dir, ec);
@@ -104,7 +108,9 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
     return Fail("size", "staged bytes exceed the manifest's size; discarded");
   }
   std::optional<UpdateFailure> failure;
-  for (int attempt = 0; attempt < 3 && have < m.size(); ++attempt) {
+  int failures = 0;  // attempts in a row that brought no new byte
+  while (have < m.size()) {
+    const int64_t before = have;
     std::ofstream out(part, std::ios::binary | std::ios::app);
     absl::Status s = fetch(have, [&](const v1::DownloadChunk& c) {
       if (c.offset() != have) {
@@ -122,9 +128,18 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
       return static_cast<bool>(out);
     });
     out.close();
-    if (failure) break;
-    if (!s.ok() && have < m.size() && attempt == 2) {
-      return Fail("download", absl::StrCat("download failed: ", s.message()));
+    if (failure || s.ok() || have >= m.size()) break;
+    failures = have > before ? 1 : failures + 1;
+    if (failures >= retry.max_failures) {
+      return Fail("download", absl::StrCat("download failed ", failures,
+                                           " times without progress: ", s.message()));
+    }
+    // The server's pause when it asked for one (it is busy), else jittered backoff.
+    absl::Duration wait = RetryDelayOf(s).value_or(BackoffDelay(failures - 1, retry.base, retry.cap));
+    if (retry.sleep) {
+      retry.sleep(wait);
+    } else {
+      absl::SleepFor(wait);
     }
   }
   if (failure) {

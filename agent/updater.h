@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "redflag/v1/agent_state.pb.h"
 #include "redflag/v1/updates.pb.h"
 
@@ -32,11 +33,23 @@ std::variant<v1::Manifest, UpdateFailure> CheckManifest(const v1::SignedEnvelope
 using Fetch = std::function<absl::Status(
     int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink)>;
 
-// Downloads into `staging_dir`/<update id>.part (resuming what is there), checks size and
-// SHA-256, and renames it to `install_dir`/<name>. `progress` gets bytes so far.
+// How a download waits between failed attempts. An attempt that brought new bytes resets the
+// count; after `max_failures` attempts in a row without progress the download fails. The wait
+// is the server's retry delay when it gave one, else BackoffDelay from `base` up to `cap`.
+struct DownloadRetry {
+  int max_failures = 5;
+  absl::Duration base = absl::Milliseconds(500);
+  absl::Duration cap = absl::Seconds(15);
+  std::function<void(absl::Duration)> sleep;  // absl::SleepFor when empty (tests record)
+};
+
+// Downloads into `staging_dir`/<update id>.part (resuming what is there, and from where a
+// failed attempt stopped), checks size and SHA-256, and renames it to `install_dir`/<name>.
+// `progress` gets bytes so far.
 std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const Fetch& fetch,
                                                    const std::string& staging_dir,
                                                    const std::string& install_dir,
-                                                   const std::function<void(int64_t)>& progress);
+                                                   const std::function<void(int64_t)>& progress,
+                                                   const DownloadRetry& retry = DownloadRetry());
 
 }  // namespace redflag::agent

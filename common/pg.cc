@@ -64,16 +64,28 @@ absl::Status PgConnection::ResultStatus(const PGresult* r, absl::string_view wha
 }
 
 absl::StatusOr<PgResult> PgConnection::Exec(const Statement& stmt, const Params& params) {
+  return ExecBinary(stmt, params, {}, /*binary_result=*/false);
+}
+
+absl::StatusOr<PgResult> PgConnection::ExecBinary(const Statement& stmt, const Params& params,
+                                                  const std::vector<bool>& binary_params,
+                                                  bool binary_result) {
   if (prepared_.count(stmt.name) == 0) {
     PgResult prep(PQprepare(conn_, stmt.name, stmt.sql, 0, nullptr));
     REDFLAG_RETURN_IF_ERROR(ResultStatus(prep.raw(), absl::StrCat("prepare ", stmt.name)));
     prepared_.insert(stmt.name);
   }
   std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    values.push_back(p ? p->data() : nullptr);
+    lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+    formats.push_back(i < binary_params.size() && binary_params[i] ? 1 : 0);
+  }
   PgResult r(PQexecPrepared(conn_, stmt.name, static_cast<int>(values.size()), values.data(),
-                            nullptr, nullptr, 0));
+                            lengths.data(), formats.data(), binary_result ? 1 : 0));
   REDFLAG_RETURN_IF_ERROR(ResultStatus(r.raw(), stmt.name));
   return r;
 }

@@ -38,6 +38,7 @@ class PgResult {
   int Rows() const { return PQntuples(r_.get()); }
   int AffectedRows() const;
   bool IsNull(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  // The value's bytes as returned (in a binary result, a bytea's raw bytes).
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;
   bool Bool(int row, int col) const;
@@ -60,6 +61,11 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   absl::StatusOr<PgResult> Exec(const Statement& stmt, const Params& params = {});
+  // Exec with parameter i sent as raw bytes when binary_params[i] (bytea without hex, half
+  // the size) and, with `binary_result`, every column in PostgreSQL's binary form (a bytea
+  // column's Text is then its raw bytes).
+  absl::StatusOr<PgResult> ExecBinary(const Statement& stmt, const Params& params,
+                                      const std::vector<bool>& binary_params, bool binary_result);
   // Runs parameterless SQL (migrations, BEGIN/COMMIT). Never for user input.
   absl::Status ExecScript(absl::string_view sql);
   // Reconnects if the server connection was lost.

@@ -6,6 +6,9 @@
 #include "common/event_hub.h"
 #include "common/pg_listener.h"
 #include "common/runtime.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
 #include "services/updates/key_ring.h"
 #include "services/updates/schema.h"
 #include "services/updates/service.h"
@@ -60,8 +63,32 @@ int Run() {
   PgListener listener(*db, updates::kUpdatesChannel,
                       [&hub](const std::string& payload) { hub.Publish(payload); });
   if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
+  absl::StatusOr<int64_t> cache_bytes =
+      Env::Int("REDFLAG_PACKAGE_CACHE_BYTES", 256LL << 20, 0, 64LL << 30);
+  if (!cache_bytes.ok()) return ExitWithError(rt->name, cache_bytes.status());
+  prometheus::Registry& reg = rt->metrics->registry();
+  updates::ChunkCache::Metrics cache_metrics{
+      &prometheus::BuildCounter()
+           .Name("redflag_updates_chunk_cache_hits_total")
+           .Help("Download chunks served from memory")
+           .Register(reg)
+           .Add({}),
+      &prometheus::BuildCounter()
+           .Name("redflag_updates_chunk_cache_loads_total")
+           .Help("Download chunks read from PostgreSQL (once per chunk while cached)")
+           .Register(reg)
+           .Add({}),
+      &prometheus::BuildGauge()
+           .Name("redflag_updates_chunk_cache_bytes")
+           .Help("Package bytes held in memory for downloads (REDFLAG_PACKAGE_CACHE_BYTES)")
+           .Register(reg)
+           .Add({})};
+  updates::ChunkCache chunks(
+      static_cast<size_t>(*cache_bytes),
+      [&store](const std::string& update_id, int64_t seq) { return store.ReadChunk(update_id, seq); },
+      cache_metrics);
   updates::UpdatesServiceImpl service(ring, store, *rt->events, rt->metrics->registry(), hub,
-                                      *max_bytes);
+                                      *max_bytes, chunks);
   return rt->ServeUntilSignal(&service);
 }
 

@@ -27,9 +27,10 @@ constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
 UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store,
                                        const SecurityEventWriter& events,
                                        prometheus::Registry& metrics, EventHub& hub,
-                                       int64_t max_package_bytes)
+                                       int64_t max_package_bytes, ChunkCache& chunks)
     : keys_(keys),
       store_(store),
+      chunks_(chunks),
       events_(events),
       hub_(hub),
       max_package_bytes_(max_package_bytes),
@@ -370,21 +371,43 @@ grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
 grpc::Status UpdatesServiceImpl::Download(grpc::ServerContext* ctx, const v1::DownloadRequest* req,
                                           grpc::ServerWriter<v1::DownloadChunk>* writer) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  if (absl::Status s = store_.CheckDownloadAllowed(req->agent_id(), req->update_id()); !s.ok()) {
+  if (absl::Status s = ValidateUuid("update_id", req->update_id()); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  absl::StatusOr<int64_t> size = store_.DownloadSize(req->agent_id(), req->update_id());
+  if (!size.ok()) return ToGrpcStatus(size.status());
   int64_t offset = req->offset();
-  // Write() blocks until the gateway (and through it the agent) takes the chunk: back-pressure.
-  absl::Status s =
-      store_.ReadBytes(req->update_id(), offset, [&](absl::string_view data, bool last) {
-        v1::DownloadChunk c;
-        c.set_offset(offset);
-        c.set_data(std::string(data));
-        c.set_last(last);
-        offset += static_cast<int64_t>(data.size());
-        return !ctx->IsCancelled() && writer->Write(c);
-      });
-  return ToGrpcStatus(s);
+  if (offset < 0 || offset > *size) {
+    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                        absl::StrCat("offset ", offset, " is outside 0..", *size));
+  }
+  if (offset == *size) {
+    v1::DownloadChunk c;
+    c.set_offset(offset);
+    c.set_last(true);
+    writer->Write(c);
+    return grpc::Status::OK;
+  }
+  const auto chunk_bytes = static_cast<int64_t>(kChunkBytes);
+  const int64_t last_seq = (*size - 1) / chunk_bytes;
+  for (int64_t seq = offset / chunk_bytes; seq <= last_seq; ++seq) {
+    // From memory, or read once for every download of this package on this replica; no
+    // database connection is held while the gateway (and the agent behind it) takes the bytes.
+    absl::StatusOr<std::shared_ptr<const std::string>> chunk = chunks_.Get(req->update_id(), seq);
+    if (!chunk.ok()) return ToGrpcStatus(chunk.status());
+    absl::string_view data(**chunk);
+    data.remove_prefix(std::min(data.size(), static_cast<size_t>(offset - seq * chunk_bytes)));
+    v1::DownloadChunk c;
+    c.set_offset(offset);
+    c.set_data(std::string(data));
+    c.set_last(seq == last_seq);
+    offset += static_cast<int64_t>(data.size());
+    // Write() blocks until the gateway takes the chunk: back-pressure.
+    if (ctx->IsCancelled() || !writer->Write(c)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
+    }
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status UpdatesServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchUpdatesRequest*,

@@ -12,6 +12,7 @@
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
 #include "services/updates/key_ring.h"
+#include "services/updates/chunk_cache.h"
 #include "services/updates/store.h"
 
 namespace redflag::updates {
@@ -21,8 +22,10 @@ inline constexpr char kManifestType[] = "redflag.v1.Manifest";
 
 class UpdatesServiceImpl final : public v1::UpdatesService::Service {
  public:
+  // `chunks` serves downloads (package bytes read once per replica); it outlives the service.
   UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, const SecurityEventWriter& events,
-                     prometheus::Registry& metrics, EventHub& hub, int64_t max_package_bytes);
+                     prometheus::Registry& metrics, EventHub& hub, int64_t max_package_bytes,
+                     ChunkCache& chunks);
 
   grpc::Status PublishUpdate(grpc::ServerContext* ctx,
                              grpc::ServerReader<v1::PublishUpdateChunk>* reader,
@@ -61,6 +64,7 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
 
   KeyRing& keys_;
   UpdateStore& store_;
+  ChunkCache& chunks_;
   const SecurityEventWriter& events_;
   EventHub& hub_;
   const int64_t max_package_bytes_;

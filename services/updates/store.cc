@@ -18,7 +18,7 @@ constexpr Statement kSeriesVersions{
     "SELECT version FROM updates.packages WHERE name = $1 AND platform = $2 AND channel = $3"};
 constexpr Statement kInsertChunk{
     "updates_insert_chunk",
-    "INSERT INTO updates.package_chunks(update_id, seq, data) VALUES ($1, $2, decode($3, 'hex'))"};
+    "INSERT INTO updates.package_chunks(update_id, seq, data) VALUES ($1, $2, $3)"};
 constexpr Statement kInsertPackage{
     "updates_insert_package",
     "INSERT INTO updates.packages(id, name, version, platform, channel, kind, size, sha256, "
@@ -94,13 +94,11 @@ constexpr Statement kDeliveryCounts{"updates_delivery_counts",
                                     "SELECT d.state, count(*)" DELIVERY_FILTER " GROUP BY d.state"};
 constexpr Statement kDownloadAllowed{
     "updates_download_allowed",
-    "SELECT d.state, p.revoked_at IS NOT NULL FROM updates.deliveries d "
+    "SELECT d.state, p.revoked_at IS NOT NULL, p.size FROM updates.deliveries d "
     "JOIN updates.packages p ON p.id = d.update_id WHERE d.agent_id = $1 AND d.update_id = $2"};
-constexpr Statement kSize{"updates_size", "SELECT size FROM updates.packages WHERE id = $1"};
-constexpr Statement kChunks{
-    "updates_chunks",
-    "SELECT seq, encode(data, 'hex') FROM updates.package_chunks WHERE update_id = $1 "
-    "AND seq >= $2 ORDER BY seq LIMIT 4"};
+// Binary parameters and results: the bytes travel as they are, not as hex text.
+constexpr Statement kChunk{
+    "updates_chunk", "SELECT data FROM updates.package_chunks WHERE update_id = $1 AND seq = $2"};
 
 absl::StatusOr<v1::Update> UpdateFrom(const PgResult& r, int row, int col) {
   v1::Update u;
@@ -147,8 +145,9 @@ class PgUpload final : public PackageUpload {
   }
   absl::Status Flush() {
     if (buffer_.empty()) return absl::OkStatus();
-    absl::Status s =
-        c_.Exec(kInsertChunk, {update_id_, absl::StrCat(seq_++), HexEncode(buffer_)}).status();
+    absl::Status s = c_.ExecBinary(kInsertChunk, {update_id_, absl::StrCat(seq_++), buffer_},
+                                   {false, false, true}, /*binary_result=*/false)
+                         .status();
     buffer_.clear();
     return s;
   }
@@ -378,9 +377,10 @@ absl::StatusOr<UpdateStore::DeliveryPage> UpdateStore::Deliveries(
   return out;
 }
 
-absl::Status UpdateStore::CheckDownloadAllowed(const std::string& agent_id,
-                                               const std::string& update_id) {
-  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+absl::StatusOr<int64_t> UpdateStore::DownloadSize(const std::string& agent_id,
+                                                  const std::string& update_id) {
+  int64_t size = 0;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDownloadAllowed, {agent_id, update_id}));
     if (r.Rows() == 0) {
       return absl::PermissionDeniedError("this update was not offered to this agent");
@@ -388,41 +388,25 @@ absl::Status UpdateStore::CheckDownloadAllowed(const std::string& agent_id,
     if (r.Bool(0, 1) || r.Text(0, 0) == "WITHDRAWN") {
       return absl::FailedPreconditionError("this update was revoked");
     }
+    size = r.Int(0, 2);
     return absl::OkStatus();
-  });
+  }));
+  return size;
 }
 
-absl::Status UpdateStore::ReadBytes(const std::string& update_id, int64_t offset,
-                                    const std::function<bool(absl::string_view, bool)>& emit) {
-  return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult size_row, c.Exec(kSize, {update_id}));
-    if (size_row.Rows() == 0) return absl::NotFoundError(absl::StrCat("no update ", update_id));
-    int64_t size = size_row.Int(0, 0);
-    if (offset < 0 || offset > size) {
-      return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is outside 0..", size));
+absl::StatusOr<std::string> UpdateStore::ReadChunk(const std::string& update_id, int64_t seq) {
+  std::string bytes;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.ExecBinary(kChunk, {update_id, absl::StrCat(seq)}, {},
+                                                      /*binary_result=*/true));
+    if (r.Rows() == 0) {
+      return absl::DataLossError(absl::StrCat("chunk ", seq, " of package ", update_id,
+                                              " is missing"));
     }
-    if (offset == size) {
-      emit("", true);
-      return absl::OkStatus();
-    }
-    int64_t seq = offset / static_cast<int64_t>(kChunkBytes);
-    auto skip = static_cast<size_t>(offset % static_cast<int64_t>(kChunkBytes));
-    int64_t last_seq = (size - 1) / static_cast<int64_t>(kChunkBytes);
-    while (seq <= last_seq) {
-      REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kChunks, {update_id, absl::StrCat(seq)}));
-      if (r.Rows() == 0) return absl::DataLossError("package bytes are missing");
-      for (int i = 0; i < r.Rows(); ++i) {
-        REDFLAG_ASSIGN_OR_RETURN(std::string bytes, HexDecode(r.Text(i, 1)));
-        int64_t this_seq = r.Int(i, 0);
-        absl::string_view view(bytes);
-        view.remove_prefix(std::min(skip, view.size()));
-        skip = 0;
-        if (!emit(view, this_seq == last_seq)) return absl::CancelledError("reader went away");
-        seq = this_seq + 1;
-      }
-    }
+    bytes = r.Text(0, 0);
     return absl::OkStatus();
-  });
+  }));
+  return bytes;
 }
 
 }  // namespace redflag::updates

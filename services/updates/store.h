@@ -80,11 +80,12 @@ class UpdateStore {
   };
   absl::StatusOr<DeliveryPage> Deliveries(const v1::ListDeliveriesRequest& filter,
                                           const std::string& after_id, int limit);
-  // OK when the agent was offered this update and the offer still stands.
-  absl::Status CheckDownloadAllowed(const std::string& agent_id, const std::string& update_id);
-  // Calls `emit` with consecutive chunks from `offset` until the end or until emit fails.
-  absl::Status ReadBytes(const std::string& update_id, int64_t offset,
-                         const std::function<bool(absl::string_view, bool last)>& emit);
+  // The package's size in bytes when the agent was offered this update and the offer still
+  // stands; PERMISSION_DENIED / FAILED_PRECONDITION saying why not.
+  absl::StatusOr<int64_t> DownloadSize(const std::string& agent_id, const std::string& update_id);
+  // Chunk `seq` (kChunkBytes each, the last shorter) of a package, read as binary bytea with
+  // a connection held for that one read; DATA_LOSS when it is missing.
+  absl::StatusOr<std::string> ReadChunk(const std::string& update_id, int64_t seq);
 
  private:
   PgPool& pool_;

@@ -8,6 +8,7 @@
 
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/status.h"
 
 using namespace redflag;
 using namespace redflag::agent;
@@ -136,5 +137,52 @@ TEST_CASE("manifest checks run in order before any download", "[updater]") {
     m.set_kind(v1::AGENT);
     m.set_version("0.2.0");
     CHECK(std::get<UpdateFailure>(CheckManifest(e.Signed(m), e.state, "0.2.0")).code == "version");
+  }
+}
+
+TEST_CASE("a failing download is retried with backoff, honouring the server's delay",
+          "[updater][retry]") {
+  Env e;
+  const std::string bytes = RandomBytes(3000);
+  v1::Manifest m = e.Manifest(bytes);
+  int calls = 0;
+  int fail_first = 0;
+  Fetch fetch = [&](int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink) {
+    if (calls++ < fail_first) {
+      // The second refusal comes from a busy server that says when to come back.
+      if (calls == 2) {
+        return WithRetryDelay(absl::ResourceExhaustedError("busy"), absl::Seconds(7));
+      }
+      return absl::UnavailableError("connection reset");
+    }
+    v1::DownloadChunk c;
+    c.set_offset(offset);
+    c.set_data(bytes.substr(static_cast<size_t>(offset)));
+    sink(c);
+    return absl::OkStatus();
+  };
+  std::vector<absl::Duration> waits;
+  DownloadRetry retry;
+  retry.sleep = [&](absl::Duration d) { waits.push_back(d); };
+
+  SECTION("transient failures: waits, then installs") {
+    fail_first = 3;
+    auto f = DownloadVerifyInstall(m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+    REQUIRE_FALSE(f.has_value());
+    CHECK(Read(e.dir + "/pkg") == bytes);
+    REQUIRE(waits.size() == 3);
+    CHECK(waits[0] <= retry.base);                // jittered, first ceiling
+    CHECK(waits[1] == absl::Seconds(7));          // the server's delay, exactly
+    CHECK(waits[2] <= retry.base * 4);            // the ceiling doubles per failure
+  }
+  SECTION("a server that never answers: the download fails after max_failures") {
+    fail_first = 1000;
+    auto f = DownloadVerifyInstall(m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+    REQUIRE(f.has_value());
+    CHECK(f->code == "download");
+    CHECK_THAT(f->reason, Catch::Contains("5 times without progress"));
+    CHECK(calls == 5);
+    CHECK(waits.size() == 4);
+    CHECK_FALSE(std::filesystem::exists(e.dir + "/pkg"));
   }
 }
