@@ -187,6 +187,15 @@ absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
   });
 }
 
+std::string JsonArray(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ",";
+    out += JsonQuote(items[i]);
+  }
+  return out + "]";
+}
+
 std::string JsonQuote(absl::string_view s) {
   std::string out = "\"";
   for (char c : s) {

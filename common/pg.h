@@ -103,5 +103,7 @@ absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
 
 // Escapes a string as a JSON string literal (for json_to_recordset batch parameters).
 std::string JsonQuote(absl::string_view s);
+// A JSON array of strings (for json_array_elements_text batch parameters).
+std::string JsonArray(const std::vector<std::string>& items);
 
 }  // namespace redflag

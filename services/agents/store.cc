@@ -306,10 +306,7 @@ absl::StatusOr<std::optional<AgentRow>> AgentStore::Get(const std::string& id) {
 
 absl::StatusOr<std::vector<AgentRow>> AgentStore::GetMany(const std::vector<std::string>& ids) {
   std::vector<AgentRow> out;
-  std::vector<std::string> quoted;
-  quoted.reserve(ids.size());
-  for (const auto& id : ids) quoted.push_back(JsonQuote(id));
-  std::string json = absl::StrCat("[", absl::StrJoin(quoted, ","), "]");
+  std::string json = JsonArray(ids);
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kGetMany, {json}));
     out = RowsFrom(r);

@@ -367,11 +367,35 @@ void AgentStream::FetchUpdateInstructions() {
           std::lock_guard<std::mutex> lock(mu_);
           round_failed_ = true;
         } else {
-          for (auto& env : *owned->resp.mutable_instructions()) SendOnce(std::move(env));
+          DeliverUpdateInstructions(owned->resp.mutable_instructions());
         }
         StepDone();
         Unref();
       });
+}
+
+bool AgentStream::UpdateRequest(v1::PendingInstructionsRequest* out) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_requested_ || done_ || !hello_done_) return false;
+  }
+  // Fixed once the hello is authorised (hello_done_ is set after them).
+  out->set_agent_id(claims_.sub);
+  out->set_platform(platform_);
+  out->set_version(version_);
+  out->set_channel(channel_);
+  for (const auto& id : pinned_key_ids_) out->add_pinned_key_ids(id);
+  return true;
+}
+
+void AgentStream::DeliverUpdateInstructions(
+    google::protobuf::RepeatedPtrField<v1::SignedEnvelope>* envs) {
+  for (auto& env : *envs) SendOnce(std::move(env));
+}
+
+bool AgentStream::Ended() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish_requested_ || done_;
 }
 
 void AgentStream::SendOnce(v1::SignedEnvelope env) {

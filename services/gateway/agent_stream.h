@@ -62,6 +62,13 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void DeliverPendingThenClose(const grpc::Status& status);
   // Ends the stream with `status` (e.g. replaced by a newer stream of the same agent).
   void Close(const grpc::Status& status) { End(status); }
+  // What the updates service needs to compute this agent's update instructions; false until
+  // the hello is authorised or once the stream is ending (UpdateFanOut batches these).
+  bool UpdateRequest(v1::PendingInstructionsRequest* out);
+  // Sends the signed update instructions not sent on this stream before.
+  void DeliverUpdateInstructions(google::protobuf::RepeatedPtrField<v1::SignedEnvelope>* envs);
+  // Finishing or finished: nothing more will be sent.
+  bool Ended();
 
  private:
   ~AgentStream() override = default;

@@ -15,6 +15,7 @@
 #include "common/server.h"
 #include "common/timer_queue.h"
 #include "common/tls.h"
+#include "services/gateway/update_fan_out.h"
 #include "services/gateway/agent_gateway.h"
 #include "services/gateway/operator_service.h"
 
@@ -159,12 +160,16 @@ int Run() {
       "agents",
       [&](grpc::ClientContext* c) { return backends->agents->Watch(c, v1::WatchAgentsRequest()); },
       [&registry](const v1::AgentEvent& ev) { gateway::DispatchAgentEvent(registry, ev); }, resync);
+  // Update events concern every stream: one batched backend call per 500 streams, and
+  // events arriving meanwhile fold into one more round (a feed gap too).
+  auto fan_out = std::make_unique<gateway::UpdateFanOut>(registry, *backends, *timers);
   auto update_events = std::make_unique<gateway::EventWatcher<v1::UpdateEvent>>(
       "updates",
       [&](grpc::ClientContext* c) {
         return backends->updates->Watch(c, v1::WatchUpdatesRequest());
       },
-      [&resync](const v1::UpdateEvent&) { resync(); }, resync);
+      [&fan_out](const v1::UpdateEvent&) { fan_out->Trigger(); },
+      [&fan_out] { fan_out->Trigger(); });
 
   ServerOptions opts;
   opts.address = listen;
@@ -201,6 +206,7 @@ int Run() {
   absl::SleepFor(absl::Milliseconds(200));
   server->server.reset();
   server->health.reset();
+  fan_out.reset();
   timers.reset();
   return 0;
 }

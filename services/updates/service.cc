@@ -46,7 +46,12 @@ UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store,
                      .Name("redflag_updates_published_total")
                      .Help("Updates published")
                      .Register(metrics)
-                     .Add({})) {}
+                     .Add({})),
+      pending_calls_(prometheus::BuildCounter()
+                         .Name("redflag_updates_pending_instruction_calls_total")
+                         .Help("PendingInstructions calls by kind: single (one agent, at "
+                               "connect) or batch (a gateway's fan-out of an event)")
+                         .Register(metrics)) {}
 
 v1::SignedEnvelope UpdatesServiceImpl::SignFresh(v1::Instruction in) const {
   if (in.instruction_id().empty()) in.set_instruction_id(RandomUuid());
@@ -284,69 +289,107 @@ grpc::Status UpdatesServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
                                                      const v1::PendingInstructionsRequest* req,
                                                      v1::PendingInstructionsResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<v1::SigningKey>> keys = keys_.VerifyingAndRevokedKeys();
-  if (!keys.ok()) return ToGrpcStatus(keys.status());
-  auto pins = [&](const std::string& key_id) {
-    for (const auto& id : req->pinned_key_ids()) {
-      if (id == key_id) return true;
-    }
-    return false;
-  };
-  absl::flat_hash_set<std::string> revoked;
-  // Revoked keys the agent still pins, first: nothing after them may lean on such a key.
-  for (const auto& k : *keys) {
-    if (k.state() != v1::SigningKey::REVOKED) continue;
-    revoked.insert(k.key_id());
-    if (!pins(k.key_id())) continue;
-    v1::Instruction in;
-    in.set_instruction_id(kKeyRevokePrefix + k.key_id());
-    in.set_agent_id(req->agent_id());
-    in.mutable_key_revocation()->set_key_id(k.key_id());
-    in.mutable_key_revocation()->set_reason("signing key revoked by an administrator");
-    *resp->add_instructions() = SignFresh(std::move(in));
-  }
-  // Then endorsed keys the agent has not pinned yet: later offers may be signed by them.
-  for (const auto& k : *keys) {
-    if (k.state() == v1::SigningKey::REVOKED || !k.has_endorsement() || pins(k.key_id())) continue;
-    v1::Instruction in;
-    in.set_instruction_id(kKeyPrefix + k.key_id());
-    in.set_agent_id(req->agent_id());
-    v1::KeyAnnouncement* a = in.mutable_key_announcement();
-    a->mutable_key()->set_key_id(k.key_id());
-    a->mutable_key()->set_public_key(k.public_key());
-    *a->mutable_endorsement() = k.endorsement();
-    *resp->add_instructions() = SignFresh(std::move(in));
-  }
-  absl::StatusOr<std::vector<v1::Delivery>> revocations = store_.RevocationsOwed(req->agent_id());
-  if (!revocations.ok()) return ToGrpcStatus(revocations.status());
-  for (const auto& d : *revocations) {
-    v1::Instruction in;
-    in.set_instruction_id(kRevokePrefix + d.delivery_id());
-    in.set_agent_id(req->agent_id());
-    in.mutable_revocation()->set_update_id(d.update_id());
-    in.mutable_revocation()->set_reason(d.failure_reason());
-    *resp->add_instructions() = SignFresh(std::move(in));
-  }
-  absl::StatusOr<std::vector<OfferCandidate>> offers = store_.Offers(
-      req->agent_id(), req->platform(), req->channel().empty() ? "stable" : req->channel());
-  if (!offers.ok()) return ToGrpcStatus(offers.status());
-  absl::StatusOr<Version> agent_version = Version::Parse(req->version());
-  for (const auto& o : *offers) {
-    // A manifest signed by a revoked key would only be refused: republish it instead.
-    if (revoked.contains(o.update.signed_manifest().key_id())) continue;
-    if (o.update.manifest().kind() == v1::AGENT) {
-      absl::StatusOr<Version> v = Version::Parse(o.update.manifest().version());
-      // A self-update is only an update if it raises the agent's version.
-      if (!v.ok() || !agent_version.ok() || v->Compare(*agent_version) <= 0) continue;
-    }
-    v1::Instruction in;
-    in.set_instruction_id(kOfferPrefix + o.delivery_id);
-    in.set_agent_id(req->agent_id());
-    in.mutable_offer()->set_delivery_id(o.delivery_id);
-    *in.mutable_offer()->mutable_signed_manifest() = o.update.signed_manifest();
-    *resp->add_instructions() = SignFresh(std::move(in));
-  }
+  pending_calls_.Add({{"call", "single"}}).Increment();
+  google::protobuf::RepeatedPtrField<v1::PendingInstructionsRequest> one;
+  *one.Add() = *req;
+  v1::PendingInstructionsBatchResponse out;
+  if (absl::Status s = InstructionsFor(one, &out); !s.ok()) return ToGrpcStatus(s);
+  resp->mutable_instructions()->Swap(out.mutable_agents(0)->mutable_instructions());
   return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::PendingInstructionsBatch(
+    grpc::ServerContext* ctx, const v1::PendingInstructionsBatchRequest* req,
+    v1::PendingInstructionsBatchResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->agents_size() > 1000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 agents per batch");
+  }
+  pending_calls_.Add({{"call", "batch"}}).Increment();
+  return ToGrpcStatus(InstructionsFor(req->agents(), resp));
+}
+
+absl::Status UpdatesServiceImpl::InstructionsFor(
+    const google::protobuf::RepeatedPtrField<v1::PendingInstructionsRequest>& agents,
+    v1::PendingInstructionsBatchResponse* out) {
+  REDFLAG_ASSIGN_OR_RETURN(std::vector<v1::SigningKey> keys, keys_.VerifyingAndRevokedKeys());
+  std::vector<std::string> ids;
+  // Offers depend on the platform and channel: one store call per group.
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
+  for (const auto& a : agents) {
+    REDFLAG_RETURN_IF_ERROR(ValidateText("agent_id", a.agent_id(), 128, /*allow_empty=*/false));
+    ids.push_back(a.agent_id());
+    groups[{a.platform(), a.channel().empty() ? "stable" : a.channel()}].push_back(a.agent_id());
+  }
+  REDFLAG_ASSIGN_OR_RETURN(auto revocations, store_.RevocationsOwed(ids));
+  std::map<std::string, std::vector<OfferCandidate>> offers;
+  for (const auto& [group, members] : groups) {
+    REDFLAG_ASSIGN_OR_RETURN(auto found, store_.Offers(members, group.first, group.second));
+    for (auto& [agent, list] : found) offers[agent] = std::move(list);
+  }
+  absl::flat_hash_set<std::string> revoked;
+  for (const auto& k : keys) {
+    if (k.state() == v1::SigningKey::REVOKED) revoked.insert(k.key_id());
+  }
+  for (const auto& req : agents) {
+    v1::AgentInstructions* result = out->add_agents();
+    result->set_agent_id(req.agent_id());
+    auto add = [&](v1::Instruction in) {
+      in.set_agent_id(req.agent_id());
+      *result->add_instructions() = SignFresh(std::move(in));
+    };
+    auto pins = [&](const std::string& key_id) {
+      for (const auto& id : req.pinned_key_ids()) {
+        if (id == key_id) return true;
+      }
+      return false;
+    };
+    // Revoked keys the agent still pins, first: nothing after them may lean on such a key.
+    for (const auto& k : keys) {
+      if (k.state() != v1::SigningKey::REVOKED || !pins(k.key_id())) continue;
+      v1::Instruction in;
+      in.set_instruction_id(kKeyRevokePrefix + k.key_id());
+      in.mutable_key_revocation()->set_key_id(k.key_id());
+      in.mutable_key_revocation()->set_reason("signing key revoked by an administrator");
+      add(std::move(in));
+    }
+    // Then endorsed keys the agent has not pinned yet: later offers may be signed by them.
+    for (const auto& k : keys) {
+      if (k.state() == v1::SigningKey::REVOKED || !k.has_endorsement() || pins(k.key_id())) {
+        continue;
+      }
+      v1::Instruction in;
+      in.set_instruction_id(kKeyPrefix + k.key_id());
+      v1::KeyAnnouncement* a = in.mutable_key_announcement();
+      a->mutable_key()->set_key_id(k.key_id());
+      a->mutable_key()->set_public_key(k.public_key());
+      *a->mutable_endorsement() = k.endorsement();
+      add(std::move(in));
+    }
+    for (const auto& d : revocations[req.agent_id()]) {
+      v1::Instruction in;
+      in.set_instruction_id(kRevokePrefix + d.delivery_id());
+      in.mutable_revocation()->set_update_id(d.update_id());
+      in.mutable_revocation()->set_reason(d.failure_reason());
+      add(std::move(in));
+    }
+    absl::StatusOr<Version> agent_version = Version::Parse(req.version());
+    for (const auto& o : offers[req.agent_id()]) {
+      // A manifest signed by a revoked key would only be refused: republish it instead.
+      if (revoked.contains(o.update.signed_manifest().key_id())) continue;
+      if (o.update.manifest().kind() == v1::AGENT) {
+        absl::StatusOr<Version> v = Version::Parse(o.update.manifest().version());
+        // A self-update is only an update if it raises the agent's version.
+        if (!v.ok() || !agent_version.ok() || v->Compare(*agent_version) <= 0) continue;
+      }
+      v1::Instruction in;
+      in.set_instruction_id(kOfferPrefix + o.delivery_id);
+      in.mutable_offer()->set_delivery_id(o.delivery_id);
+      *in.mutable_offer()->mutable_signed_manifest() = o.update.signed_manifest();
+      add(std::move(in));
+    }
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,

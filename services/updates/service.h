@@ -49,6 +49,9 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
   grpc::Status PendingInstructions(grpc::ServerContext* ctx,
                                    const v1::PendingInstructionsRequest* req,
                                    v1::PendingInstructionsResponse* resp) override;
+  grpc::Status PendingInstructionsBatch(grpc::ServerContext* ctx,
+                                        const v1::PendingInstructionsBatchRequest* req,
+                                        v1::PendingInstructionsBatchResponse* resp) override;
   grpc::Status AckInstruction(grpc::ServerContext* ctx, const v1::UpdateInstructionAck* req,
                               v1::Empty* resp) override;
   grpc::Status Download(grpc::ServerContext* ctx, const v1::DownloadRequest* req,
@@ -59,6 +62,12 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
  private:
   // Signs with the primary key after setting a fresh nonce and issued-at.
   v1::SignedEnvelope SignFresh(v1::Instruction in) const;
+  // Each agent's owed instructions, signed for it, in the request's order: revoked keys it
+  // still pins, endorsed keys it lacks, revocations owed, then offers. The key ring is read
+  // once; the store's statements are per batch (per platform and channel), not per agent.
+  absl::Status InstructionsFor(
+      const google::protobuf::RepeatedPtrField<v1::PendingInstructionsRequest>& agents,
+      v1::PendingInstructionsBatchResponse* out);
   absl::StatusOr<v1::Update> ReceivePackage(grpc::ServerContext& ctx,
                                             grpc::ServerReader<v1::PublishUpdateChunk>& reader);
 
@@ -71,6 +80,7 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Family<prometheus::Counter>& reports_;
   prometheus::Counter& published_;
+  prometheus::Family<prometheus::Counter>& pending_calls_;
   PeerPolicy gateway_only_{"gateway"};
 };
 

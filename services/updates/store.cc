@@ -47,19 +47,23 @@ constexpr Statement kLatest{"updates_latest",
                             " FROM updates.packages p "
                             "WHERE p.platform = $1 AND p.channel = $2 AND p.revoked_at IS NULL "
                             "ORDER BY p.name, p.created_at DESC"};
-constexpr Statement kEnsureDelivery{
-    "updates_ensure_delivery",
+// $2 is a JSON array of agent ids: one statement for a whole batch of agents.
+constexpr Statement kEnsureDeliveries{
+    "updates_ensure_deliveries",
     "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
-    "VALUES (gen_random_uuid(), $1, $2, 'OFFERED') ON CONFLICT (update_id, agent_id) DO NOTHING"};
-constexpr Statement kOpenDelivery{
-    "updates_open_delivery",
-    "SELECT id FROM updates.deliveries WHERE update_id = $1 AND agent_id = $2 "
+    "SELECT gen_random_uuid(), $1, a, 'OFFERED' FROM json_array_elements_text($2::json) a "
+    "ON CONFLICT (update_id, agent_id) DO NOTHING"};
+constexpr Statement kOpenDeliveries{
+    "updates_open_deliveries",
+    "SELECT agent_id, id FROM updates.deliveries WHERE update_id = $1 "
+    "AND agent_id IN (SELECT json_array_elements_text($2::json)) "
     "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked"};
 constexpr Statement kRevocationsOwed{
     "updates_revocations_owed",
-    "SELECT d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
+    "SELECT d.agent_id, d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
     "JOIN updates.packages p ON p.id = d.update_id "
-    "WHERE d.agent_id = $1 AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked"};
+    "WHERE d.agent_id IN (SELECT json_array_elements_text($1::json)) "
+    "AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked"};
 constexpr Statement kAckOffer{
     "updates_ack_offer",
     "UPDATE updates.deliveries SET offer_acked = true, updated_at = now(), "
@@ -246,35 +250,37 @@ absl::StatusOr<v1::Update> UpdateStore::Revoke(const std::string& update_id,
   return out;
 }
 
-absl::StatusOr<std::vector<OfferCandidate>> UpdateStore::Offers(const std::string& agent_id,
-                                                                const std::string& platform,
-                                                                const std::string& channel) {
-  std::vector<OfferCandidate> out;
+absl::StatusOr<std::map<std::string, std::vector<OfferCandidate>>> UpdateStore::Offers(
+    const std::vector<std::string>& agent_ids, const std::string& platform,
+    const std::string& channel) {
+  std::map<std::string, std::vector<OfferCandidate>> out;
+  const std::string agents = JsonArray(agent_ids);
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult latest, c.Exec(kLatest, {platform, channel}));
     for (int i = 0; i < latest.Rows(); ++i) {
       std::string update_id = latest.Text(i, 0);
       REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(latest, i, 1));
-      REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDelivery, {update_id, agent_id}).status());
-      REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDelivery, {update_id, agent_id}));
-      if (d.Rows() == 1) out.push_back({d.Text(0, 0), std::move(u)});
+      REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDeliveries, {update_id, agents}).status());
+      REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDeliveries, {update_id, agents}));
+      for (int j = 0; j < d.Rows(); ++j) out[d.Text(j, 0)].push_back({d.Text(j, 1), u});
     }
     return absl::OkStatus();
   }));
   return out;
 }
 
-absl::StatusOr<std::vector<v1::Delivery>> UpdateStore::RevocationsOwed(
-    const std::string& agent_id) {
-  std::vector<v1::Delivery> out;
+absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> UpdateStore::RevocationsOwed(
+    const std::vector<std::string>& agent_ids) {
+  std::map<std::string, std::vector<v1::Delivery>> out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevocationsOwed, {agent_id}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevocationsOwed, {JsonArray(agent_ids)}));
     for (int i = 0; i < r.Rows(); ++i) {
       v1::Delivery d;
-      d.set_delivery_id(r.Text(i, 0));
-      d.set_update_id(r.Text(i, 1));
-      d.set_failure_reason(r.Text(i, 2));
-      out.push_back(std::move(d));
+      d.set_agent_id(r.Text(i, 0));
+      d.set_delivery_id(r.Text(i, 1));
+      d.set_update_id(r.Text(i, 2));
+      d.set_failure_reason(r.Text(i, 3));
+      out[d.agent_id()].push_back(std::move(d));
     }
     return absl::OkStatus();
   }));

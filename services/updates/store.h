@@ -52,13 +52,16 @@ class UpdateStore {
   // Marks it revoked (idempotent) and withdraws undelivered offers.
   absl::StatusOr<v1::Update> Revoke(const std::string& update_id, const std::string& reason);
 
-  // The newest non-revoked update per package for this platform and channel that the agent
-  // still needs, each with its delivery (created on first offer).
-  absl::StatusOr<std::vector<OfferCandidate>> Offers(const std::string& agent_id,
-                                                     const std::string& platform,
-                                                     const std::string& channel);
-  // Deliveries of revoked updates whose revocation the agent has not acknowledged.
-  absl::StatusOr<std::vector<v1::Delivery>> RevocationsOwed(const std::string& agent_id);
+  // For agents of one platform and channel: the newest non-revoked update per package that
+  // each still needs, with its delivery (created on first offer). A fixed number of statements
+  // whatever the number of agents: one for the updates, two per update.
+  absl::StatusOr<std::map<std::string, std::vector<OfferCandidate>>> Offers(
+      const std::vector<std::string>& agent_ids, const std::string& platform,
+      const std::string& channel);
+  // Deliveries of revoked updates whose revocation each agent has not acknowledged (one
+  // statement for all the agents).
+  absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> RevocationsOwed(
+      const std::vector<std::string>& agent_ids);
   // kind: "offer" or "revoke".
   absl::Status Ack(const std::string& agent_id, const std::string& delivery_id,
                    const std::string& kind, bool applied, const std::string& error);

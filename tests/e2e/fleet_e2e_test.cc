@@ -50,6 +50,14 @@ TEST_CASE("a fleet installs one publication exactly once per agent and every pro
 
   fleet::OperatorClient op(c.gateway_address(), o.ca_pem);
   op.UseToken(c.AdminToken());
+  // The updates service's instruction calls, single (per agent) and batched (per event).
+  auto calls = [&](const std::string& kind) {
+    std::string body = HttpGet(c.metrics_port("updates"), "/metrics");
+    std::string key = "redflag_updates_pending_instruction_calls_total{call=\"" + kind + "\"} ";
+    size_t at = body.find(key);
+    return at == std::string::npos ? 0.0 : std::stod(body.substr(at + key.size()));
+  };
+  const double single_before = calls("single"), batch_before = calls("batch");
   // One chunk (the relay's chunk is 256 KiB): the ordering that crashed is most likely.
   std::string bytes = RandomBytes(100 * 1024);
   absl::Time published = absl::Now();
@@ -84,6 +92,14 @@ TEST_CASE("a fleet installs one publication exactly once per agent and every pro
   }
   CHECK(done == n);
   CHECK(installed == n);
+  // The publication reached the fleet through batched calls, a handful per event, not two
+  // backend calls per stream (before: at least n single calls for this publication).
+  const double single = calls("single") - single_before, batch = calls("batch") - batch_before;
+  std::cout << "fleet: instruction calls during the publication: " << batch << " batched, "
+            << single << " single\n";
+  CHECK(batch >= 1);
+  CHECK(batch <= 20);
+  CHECK(single < n / 10.0);
 
   // ... and the server recorded exactly that: n INSTALLED, nothing left in another state.
   std::map<std::string, int64_t> counts;
