@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/pg_listener.h"
 #include "common/status.h"
+#include "services/updates/store.h"
 
 namespace redflag::updates {
 namespace {
@@ -71,7 +72,7 @@ absl::StatusOr<v1::SigningKey> KeyFromRow(const PgResult& r, int i) {
 }  // namespace
 
 absl::Status KeyRing::Activate(absl::Duration grace) {
-  return pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+  absl::Status s = pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_RETURN_IF_ERROR(c.Exec(kLock).status());
     REDFLAG_ASSIGN_OR_RETURN(PgResult revoked, c.Exec(kIsRevoked, {primary_.KeyId()}));
     if (revoked.Rows() > 0) {
@@ -108,22 +109,63 @@ absl::Status KeyRing::Activate(absl::Duration grace) {
     REDFLAG_RETURN_IF_ERROR(
         c.Exec(kDemote, {primary_.KeyId(), absl::StrCat(absl::ToInt64Seconds(grace))}).status());
     REDFLAG_RETURN_IF_ERROR(c.Exec(kRetire).status());
-    return c.Exec(kUpsertPrimary, {primary_.KeyId(), HexEncode(primary_.PublicKey()), endorsement})
-        .status();
+    REDFLAG_RETURN_IF_ERROR(
+        c.Exec(kUpsertPrimary, {primary_.KeyId(), HexEncode(primary_.PublicKey()), endorsement})
+            .status());
+    // Every replica's ring in memory refreshes (and gateways announce the key to agents).
+    return Notify(c, kUpdatesChannel, absl::StrCat("key_rotated:", primary_.KeyId()));
   });
+  Invalidate();
+  return s;
 }
 
 absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingAndRevokedKeys() {
-  std::vector<v1::SigningKey> out;
-  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kVerifyingAndRevoked));
-    for (int i = 0; i < r.Rows(); ++i) {
-      REDFLAG_ASSIGN_OR_RETURN(v1::SigningKey k, KeyFromRow(r, i));
-      out.push_back(std::move(k));
+  const absl::Time now = absl::Now();
+  uint64_t generation = 0;
+  std::vector<v1::SigningKey> keys;
+  bool hit = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    generation = generation_;
+    hit = cached_.has_value() && now - cached_at_ < kMaxAge;
+    if (hit) keys = *cached_;
+  }
+  if (!hit) {
+    REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+      REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kVerifyingAndRevoked));
+      for (int i = 0; i < r.Rows(); ++i) {
+        REDFLAG_ASSIGN_OR_RETURN(v1::SigningKey k, KeyFromRow(r, i));
+        keys.push_back(std::move(k));
+      }
+      return absl::OkStatus();
+    }));
+    std::lock_guard<std::mutex> lock(mu_);
+    ++loads_;
+    if (generation == generation_) {  // no Invalidate meanwhile: what was read is current
+      cached_ = keys;
+      cached_at_ = now;
     }
-    return absl::OkStatus();
-  }));
-  return out;
+  }
+  // An accepted key stops verifying when its grace ends, cached or not.
+  keys.erase(std::remove_if(keys.begin(), keys.end(),
+                            [&](const v1::SigningKey& k) {
+                              return k.state() == v1::SigningKey::ACCEPTED &&
+                                     k.has_retire_after() &&
+                                     absl::FromUnixSeconds(k.retire_after().seconds()) <= now;
+                            }),
+             keys.end());
+  return keys;
+}
+
+void KeyRing::Invalidate() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  cached_.reset();
+}
+
+int64_t KeyRing::loads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return loads_;
 }
 
 absl::StatusOr<std::vector<v1::SigningKey>> KeyRing::VerifyingKeys() {
@@ -152,6 +194,7 @@ absl::StatusOr<v1::SigningKey> KeyRing::Revoke(const std::string& key_id, const 
     REDFLAG_ASSIGN_OR_RETURN(out, KeyFromRow(r, 0));
     return Notify(c, channel, absl::StrCat("key_revoked:", key_id));
   }));
+  Invalidate();
   return out;
 }
 

@@ -3,6 +3,8 @@
 // half exists only in memory (from REDFLAG_SIGNING_PRIVATE_KEY), never in the database.
 #pragma once
 
+#include <cstdint>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -30,8 +32,16 @@ class KeyRing {
   absl::Status Activate(absl::Duration grace);
   // Keys that still verify (primary and accepted within their grace period).
   absl::StatusOr<std::vector<v1::SigningKey>> VerifyingKeys();
-  // The verifying keys and the revoked ones (state REVOKED), in one read.
+  // The verifying keys and the revoked ones (state REVOKED). Served from memory: read from
+  // PostgreSQL on first use, after Invalidate() (key events from any replica: key_rotated,
+  // key_revoked, a gap in the feed) and at least every kMaxAge; a grace period that ends is
+  // applied from memory.
   absl::StatusOr<std::vector<v1::SigningKey>> VerifyingAndRevokedKeys();
+  // The ring changed (here or on another replica): the next read goes to the database.
+  void Invalidate();
+  // Reads from the database so far (for tests).
+  int64_t loads() const;
+  static constexpr absl::Duration kMaxAge = absl::Seconds(30);
   // Revokes a key that is not the primary (FAILED_PRECONDITION for the primary, NOT_FOUND
   // for an unknown id) and notifies every replica on `channel`; revoking twice keeps the
   // first reason. Returns the key as now stored.
@@ -43,6 +53,12 @@ class KeyRing {
   PgPool& pool_;
   SigningKey primary_;
   std::optional<SigningKey> previous_;
+
+  mutable std::mutex mu_;
+  uint64_t generation_ = 0;  // bumped by Invalidate, so a read racing it is not kept
+  std::optional<std::vector<v1::SigningKey>> cached_;
+  absl::Time cached_at_;
+  int64_t loads_ = 0;
 };
 
 }  // namespace redflag::updates

@@ -60,8 +60,14 @@ int Run() {
   updates::UpdateStore store(*rt->pool);
   EventHub hub;
   absl::StatusOr<DbConfig> db = DbConfig::FromEnv();
-  PgListener listener(*db, updates::kUpdatesChannel,
-                      [&hub](const std::string& payload) { hub.Publish(payload); });
+  // Key events from any replica, and a gap in the feed (a payload without a kind), refresh
+  // the key ring held in memory.
+  PgListener listener(*db, updates::kUpdatesChannel, [&hub, &ring](const std::string& payload) {
+    if (payload.rfind("key_", 0) == 0 || payload.find(':') == std::string::npos) {
+      ring.Invalidate();
+    }
+    hub.Publish(payload);
+  });
   if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
   absl::StatusOr<int64_t> cache_bytes =
       Env::Int("REDFLAG_PACKAGE_CACHE_BYTES", 256LL << 20, 0, 64LL << 30);

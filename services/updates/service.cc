@@ -466,6 +466,7 @@ grpc::Status UpdatesServiceImpl::Watch(grpc::ServerContext* ctx, const v1::Watch
       std::string kind = payload->substr(0, colon);
       ev.set_kind(kind == "revoked"       ? v1::UpdateEvent::REVOKED
                   : kind == "key_revoked" ? v1::UpdateEvent::KEY_REVOKED
+                  : kind == "key_rotated" ? v1::UpdateEvent::KEY_ROTATED
                                           : v1::UpdateEvent::PUBLISHED);
       ev.set_update_id(payload->substr(colon + 1));
     }  // else a gap: KIND_UNSPECIFIED asks the gateway to resynchronise
