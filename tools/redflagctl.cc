@@ -40,6 +40,30 @@ void Print(const google::protobuf::Message& m) {
   std::cout << json;
 }
 
+void Authorize(grpc::ClientContext& ctx);
+
+// Fetches every page of a list RPC (1000 items per call) and prints them as one reply: the
+// repeated fields appended, the last page's counts kept.
+template <typename Req, typename Resp, typename Call>
+int PrintAllPages(const char* name, Call call) {
+  Resp all;
+  Req req;
+  req.set_page_size(1000);
+  do {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    Authorize(ctx);
+    Resp page;
+    grpc::Status s = call(&ctx, req, &page);
+    if (!s.ok()) return Fail(name, s);
+    all.MergeFrom(page);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  all.clear_next_page_token();
+  Print(all);
+  return 0;
+}
+
 void Authorize(grpc::ClientContext& ctx) {
   ctx.AddMetadata("authorization",
                   absl::StrCat("Bearer ", redflag::Env::Optional("REDFLAG_TOKEN", "")));
@@ -94,30 +118,17 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "list-agents") {
-    // Every page, printed as one list (the server sends at most 1000 agents per reply).
-    redflag::v1::ListAgentsResponse all;
-    redflag::v1::ListAgentsRequest req;
-    req.set_page_size(1000);
-    do {
-      grpc::ClientContext page_ctx;
-      page_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-      Authorize(page_ctx);
-      redflag::v1::ListAgentsResponse page;
-      grpc::Status s = stub->ListAgents(&page_ctx, req, &page);
-      if (!s.ok()) return Fail("list-agents", s);
-      for (auto& a : *page.mutable_agents()) *all.add_agents() = std::move(a);
-      all.set_total_size(page.total_size());
-      req.set_page_token(page.next_page_token());
-    } while (!req.page_token().empty());
-    Print(all);
-    return 0;
+    return PrintAllPages<redflag::v1::ListAgentsRequest, redflag::v1::ListAgentsResponse>(
+        "list-agents", [&](grpc::ClientContext* c, const auto& req, auto* resp) {
+          return stub->ListAgents(c, req, resp);
+        });
   }
   if (cmd == "list-tokens") {
-    redflag::v1::ListRegistrationTokensResponse resp;
-    grpc::Status s = stub->ListRegistrationTokens(&ctx, {}, &resp);
-    if (!s.ok()) return Fail("list-tokens", s);
-    Print(resp);
-    return 0;
+    return PrintAllPages<redflag::v1::ListRegistrationTokensRequest,
+                         redflag::v1::ListRegistrationTokensResponse>(
+        "list-tokens", [&](grpc::ClientContext* c, const auto& req, auto* resp) {
+          return stub->ListRegistrationTokens(c, req, resp);
+        });
   }
   if (cmd == "signing-keys") {
     redflag::v1::ListSigningKeysResponse resp;

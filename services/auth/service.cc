@@ -1,5 +1,6 @@
 #include "services/auth/service.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
@@ -7,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/paging.h"
 #include "common/validate.h"
 #include "services/auth/password.h"
 
@@ -294,10 +296,29 @@ grpc::Status AuthServiceImpl::ListRegistrationTokens(grpc::ServerContext* ctx,
                                                      const v1::ListRegistrationTokensRequest* req,
                                                      v1::ListRegistrationTokensResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<v1::RegistrationToken>> tokens =
-      store_.ListRegistrationTokens(req->include_inactive());
-  if (!tokens.ok()) return ToGrpcStatus(tokens.status());
-  for (auto& t : *tokens) *resp->add_tokens() = std::move(t);
+  absl::StatusOr<int> size = PageSize(req->page_size());
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  AuthStore::TokenCursor after;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("tokens", req->page_token(), 2);
+    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.created_at_us) ||
+        !ValidateUuid("page_token", (*key)[1]).ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token is not one this RPC returned");
+    }
+    after.id = (*key)[1];
+  }
+  // One more than asked: whether another page follows, without an empty last page.
+  absl::StatusOr<AuthStore::TokenPage> page =
+      store_.ListRegistrationTokens(req->include_inactive(), after, *size + 1);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  if (static_cast<int>(page->tokens.size()) > *size) {
+    page->tokens.pop_back();
+    page->keys.pop_back();
+    resp->set_next_page_token(MakePageToken(
+        "tokens", {absl::StrCat(page->keys.back().created_at_us), page->keys.back().id}));
+  }
+  for (auto& t : page->tokens) *resp->add_tokens() = std::move(t);
   return grpc::Status::OK;
 }
 

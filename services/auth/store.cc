@@ -156,14 +156,14 @@ const std::string kCreateTokenSql = absl::StrCat(
     "1000000), $7) RETURNING ",
     kTokenColumns);
 const Statement kCreateToken{"auth_create_token", kCreateTokenSql.c_str()};
-const std::string kListActiveSql =
-    absl::StrCat("SELECT ", kTokenColumns,
-                 " FROM auth.registration_tokens WHERE revoked_at IS NULL AND expires_at > now() "
-                 "AND seats_used < seats_total ORDER BY created_at");
-const Statement kListActive{"auth_list_active", kListActiveSql.c_str()};
-const std::string kListAllSql =
-    absl::StrCat("SELECT ", kTokenColumns, " FROM auth.registration_tokens ORDER BY created_at");
-const Statement kListAll{"auth_list_all", kListAllSql.c_str()};
+// $1 include inactive; pages in creation order after ($2 microseconds, $3 id), $4 rows.
+const std::string kListTokensSql = absl::StrCat(
+    "SELECT ", kTokenColumns,
+    " FROM auth.registration_tokens WHERE ($1 OR (revoked_at IS NULL AND expires_at > now() "
+    "AND seats_used < seats_total)) AND (created_at, id) > (to_timestamp(0) + "
+    "($2::bigint || ' microseconds')::interval, coalesce(nullif($3, '')::uuid, "
+    "'00000000-0000-0000-0000-000000000000')) ORDER BY created_at, id LIMIT $4");
+const Statement kListTokens{"auth_list_tokens", kListTokensSql.c_str()};
 const std::string kRevokeTokenSql = absl::StrCat(
     "UPDATE auth.registration_tokens SET revoked_at = coalesce(revoked_at, now()) "
     "WHERE id = $1 RETURNING ",
@@ -399,12 +399,19 @@ absl::StatusOr<v1::RegistrationToken> AuthStore::CreateRegistrationToken(
   return out;
 }
 
-absl::StatusOr<std::vector<v1::RegistrationToken>> AuthStore::ListRegistrationTokens(
-    bool include_inactive) {
-  std::vector<v1::RegistrationToken> out;
+absl::StatusOr<AuthStore::TokenPage> AuthStore::ListRegistrationTokens(bool include_inactive,
+                                                                       const TokenCursor& after,
+                                                                       int limit) {
+  TokenPage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(include_inactive ? kListAll : kListActive));
-    for (int i = 0; i < r.Rows(); ++i) out.push_back(TokenFromRow(r, i));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kListTokens, {include_inactive ? "true" : "false",
+                                         absl::StrCat(after.created_at_us), after.id,
+                                         absl::StrCat(limit)}));
+    for (int i = 0; i < r.Rows(); ++i) {
+      out.tokens.push_back(TokenFromRow(r, i));
+      out.keys.push_back({r.Int(i, 5), r.Text(i, 0)});
+    }
     return absl::OkStatus();
   }));
   return out;

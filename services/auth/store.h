@@ -124,7 +124,18 @@ class AuthStore {
   absl::StatusOr<v1::RegistrationToken> CreateRegistrationToken(
       const std::string& token_hash, const std::string& prefix, const std::string& label, int seats,
       absl::Time expires, const std::string& created_by, const TokenLimits& limits);
-  absl::StatusOr<std::vector<v1::RegistrationToken>> ListRegistrationTokens(bool include_inactive);
+  // One page of registration tokens in creation order after `after` (the first page:
+  // created_at_us -1), with each row's sort key (keys[i] is tokens[i]'s).
+  struct TokenCursor {
+    int64_t created_at_us = -1;
+    std::string id;
+  };
+  struct TokenPage {
+    std::vector<v1::RegistrationToken> tokens;
+    std::vector<TokenCursor> keys;
+  };
+  absl::StatusOr<TokenPage> ListRegistrationTokens(bool include_inactive, const TokenCursor& after,
+                                                   int limit);
   absl::StatusOr<v1::RegistrationToken> RevokeRegistrationToken(const std::string& id);
   // Consumes one seat atomically; NOT_FOUND / FAILED_PRECONDITION say why it cannot.
   absl::StatusOr<v1::ConsumeRegistrationSeatResponse> ConsumeSeat(const std::string& token_hash,

@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
@@ -140,9 +141,30 @@ grpc::Status UpdatesServiceImpl::ListUpdates(grpc::ServerContext* ctx,
                                              const v1::ListUpdatesRequest* req,
                                              v1::ListUpdatesResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<v1::Update>> list = store_.List(*req);
-  if (!list.ok()) return ToGrpcStatus(list.status());
-  for (auto& u : *list) *resp->add_updates() = std::move(u);
+  absl::StatusOr<int> size = PageSize(req->page_size());
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  UpdateStore::UpdateCursor after;
+  if (!req->page_token().empty()) {
+    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("updates", req->page_token(), 2);
+    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.created_at_us) ||
+        !ValidateUuid("page_token", (*key)[1]).ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token is not one this RPC returned");
+    }
+    after.id = (*key)[1];
+  }
+  // One more than asked: whether another page follows, without an empty last page.
+  absl::StatusOr<UpdateStore::UpdatePage> page = store_.List(*req, after, *size + 1);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  bool more = static_cast<int>(page->updates.size()) > *size;
+  if (more) {
+    page->updates.pop_back();
+    page->keys.pop_back();
+    const UpdateStore::UpdateCursor& last = page->keys.back();
+    resp->set_next_page_token(
+        MakePageToken("updates", {absl::StrCat(last.created_at_us), last.id}));
+  }
+  for (auto& u : page->updates) *resp->add_updates() = std::move(u);
   return grpc::Status::OK;
 }
 

@@ -27,12 +27,17 @@ constexpr Statement kInsertPackage{
 #define PACKAGE_COLS "p.envelope, p.revoked_at IS NOT NULL, p.revoked_reason, p.published_by"
 constexpr Statement kGet{"updates_get",
                          "SELECT " PACKAGE_COLS " FROM updates.packages p WHERE p.id = $1"};
+// Pages in publication order after ($5 microseconds, $6 id), $7 rows.
 constexpr Statement kList{
     "updates_list",
     "SELECT " PACKAGE_COLS
-    " FROM updates.packages p "
+    ", floor(extract(epoch from p.created_at) * 1000000)::bigint, p.id::text "
+    "FROM updates.packages p "
     "WHERE ($1 = '' OR p.name = $1) AND ($2 = '' OR p.platform = $2) "
-    "AND ($3 = '' OR p.channel = $3) AND ($4 OR p.revoked_at IS NULL) ORDER BY p.created_at"};
+    "AND ($3 = '' OR p.channel = $3) AND ($4 OR p.revoked_at IS NULL) "
+    "AND (p.created_at, p.id) > (to_timestamp(0) + ($5::bigint || ' microseconds')::interval, "
+    "coalesce(nullif($6, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
+    "ORDER BY p.created_at, p.id LIMIT $7"};
 constexpr Statement kRevoke{
     "updates_revoke",
     "UPDATE updates.packages p SET revoked_reason = CASE WHEN revoked_at IS NULL THEN $2 "
@@ -212,14 +217,19 @@ absl::StatusOr<v1::Update> UpdateStore::Publish(
   return out;
 }
 
-absl::StatusOr<std::vector<v1::Update>> UpdateStore::List(const v1::ListUpdatesRequest& f) {
-  std::vector<v1::Update> out;
+absl::StatusOr<UpdateStore::UpdatePage> UpdateStore::List(const v1::ListUpdatesRequest& f,
+                                                           const UpdateCursor& after,
+                                                           int limit) {
+  UpdatePage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList, {f.name(), f.platform(), f.channel(),
-                                                        f.include_revoked() ? "true" : "false"}));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r,
+        c.Exec(kList, {f.name(), f.platform(), f.channel(), f.include_revoked() ? "true" : "false",
+                       absl::StrCat(after.created_at_us), after.id, absl::StrCat(limit)}));
     for (int i = 0; i < r.Rows(); ++i) {
       REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(r, i, 0));
-      out.push_back(std::move(u));
+      out.updates.push_back(std::move(u));
+      out.keys.push_back({r.Int(i, 4), r.Text(i, 5)});
     }
     return absl::OkStatus();
   }));

@@ -47,7 +47,18 @@ class UpdateStore {
       const std::function<absl::Status(PackageUpload&)>& fill,
       const std::function<absl::StatusOr<v1::Update>(const std::string& update_id)>& finish);
 
-  absl::StatusOr<std::vector<v1::Update>> List(const v1::ListUpdatesRequest& filter);
+  // One page of the updates matching `filter` in publication order after `after` (the first
+  // page: created_at_us -1), with each row's sort key (keys[i] is updates[i]'s).
+  struct UpdateCursor {
+    int64_t created_at_us = -1;
+    std::string id;
+  };
+  struct UpdatePage {
+    std::vector<v1::Update> updates;
+    std::vector<UpdateCursor> keys;
+  };
+  absl::StatusOr<UpdatePage> List(const v1::ListUpdatesRequest& filter, const UpdateCursor& after,
+                                  int limit);
   absl::StatusOr<v1::Update> Get(const std::string& update_id);
   // Marks it revoked (idempotent) and withdraws undelivered offers.
   absl::StatusOr<v1::Update> Revoke(const std::string& update_id, const std::string& reason);

@@ -275,13 +275,23 @@ TEST_CASE("registration tokens: secret shown once, only a prefix listed, revocat
   }
   CHECK(created.secret().size() > 40);
   CHECK(created.token().prefix() == created.secret().substr(0, 12));
-  v1::ListRegistrationTokensResponse listed;
-  {
+  // Every page of the listing: the token is there, its secret nowhere.
+  v1::ListRegistrationTokensRequest list_req;
+  list_req.set_page_size(2);  // several pages, so paging is exercised too
+  bool found = false;
+  int pages = 0;
+  do {
     grpc::ClientContext ctx;
     Cluster::Authorize(ctx, c.AdminToken());
-    REQUIRE(c.Operator()->ListRegistrationTokens(&ctx, {}, &listed).ok());
-  }
-  CHECK(listed.SerializeAsString().find(created.secret()) == std::string::npos);
+    v1::ListRegistrationTokensResponse listed;
+    REQUIRE(c.Operator()->ListRegistrationTokens(&ctx, list_req, &listed).ok());
+    ++pages;
+    CHECK(listed.tokens_size() <= 2);
+    CHECK(listed.SerializeAsString().find(created.secret()) == std::string::npos);
+    for (const auto& t : listed.tokens()) found = found || t.id() == created.token().id();
+    list_req.set_page_token(listed.next_page_token());
+  } while (!list_req.page_token().empty() && pages < 10000);
+  CHECK(found);
   // The database holds only a hash.
   CHECK(QueryColumn("SELECT count(*) FROM auth.registration_tokens WHERE token_hash = $1",
                     {created.secret()})[0] == "0");

@@ -384,3 +384,36 @@ TEST_CASE("forged, replayed, stale, misaddressed and downgrading offers are all 
   CHECK(refused("revoked"));
   CHECK(refused("downgrades are refused"));
 }
+
+TEST_CASE("ListUpdates pages in publication order", "[e2e][updates][paging]") {
+  auto& c = Cluster::Get();
+  const std::string channel = "paging-" + HexEncode(RandomBytes(4));
+  std::vector<std::string> published;
+  for (const char* v : {"1.0.0", "1.1.0", "1.2.0"}) {
+    v1::Update u;
+    REQUIRE(Publish("paged", v, channel, Bytes(10), &u).ok());
+    published.push_back(u.manifest().update_id());
+  }
+  v1::ListUpdatesRequest req;
+  req.set_channel(channel);
+  req.set_page_size(2);
+  std::vector<std::string> seen;
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    Cluster::Authorize(ctx, c.AdminToken());
+    v1::ListUpdatesResponse resp;
+    REQUIRE(c.Operator()->ListUpdates(&ctx, req, &resp).ok());
+    ++pages;
+    for (const auto& u : resp.updates()) seen.push_back(u.manifest().update_id());
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty());
+  CHECK(pages == 2);
+  CHECK(seen == published);
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, c.AdminToken());
+  req.set_page_token("YWdlbnRzfDF8eA");  // another RPC's kind of token
+  v1::ListUpdatesResponse resp;
+  grpc::Status s = c.Operator()->ListUpdates(&ctx, req, &resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
