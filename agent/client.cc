@@ -441,7 +441,7 @@ absl::Status AgentClient::RunStream() {
   hello.mutable_hello()->set_channel(config_.channel);
 
   v1::ServerMessage msg;
-  int interval = 30;                          // guarded by mu_ once the reader runs
+  int interval = 30;                             // guarded by mu_ once the reader runs
   absl::Time not_before = absl::InfinitePast();  // guarded by mu_: a SlowDown's retry time
   absl::Status result = absl::OkStatus();
   if (!stream->Write(hello) || !stream->Read(&msg) || !msg.has_hello_ack()) {
@@ -467,9 +467,9 @@ absl::Status AgentClient::RunStream() {
           std::lock_guard<std::mutex> lock(mu_);
           interval = std::max(interval, slow.check_in_interval_seconds());
           not_before = absl::Now() + absl::Seconds(std::max(1, slow.retry_after_seconds()));
-          LogInfo(absl::StrCat("check-in ", slow.ack_seq(), " over the server's rate limit: next in ",
-                               std::max(1, slow.retry_after_seconds()), " s, then every ",
-                               interval, " s"));
+          LogInfo(absl::StrCat(
+              "check-in ", slow.ack_seq(), " over the server's rate limit: next in ",
+              std::max(1, slow.retry_after_seconds()), " s, then every ", interval, " s"));
           cv_.notify_all();
         } else if (in.has_instruction()) {
           std::optional<v1::AgentMessage> reply = HandleInstruction(in.instruction());

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/backoff.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "agent/backoff.h"
 #include "agent/state.h"
 #include "agent/updater.h"
 #include "redflag/v1/gateway.grpc.pb.h"
@@ -105,6 +105,5 @@ class AgentClient {
 v1::AgentMessage DeliveryReportMessage(const std::string& delivery_id, v1::DeliveryState state,
                                        const std::string& code = "",
                                        const std::string& reason = "");
-
 
 }  // namespace redflag::agent

@@ -135,7 +135,8 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
                                            " times without progress: ", s.message()));
     }
     // The server's pause when it asked for one (it is busy), else jittered backoff.
-    absl::Duration wait = RetryDelayOf(s).value_or(BackoffDelay(failures - 1, retry.base, retry.cap));
+    absl::Duration wait =
+        RetryDelayOf(s).value_or(BackoffDelay(failures - 1, retry.base, retry.cap));
     if (retry.sleep) {
       retry.sleep(wait);
     } else {

@@ -63,19 +63,19 @@ absl::Status GrantServiceRoles(PgConnection& conn, const std::vector<ServiceRole
     if (!PlainIdentifier(r.schema)) return absl::InvalidArgumentError("bad schema name");
     REDFLAG_RETURN_IF_ERROR(CheckRoleExists(conn, r.role));
   }
-  REDFLAG_RETURN_IF_ERROR(conn.ExecScript("REVOKE ALL ON SCHEMA audit FROM PUBLIC; "
-                                          "REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC; "
-                                          "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC"));
+  REDFLAG_RETURN_IF_ERROR(
+      conn.ExecScript("REVOKE ALL ON SCHEMA audit FROM PUBLIC; "
+                      "REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC; "
+                      "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC"));
   for (const ServiceRole& r : roles) REDFLAG_RETURN_IF_ERROR(conn.ExecScript(GrantsFor(r)));
   return absl::OkStatus();
 }
 
 absl::Status RequireMigrated(PgConnection& conn, const std::string& schema, size_t steps) {
   if (!PlainIdentifier(schema)) return absl::InvalidArgumentError("bad schema name");
-  PgResult r(PQexec(conn.raw(),
-                    absl::StrCat("SELECT coalesce(max(version), 0) FROM ", schema,
-                                 ".schema_migrations")
-                        .c_str()));
+  PgResult r(PQexec(conn.raw(), absl::StrCat("SELECT coalesce(max(version), 0) FROM ", schema,
+                                             ".schema_migrations")
+                                    .c_str()));
   if (PQresultStatus(r.raw()) != PGRES_TUPLES_OK) {
     const char* state = PQresultErrorField(r.raw(), PG_DIAG_SQLSTATE);
     std::string why = state != nullptr && std::string(state) == "42501"
@@ -87,8 +87,8 @@ absl::Status RequireMigrated(PgConnection& conn, const std::string& schema, size
   auto applied = static_cast<size_t>(r.Int(0, 0));
   if (applied < steps) {
     return absl::FailedPreconditionError(absl::StrCat("schema ", schema, " is at migration ",
-                                                      applied, ", this build needs ", steps,
-                                                      ": ", kRunMigrate));
+                                                      applied, ", this build needs ", steps, ": ",
+                                                      kRunMigrate));
   }
   return absl::OkStatus();
 }

@@ -27,8 +27,8 @@ absl::Status CheckRoleExists(PgConnection& conn, const std::string& role);
 
 // Idempotently sets the privileges of `roles` (run by the owner after migrating): nothing for
 // PUBLIC; each role USAGE on its schema, SELECT/INSERT/UPDATE/DELETE on its tables, USAGE on
-// its sequences, EXECUTE on its functions, read-only on its schema_migrations; on audit.security_events SELECT and
-// INSERT only (UPDATE, DELETE, TRUNCATE revoked).
+// its sequences, EXECUTE on its functions, read-only on its schema_migrations; on
+// audit.security_events SELECT and INSERT only (UPDATE, DELETE, TRUNCATE revoked).
 absl::Status GrantServiceRoles(PgConnection& conn, const std::vector<ServiceRole>& roles);
 
 // FAILED_PRECONDITION unless `schema` has had at least `steps` migrations applied (saying to

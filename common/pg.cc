@@ -101,9 +101,15 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
   const char* keys[] = {"host",     "port",    "dbname",          "user",
                         "password", "sslmode", "connect_timeout", "application_name",
                         nullptr};
-  const char* vals[] = {c.host.c_str(),  c.port.c_str(),     c.dbname.c_str(),
-                        c.user.c_str(),  c.password.c_str(), c.sslmode.c_str(),
-                        timeout.c_str(), c.application_name.c_str(), nullptr};
+  const char* vals[] = {c.host.c_str(),
+                        c.port.c_str(),
+                        c.dbname.c_str(),
+                        c.user.c_str(),
+                        c.password.c_str(),
+                        c.sslmode.c_str(),
+                        timeout.c_str(),
+                        c.application_name.c_str(),
+                        nullptr};
   for (int i = 0; i < c.pool_size; ++i) {
     PGconn* conn = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(conn) != CONNECTION_OK) {

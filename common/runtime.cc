@@ -33,8 +33,7 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
   // Services never migrate: the owner role does (redflag-migrate). Refuse a role that could
   // rewrite the audit trail, and a database the migrations have not reached.
   REDFLAG_RETURN_IF_ERROR(rt.pool->WithConnection([](PgConnection& c) -> absl::Status {
-    REDFLAG_RETURN_IF_ERROR(
-        RequireMigrated(c, "audit", SecurityEventWriter::Migrations().size()));
+    REDFLAG_RETURN_IF_ERROR(RequireMigrated(c, "audit", SecurityEventWriter::Migrations().size()));
     return RequireLeastPrivilege(c);
   }));
   REDFLAG_ASSIGN_OR_RETURN(rt.metrics, MetricsServer::Start(metrics_address));
@@ -42,8 +41,7 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
 }
 
 absl::Status ServiceRuntime::RequireSchema(const std::string& schema, size_t steps) {
-  return pool->WithConnection(
-      [&](PgConnection& c) { return RequireMigrated(c, schema, steps); });
+  return pool->WithConnection([&](PgConnection& c) { return RequireMigrated(c, schema, steps); });
 }
 
 int ServiceRuntime::ServeUntilSignal(grpc::Service* service) {

@@ -1,6 +1,7 @@
 // The start-up sequence shared by the internal services' mains, in the fixed order:
 // flags → validated config (fails fast, names what is wrong) → crypto → TLS →
-// database pool, its least-privilege check and the audit schema → metrics. The caller adds its service and serves.
+// database pool, its least-privilege check and the audit schema → metrics. The caller adds its
+// service and serves.
 #pragma once
 
 #include <memory>

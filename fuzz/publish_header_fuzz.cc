@@ -5,9 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "google/protobuf/stubs/logging.h"
-
 #include "common/version.h"
+#include "google/protobuf/stubs/logging.h"
 #include "services/updates/validation.h"
 
 namespace {

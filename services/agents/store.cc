@@ -127,19 +127,20 @@ constexpr Statement kGetMany{"agents_get_many",
 // OFFLINE, BLOCKED), $3 version ('' any), $4 seen within seconds (0 any), $5 offline after
 // seconds, $6 minimum version. Compliance is Policy's ComplianceIssues: not blocked, no
 // binding violation, version at least the minimum, seen recently.
-#define LIST_FILTER                                                                          \
-  " FROM agents.agents a WHERE a.deleted_at IS NULL AND ($2 = '' OR $2 = CASE WHEN "         \
+#define LIST_FILTER                                                                           \
+  " FROM agents.agents a WHERE a.deleted_at IS NULL AND ($2 = '' OR $2 = CASE WHEN "          \
   "a.blocked_at IS NOT NULL THEN 'BLOCKED' WHEN a.last_seen_at > now() - make_interval(secs " \
-  "=> $5::bigint) THEN 'ONLINE' ELSE 'OFFLINE' END) AND ($3 = '' OR a.version = $3) AND "    \
-  "($4::bigint = 0 OR a.last_seen_at > now() - make_interval(secs => $4::bigint)) AND "      \
+  "=> $5::bigint) THEN 'ONLINE' ELSE 'OFFLINE' END) AND ($3 = '' OR a.version = $3) AND "     \
+  "($4::bigint = 0 OR a.last_seen_at > now() - make_interval(secs => $4::bigint)) AND "       \
   "($1 = '' OR $1::boolean = (a.blocked_at IS NULL AND a.binding_violations = 0 AND "         \
-  "coalesce(agents.semver_cmp(a.version, $6) >= 0, false) AND coalesce(a.last_seen_at > "   \
+  "coalesce(agents.semver_cmp(a.version, $6) >= 0, false) AND coalesce(a.last_seen_at > "     \
   "now() - make_interval(secs => $5::bigint), false)))"
-constexpr Statement kList{"agents_list",
-                          "SELECT " COLS LIST_FILTER
-                          " AND (a.registered_at, a.id) > (to_timestamp(0) + ($7::bigint || ' microseconds')::interval, "
-                          "coalesce(nullif($8, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
-                          "ORDER BY a.registered_at, a.id LIMIT $9"};
+constexpr Statement kList{
+    "agents_list",
+    "SELECT " COLS LIST_FILTER
+    " AND (a.registered_at, a.id) > (to_timestamp(0) + ($7::bigint || ' microseconds')::interval, "
+    "coalesce(nullif($8, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
+    "ORDER BY a.registered_at, a.id LIMIT $9"};
 constexpr Statement kCount{"agents_count", "SELECT count(*)" LIST_FILTER};
 constexpr Statement kWriteCheckIns{
     "agents_write_checkins",
@@ -316,8 +317,8 @@ absl::StatusOr<std::vector<AgentRow>> AgentStore::GetMany(const std::vector<std:
 }
 
 absl::StatusOr<AgentStore::Page> AgentStore::List(const v1::ListAgentsRequest& f,
-                                                   const PolicySettings& settings,
-                                                   const Cursor& after, int limit) {
+                                                  const PolicySettings& settings,
+                                                  const Cursor& after, int limit) {
   Page out;
   std::string compliance = !f.has_compliance() ? "" : (f.compliance() ? "t" : "f");
   std::string status =
@@ -425,9 +426,9 @@ absl::Status AgentStore::AckInstruction(const std::string& agent_id,
                                         const std::string& instruction_id, bool applied,
                                         const std::string& error) {
   return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r,
-        c.Exec(kAck, {agent_id, instruction_id, applied ? "true" : "false", StorableText(error, 500)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r,
+                             c.Exec(kAck, {agent_id, instruction_id, applied ? "true" : "false",
+                                           StorableText(error, 500)}));
     if (r.Rows() == 0) {
       return absl::NotFoundError(
           absl::StrCat("no instruction ", instruction_id, " for this agent"));

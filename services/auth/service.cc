@@ -7,8 +7,8 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/log.h"
-#include "common/status.h"
 #include "common/paging.h"
+#include "common/status.h"
 #include "common/validate.h"
 #include "services/auth/password.h"
 
@@ -436,9 +436,9 @@ grpc::Status AuthServiceImpl::ReportAuthFailure(grpc::ServerContext* ctx,
                                                 v1::LogoutResponse*) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   // The gateway already counted it in its own redflag_auth_failures_total; only record.
-  RecordEvent(
-      *ctx, "AUTH_FAILURE", StorableText(req->actor(), 128),
-      absl::StrCat("{\"reason\":", JsonQuote(TruncateUtf8(req->reason(), 64)), R"(,"at":"gateway"})"));
+  RecordEvent(*ctx, "AUTH_FAILURE", StorableText(req->actor(), 128),
+              absl::StrCat("{\"reason\":", JsonQuote(TruncateUtf8(req->reason(), 64)),
+                           R"(,"at":"gateway"})"));
   return grpc::Status::OK;
 }
 

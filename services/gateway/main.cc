@@ -15,9 +15,9 @@
 #include "common/server.h"
 #include "common/timer_queue.h"
 #include "common/tls.h"
-#include "services/gateway/update_fan_out.h"
 #include "services/gateway/agent_gateway.h"
 #include "services/gateway/operator_service.h"
+#include "services/gateway/update_fan_out.h"
 
 ABSL_FLAG(std::string, listen, "",
           "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
@@ -138,18 +138,12 @@ int Run() {
       outcomes_family.Add({{"result", "retried"}}), outcomes_family.Add({{"result", "dropped"}}),
       outcomes_family.Add({{"result", "recorded"}})};
   gateway::StreamRegistry registry;
-  gateway::StreamDeps deps{*backends,
-                           authn,
-                           *batcher,
-                           **limits,
-                           registry,
-                           *timers,
-                           outcome_metrics,
-                           connected,
-                           check_ins,
-                           check_ins_throttled,
-                           instructions_sent,
-                           static_cast<int>(*interval)};
+  gateway::StreamDeps deps{*backends,         authn,
+                           *batcher,          **limits,
+                           registry,          *timers,
+                           outcome_metrics,   connected,
+                           check_ins,         check_ins_throttled,
+                           instructions_sent, static_cast<int>(*interval)};
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
   // Registry changes and publications reach the streams this replica holds.

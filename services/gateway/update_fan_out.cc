@@ -81,8 +81,8 @@ void UpdateFanOut::Send(std::shared_ptr<Batch> batch) {
           bool any_open = false;
           for (AgentStream* st : batch->streams) any_open = any_open || !st->Ended();
           if (any_open) {
-            absl::Duration delay = RetryDelay(batch->attempt++, absl::Milliseconds(250),
-                                              absl::Seconds(15));
+            absl::Duration delay =
+                RetryDelay(batch->attempt++, absl::Milliseconds(250), absl::Seconds(15));
             LogWarn(absl::StrCat("update instructions for ", batch->streams.size(),
                                  " streams not fetched (", s.error_message(), "); retrying in ",
                                  absl::FormatDuration(delay)));
@@ -100,8 +100,8 @@ void UpdateFanOut::Send(std::shared_ptr<Batch> batch) {
 
 void UpdateFanOut::Delivered(const std::shared_ptr<Batch>& batch) {
   // The reply lists agents in the request's order; match by id all the same.
-  for (size_t i = 0; i < batch->streams.size() && i < static_cast<size_t>(batch->resp.agents_size());
-       ++i) {
+  for (size_t i = 0;
+       i < batch->streams.size() && i < static_cast<size_t>(batch->resp.agents_size()); ++i) {
     v1::AgentInstructions* a = batch->resp.mutable_agents(static_cast<int>(i));
     if (a->agent_id() != batch->req.agents(static_cast<int>(i)).agent_id()) continue;
     batch->streams[i]->DeliverUpdateInstructions(a->mutable_instructions());

@@ -33,15 +33,14 @@ struct ChunkCacheMetrics {
 
 class ChunkCache {
  public:
-  using Loader = std::function<absl::StatusOr<std::string>(const std::string& update_id,
-                                                           int64_t seq)>;
+  using Loader =
+      std::function<absl::StatusOr<std::string>(const std::string& update_id, int64_t seq)>;
   using Metrics = ChunkCacheMetrics;
   ChunkCache(size_t capacity_bytes, Loader load, Metrics metrics = Metrics());
 
   // The chunk's bytes, from memory or loaded once; a failed load is reported to every reader
   // that waited for it and is not remembered (the next reader tries again).
-  absl::StatusOr<std::shared_ptr<const std::string>> Get(const std::string& update_id,
-                                                         int64_t seq);
+  absl::StatusOr<std::shared_ptr<const std::string>> Get(const std::string& update_id, int64_t seq);
 
   size_t bytes() const;
   int64_t hits() const;

@@ -91,7 +91,9 @@ int Run() {
            .Add({})};
   updates::ChunkCache chunks(
       static_cast<size_t>(*cache_bytes),
-      [&store](const std::string& update_id, int64_t seq) { return store.ReadChunk(update_id, seq); },
+      [&store](const std::string& update_id, int64_t seq) {
+        return store.ReadChunk(update_id, seq);
+      },
       cache_metrics);
   updates::UpdatesServiceImpl service(ring, store, *rt->events, rt->metrics->registry(), hub,
                                       *max_bytes, chunks);

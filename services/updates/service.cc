@@ -283,7 +283,8 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
         {"UPDATE_VERIFICATION_FAILED", report->agent_id(), ActorFromMetadata(*ctx).source,
          absl::StrCat("{\"delivery\":", JsonQuote(report->delivery_id()),
                       ",\"update\":", JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
-                      ",\"reason\":", JsonQuote(TruncateUtf8(report->failure_reason(), 300)), "}")});
+                      ",\"reason\":", JsonQuote(TruncateUtf8(report->failure_reason(), 300)),
+                      "}")});
   }
   return grpc::Status::OK;
 }

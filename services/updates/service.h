@@ -11,8 +11,8 @@
 #include "common/security_events.h"
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
-#include "services/updates/key_ring.h"
 #include "services/updates/chunk_cache.h"
+#include "services/updates/key_ring.h"
 #include "services/updates/store.h"
 
 namespace redflag::updates {

@@ -92,8 +92,9 @@ constexpr Statement kDeliveryOf{"updates_delivery_of",
                                 "SELECT " DELIVERY_COLS
                                 " FROM updates.deliveries d WHERE d.id = $2 AND d.agent_id = $1"};
 // $1 update id ('' any), $2 agent id ('' any); pages in id order after $3, $4 rows.
-#define DELIVERY_FILTER \
-  " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id = $1::uuid) AND ($2 = '' OR d.agent_id = $2)"
+#define DELIVERY_FILTER                                                                   \
+  " FROM updates.deliveries d WHERE ($1 = '' OR d.update_id = $1::uuid) AND ($2 = '' OR " \
+  "d.agent_id = $2)"
 constexpr Statement kDeliveries{
     "updates_deliveries",
     "SELECT " DELIVERY_COLS DELIVERY_FILTER
@@ -218,8 +219,7 @@ absl::StatusOr<v1::Update> UpdateStore::Publish(
 }
 
 absl::StatusOr<UpdateStore::UpdatePage> UpdateStore::List(const v1::ListUpdatesRequest& f,
-                                                           const UpdateCursor& after,
-                                                           int limit) {
+                                                          const UpdateCursor& after, int limit) {
   UpdatePage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(
@@ -382,9 +382,8 @@ absl::StatusOr<UpdateStore::DeliveryPage> UpdateStore::Deliveries(
     const v1::ListDeliveriesRequest& f, const std::string& after_id, int limit) {
   DeliveryPage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r,
-        c.Exec(kDeliveries, {f.update_id(), f.agent_id(), after_id, absl::StrCat(limit)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kDeliveries, {f.update_id(), f.agent_id(), after_id,
+                                                              absl::StrCat(limit)}));
     for (int i = 0; i < r.Rows(); ++i) out.rows.push_back(DeliveryFrom(r, i));
     REDFLAG_ASSIGN_OR_RETURN(PgResult n, c.Exec(kDeliveryCounts, {f.update_id(), f.agent_id()}));
     for (int i = 0; i < n.Rows(); ++i) out.counts[n.Text(i, 0)] = n.Int(i, 1);
@@ -416,8 +415,8 @@ absl::StatusOr<std::string> UpdateStore::ReadChunk(const std::string& update_id,
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.ExecBinary(kChunk, {update_id, absl::StrCat(seq)}, {},
                                                       /*binary_result=*/true));
     if (r.Rows() == 0) {
-      return absl::DataLossError(absl::StrCat("chunk ", seq, " of package ", update_id,
-                                              " is missing"));
+      return absl::DataLossError(
+          absl::StrCat("chunk ", seq, " of package ", update_id, " is missing"));
     }
     bytes = r.Text(0, 0);
     return absl::OkStatus();

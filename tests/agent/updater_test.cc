@@ -167,17 +167,19 @@ TEST_CASE("a failing download is retried with backoff, honouring the server's de
 
   SECTION("transient failures: waits, then installs") {
     fail_first = 3;
-    auto f = DownloadVerifyInstall(m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+    auto f = DownloadVerifyInstall(
+        m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
     REQUIRE_FALSE(f.has_value());
     CHECK(Read(e.dir + "/pkg") == bytes);
     REQUIRE(waits.size() == 3);
-    CHECK(waits[0] <= retry.base);                // jittered, first ceiling
-    CHECK(waits[1] == absl::Seconds(7));          // the server's delay, exactly
-    CHECK(waits[2] <= retry.base * 4);            // the ceiling doubles per failure
+    CHECK(waits[0] <= retry.base);        // jittered, first ceiling
+    CHECK(waits[1] == absl::Seconds(7));  // the server's delay, exactly
+    CHECK(waits[2] <= retry.base * 4);    // the ceiling doubles per failure
   }
   SECTION("a server that never answers: the download fails after max_failures") {
     fail_first = 1000;
-    auto f = DownloadVerifyInstall(m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+    auto f = DownloadVerifyInstall(
+        m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
     REQUIRE(f.has_value());
     CHECK(f->code == "download");
     CHECK_THAT(f->reason, Catch::Contains("5 times without progress"));

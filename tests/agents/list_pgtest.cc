@@ -12,33 +12,59 @@ using namespace redflag;
 TEST_CASE("agents.semver_cmp agrees with Version::Compare on every pair", "[pg][agents][version]") {
   auto pool = redflag::testing::TestPool(1);
   REQUIRE(agents::AgentStore(*pool).Migrate().ok());
-  const std::vector<std::string> versions = {
-      "0.1.0", "0.1.22", "0.1.22-rc.1", "0.1.22-rc.2", "0.1.22-rc.10", "0.1.22-alpha",
-      "0.1.22-alpha.1", "0.1.22-alpha.beta", "0.1.22-1", "0.1.22-beta.11", "0.1.22-Beta",
-      "v1.0.0", "1.0.0+build.5", "1.0.0-0.3.7", "1.0.0-x.7.z.92", "1.0.0-x-y", "10.0.0",
-      "2.0.0", "1.10.0", "1.9.0", "18446744073709551615.0.0", "18446744073709551616.0.0",
-      "1.0.0-99999999999999999999", "1.0.0-0", "latest", "1.2", "01.2.3", "1.2.3-",
-      "1.2.3-a..b", "1.2.3-a_b", "", "1.2.3.4", "V1.2.3"};
+  const std::vector<std::string> versions = {"0.1.0",
+                                             "0.1.22",
+                                             "0.1.22-rc.1",
+                                             "0.1.22-rc.2",
+                                             "0.1.22-rc.10",
+                                             "0.1.22-alpha",
+                                             "0.1.22-alpha.1",
+                                             "0.1.22-alpha.beta",
+                                             "0.1.22-1",
+                                             "0.1.22-beta.11",
+                                             "0.1.22-Beta",
+                                             "v1.0.0",
+                                             "1.0.0+build.5",
+                                             "1.0.0-0.3.7",
+                                             "1.0.0-x.7.z.92",
+                                             "1.0.0-x-y",
+                                             "10.0.0",
+                                             "2.0.0",
+                                             "1.10.0",
+                                             "1.9.0",
+                                             "18446744073709551615.0.0",
+                                             "18446744073709551616.0.0",
+                                             "1.0.0-99999999999999999999",
+                                             "1.0.0-0",
+                                             "latest",
+                                             "1.2",
+                                             "01.2.3",
+                                             "1.2.3-",
+                                             "1.2.3-a..b",
+                                             "1.2.3-a_b",
+                                             "",
+                                             "1.2.3.4",
+                                             "V1.2.3"};
   static constexpr Statement kCmp{"test_semver_cmp", "SELECT agents.semver_cmp($1, $2)"};
   int compared = 0;
   REQUIRE(pool->WithConnection([&](PgConnection& c) -> absl::Status {
-               for (const auto& a : versions) {
-                 for (const auto& b : versions) {
-                   absl::StatusOr<PgResult> r = c.Exec(kCmp, {a, b});
-                   if (!r.ok()) return r.status();
-                   absl::StatusOr<Version> va = Version::Parse(a), vb = Version::Parse(b);
-                   INFO(a << " vs " << b);
-                   if (!va.ok() || !vb.ok()) {
-                     CHECK(r->IsNull(0, 0));
-                   } else {
-                     REQUIRE_FALSE(r->IsNull(0, 0));
-                     CHECK(r->Int(0, 0) == va->Compare(*vb));
-                     ++compared;
-                   }
-                 }
-               }
-               return absl::OkStatus();
-             })
+                for (const auto& a : versions) {
+                  for (const auto& b : versions) {
+                    absl::StatusOr<PgResult> r = c.Exec(kCmp, {a, b});
+                    if (!r.ok()) return r.status();
+                    absl::StatusOr<Version> va = Version::Parse(a), vb = Version::Parse(b);
+                    INFO(a << " vs " << b);
+                    if (!va.ok() || !vb.ok()) {
+                      CHECK(r->IsNull(0, 0));
+                    } else {
+                      REQUIRE_FALSE(r->IsNull(0, 0));
+                      CHECK(r->Int(0, 0) == va->Compare(*vb));
+                      ++compared;
+                    }
+                  }
+                }
+                return absl::OkStatus();
+              })
               .ok());
   CHECK(compared > 400);
 }

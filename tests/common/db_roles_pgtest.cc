@@ -48,18 +48,20 @@ TEST_CASE("a service role records audit events but cannot rewrite, hide or widen
   REQUIRE(SecurityEventWriter(*owner, "test", key).Migrate().ok());
   REQUIRE(auth::AuthStore(*owner).Migrate().ok());
   REQUIRE(agents::AgentStore(*owner).Migrate().ok());
-  REQUIRE(owner
-              ->WithConnection([](PgConnection& c) {
-                return GrantServiceRoles(c, {{"auth", "redflag_auth"}, {"agents", "redflag_agents"}});
-              })
-              .ok());
+  REQUIRE(
+      owner
+          ->WithConnection([](PgConnection& c) {
+            return GrantServiceRoles(c, {{"auth", "redflag_auth"}, {"agents", "redflag_agents"}});
+          })
+          .ok());
 
   auto svc = TestPoolAs("redflag_auth", TestVar("REDFLAG_DB_AUTH_PASSWORD"));
   // The legitimate work goes through: the start-up check, its own tables, the audit trail.
   CHECK(svc->WithConnection([](PgConnection& c) { return RequireLeastPrivilege(c); }).ok());
   CHECK(svc->WithConnection([](PgConnection& c) {
              return RequireMigrated(c, "auth", auth::AuthStore::Migrations().size());
-           }).ok());
+           })
+            .ok());
   auth::AuthStore store(*svc);
   CHECK(store.EnsureUser("roles-test-" + HexEncode(RandomBytes(4)), "hash", "viewer").ok());
   SecurityEventWriter events(*svc, "redflag-auth", key);
@@ -100,10 +102,11 @@ TEST_CASE("a service refuses to run as the owner or as a superuser", "[pg][roles
   auto super = TestPoolAs("postgres", TestVar("REDFLAG_DB_SUPERUSER_PASSWORD"));
   absl::Status as_super =
       super->WithConnection([](PgConnection& c) { return RequireLeastPrivilege(c); });
-  CHECK_THAT(std::string(as_super.message()), Catch::Contains("postgres is a PostgreSQL superuser"));
+  CHECK_THAT(std::string(as_super.message()),
+             Catch::Contains("postgres is a PostgreSQL superuser"));
   // A schema the migrations have not reached names the fix.
-  absl::Status behind = owner->WithConnection(
-      [](PgConnection& c) { return RequireMigrated(c, "audit", 1000); });
+  absl::Status behind =
+      owner->WithConnection([](PgConnection& c) { return RequireMigrated(c, "audit", 1000); });
   CHECK(behind.code() == absl::StatusCode::kFailedPrecondition);
   CHECK_THAT(std::string(behind.message()), Catch::Contains("run redflag-migrate"));
 }

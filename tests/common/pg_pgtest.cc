@@ -4,10 +4,10 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/pg.h"
-#include "absl/strings/str_cat.h"
 #include "common/security_events.h"
 #include "tests/support/test_env.h"
 

@@ -6,11 +6,13 @@
 using namespace redflag;
 
 TEST_CASE("safe names refuse dot names, paths and hidden files", "[validate]") {
-  for (const char* bad : {"", ".", "..", ".hidden", "a/b", "-x", "A", std::string(65, 'a').c_str()}) {
+  for (const char* bad :
+       {"", ".", "..", ".hidden", "a/b", "-x", "A", std::string(65, 'a').c_str()}) {
     INFO(bad);
     CHECK(ValidateSafeName("name", bad, 64).code() == absl::StatusCode::kInvalidArgument);
   }
-  for (const char* good : {"a", "pkg-1.2_x", "0day"}) CHECK(ValidateSafeName("name", good, 64).ok());
+  for (const char* good : {"a", "pkg-1.2_x", "0day"})
+    CHECK(ValidateSafeName("name", good, 64).ok());
   CHECK(ValidateSafeName("platform", "Linux-x86_64", 64, /*allow_upper=*/true).ok());
 }
 
@@ -26,17 +28,18 @@ TEST_CASE("text refuses control characters and NUL, and names the field", "[vali
 TEST_CASE("UUIDs are checked in their canonical text form", "[validate]") {
   CHECK(ValidateUuid("id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427").ok());
   CHECK(ValidateUuid("id", "1B4E28BA-2FA1-11D2-883F-0016D3CCA427").ok());
-  for (const char* bad : {"", "1b4e28ba2fa111d2883f0016d3cca427", "1b4e28ba-2fa1-11d2-883f-0016d3cca42g",
-                          "1b4e28ba-2fa1-11d2-883f-0016d3cca4270"}) {
+  for (const char* bad :
+       {"", "1b4e28ba2fa111d2883f0016d3cca427", "1b4e28ba-2fa1-11d2-883f-0016d3cca42g",
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca4270"}) {
     CHECK(ValidateUuid("id", bad).message() == "id must be a UUID");
   }
 }
 
 TEST_CASE("text is cut on a UTF-8 boundary and made storable", "[validate]") {
   CHECK(TruncateUtf8("abc", 5) == "abc");
-  CHECK(TruncateUtf8("ab\xc3\xa9", 3) == "ab");              // not half of é
+  CHECK(TruncateUtf8("ab\xc3\xa9", 3) == "ab");  // not half of é
   CHECK(TruncateUtf8("ab\xc3\xa9", 4) == "ab\xc3\xa9");
-  CHECK(TruncateUtf8("\xf0\x9f\x94\x92x", 3).empty());      // a 4-byte sequence, whole or not at all
+  CHECK(TruncateUtf8("\xf0\x9f\x94\x92x", 3).empty());  // a 4-byte sequence, whole or not at all
   CHECK(StorableText(std::string("a\0b\n", 4), 100) == "a\\x00b\\x0a");
   CHECK(StorableText(std::string(10, '\n'), 9) == "\\x0a\\x0a");
 }

@@ -362,15 +362,15 @@ TEST_CASE("ListAgents pages through any number of agents, counting in the databa
   }
 }
 
-TEST_CASE("redflagctl list-agents prints every agent (it walks the pages)", "[e2e][agents][paging]") {
+TEST_CASE("redflagctl list-agents prints every agent (it walks the pages)",
+          "[e2e][agents][paging]") {
   auto& c = Cluster::Get();
   v1::RegisterResponse r;
   REQUIRE(RegisterAgent(c.NewRegistrationToken(1), RandomMachineId(), "0.2.0", &r).ok());
   const size_t all = ListAllAgents({}).size();
   auto [out, rc] = RunCommand("REDFLAG_TOKEN=" + c.AdminToken() + " " +
-                              BinaryPath("tools/redflagctl") + " --server=" +
-                              c.gateway_address() + " --ca_file=" + PkiFile("public-ca.crt") +
-                              " list-agents");
+                              BinaryPath("tools/redflagctl") + " --server=" + c.gateway_address() +
+                              " --ca_file=" + PkiFile("public-ca.crt") + " list-agents");
   REQUIRE(rc == 0);
   CHECK_THAT(out, Catch::Contains(r.agent_id()));
   size_t printed = 0;

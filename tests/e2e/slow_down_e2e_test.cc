@@ -87,8 +87,8 @@ TEST_CASE("a real agent checking in too often adopts the server's pace without r
   // The shared cluster asks for a check-in every second; this gateway allows one per 2 s.
   auto gateway = c.StartGateway({{"REDFLAG_RATE_LIMIT_CHECK_IN", "0.5:1"}}, &port);
   std::string root = MakeMachineTree("slow-down");
-  auto agent = StartAgent("slow-down", root, "localhost:" + std::to_string(port),
-                          c.NewRegistrationToken(1));
+  auto agent =
+      StartAgent("slow-down", root, "localhost:" + std::to_string(port), c.NewRegistrationToken(1));
   INFO(ReadFile(agent->log_path()));
   REQUIRE(WaitForLog(*agent, "over the server's rate limit", 15000));
   int acks = CountInLog(*agent, "acknowledged");

@@ -51,8 +51,7 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::unique_ptr<PgPool> TestPoolAs(const std::string& user, const std::string& password,
-                                   int size) {
+std::unique_ptr<PgPool> TestPoolAs(const std::string& user, const std::string& password, int size) {
   ExportTestEnv();
   absl::StatusOr<DbConfig> cfg = DbConfig::FromEnv();
   if (!cfg.ok()) throw std::runtime_error(cfg.status().ToString());

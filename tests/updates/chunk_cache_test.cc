@@ -2,9 +2,8 @@
 // memory with least-recently-used eviction, failures shared with the waiters but not kept.
 #include "services/updates/chunk_cache.h"
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 #include <vector>

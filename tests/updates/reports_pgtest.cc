@@ -105,8 +105,8 @@ TEST_CASE("a failure report with NUL, control bytes or a long multibyte reason i
   auto pool = redflag::testing::TestPool(2);
   REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
   updates::UpdateStore store(*pool);
-  for (const std::string& reason :
-       {std::string("bad\0byte\r\nforged log line", 25), std::string(499, 'x') + "\xc3\xa9" + "tail"}) {
+  for (const std::string& reason : {std::string("bad\0byte\r\nforged log line", 25),
+                                    std::string(499, 'x') + "\xc3\xa9" + "tail"}) {
     const std::string agent = "agent-" + HexEncode(RandomBytes(4));
     const std::string d = OfferedDelivery(*pool, agent);
     v1::ReportDeliveryRequest r = Report(agent, d, v1::FAILED);
@@ -153,7 +153,8 @@ TEST_CASE("rollout counts are exact and pages cover every delivery past 10,000",
   std::string update;
   REQUIRE(pool->WithConnection([&](PgConnection& c) -> absl::Status {
                 static constexpr Statement kUpdateOf{
-                    "test_update_of", "SELECT update_id::text FROM updates.deliveries WHERE id = $1"};
+                    "test_update_of",
+                    "SELECT update_id::text FROM updates.deliveries WHERE id = $1"};
                 static constexpr Statement kMany{
                     "test_many_deliveries",
                     "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
