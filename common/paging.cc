@@ -1,9 +1,11 @@
 #include "common/paging.h"
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/validate.h"
 
 namespace redflag {
 
@@ -31,6 +33,22 @@ absl::StatusOr<std::vector<std::string>> ParsePageToken(absl::string_view kind,
     return absl::InvalidArgumentError("page_token is not one this RPC returned");
   }
   return std::vector<std::string>(parts.begin() + 1, parts.end());
+}
+
+std::string MakeTimeIdToken(absl::string_view kind, const TimeIdCursor& last) {
+  return MakePageToken(kind, {absl::StrCat(last.at_us), last.id});
+}
+
+absl::StatusOr<TimeIdCursor> ParseTimeIdToken(absl::string_view kind, absl::string_view token) {
+  TimeIdCursor out;
+  if (token.empty()) return out;
+  absl::StatusOr<std::vector<std::string>> key = ParsePageToken(kind, token, 2);
+  if (!key.ok() || !absl::SimpleAtoi((*key)[0], &out.at_us) ||
+      !ValidateUuid("page_token", (*key)[1]).ok()) {
+    return absl::InvalidArgumentError("page_token is not one this RPC returned");
+  }
+  out.id = (*key)[1];
+  return out;
 }
 
 }  // namespace redflag

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/validate.h"
-#include "google/protobuf/stubs/logging.h"
+#include "fuzz/quiet_protobuf.h"
 #include "services/updates/validation.h"
 
 namespace {
@@ -36,12 +36,6 @@ bool IsUtf8(const std::string& s) {
 }
 
 }  // namespace
-
-// Invalid UTF-8 in string fields is refused by the parser, which logs each refusal: quiet.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   redflag::v1::ReportDeliveryRequest in;

@@ -215,18 +215,10 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
   if (req->seen_within_seconds() < 0) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "seen_within_seconds must be >= 0");
   }
-  AgentStore::Cursor after;
-  if (!req->page_token().empty()) {
-    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("agents", req->page_token(), 2);
-    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.registered_at_us) ||
-        !ValidateUuid("page_token", (*key)[1]).ok()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "page_token is not one this RPC returned");
-    }
-    after.id = (*key)[1];
-  }
+  absl::StatusOr<TimeIdCursor> after = ParseTimeIdToken("agents", req->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
   // One more than asked: whether another page follows, without an empty last page.
-  absl::StatusOr<AgentStore::Page> page = store_.List(*req, settings_, after, *size + 1);
+  absl::StatusOr<AgentStore::Page> page = store_.List(*req, settings_, *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
   bool more = static_cast<int>(page->rows.size()) > *size;
   if (more) page->rows.pop_back();
@@ -234,8 +226,7 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
   resp->set_total_size(page->total);
   if (more) {
     const AgentRow& last = page->rows.back();
-    resp->set_next_page_token(
-        MakePageToken("agents", {absl::StrCat(last.registered_at_us), last.id}));
+    resp->set_next_page_token(MakeTimeIdToken("agents", {last.registered_at_us, last.id}));
   }
   return grpc::Status::OK;
 }

@@ -318,7 +318,7 @@ absl::StatusOr<std::vector<AgentRow>> AgentStore::GetMany(const std::vector<std:
 
 absl::StatusOr<AgentStore::Page> AgentStore::List(const v1::ListAgentsRequest& f,
                                                   const PolicySettings& settings,
-                                                  const Cursor& after, int limit) {
+                                                  const TimeIdCursor& after, int limit) {
   Page out;
   std::string compliance = !f.has_compliance() ? "" : (f.compliance() ? "t" : "f");
   std::string status =
@@ -330,7 +330,7 @@ absl::StatusOr<AgentStore::Page> AgentStore::List(const v1::ListAgentsRequest& f
                    absl::StrCat(settings.offline_after_seconds),
                    settings.min_version.ToString()};
   Params page = filter;
-  page.push_back(absl::StrCat(after.registered_at_us));
+  page.push_back(absl::StrCat(after.at_us));
   page.push_back(after.id);
   page.push_back(absl::StrCat(limit));
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {

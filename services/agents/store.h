@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/paging.h"
 #include "common/pg.h"
 #include "redflag/v1/agents.pb.h"
 #include "redflag/v1/updates.pb.h"
@@ -39,18 +40,14 @@ class AgentStore {
   absl::StatusOr<std::optional<AgentRow>> Get(const std::string& id);
   absl::StatusOr<std::vector<AgentRow>> GetMany(const std::vector<std::string>& ids);
   // One page of the agents matching `filter` (compliance and status judged in SQL with
-  // `settings`), in registration order after `after` (the first page: registered_at_us -1),
+  // `settings`), in registration order after `after` (registration time and id),
   // and how many match in all.
-  struct Cursor {
-    int64_t registered_at_us = -1;
-    std::string id;
-  };
   struct Page {
     std::vector<AgentRow> rows;
     int64_t total = 0;
   };
   absl::StatusOr<Page> List(const v1::ListAgentsRequest& filter, const PolicySettings& settings,
-                            const Cursor& after, int limit);
+                            const TimeIdCursor& after, int limit);
   absl::Status WriteCheckIns(const std::vector<CheckInWrite>& writes);
   // Takes the next stream sequence number and announces "connected:<agent>:<seq>" on
   // kAgentsChannel (one statement); returns the number.

@@ -298,25 +298,16 @@ grpc::Status AuthServiceImpl::ListRegistrationTokens(grpc::ServerContext* ctx,
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   absl::StatusOr<int> size = PageSize(req->page_size());
   if (!size.ok()) return ToGrpcStatus(size.status());
-  AuthStore::TokenCursor after;
-  if (!req->page_token().empty()) {
-    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("tokens", req->page_token(), 2);
-    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.created_at_us) ||
-        !ValidateUuid("page_token", (*key)[1]).ok()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "page_token is not one this RPC returned");
-    }
-    after.id = (*key)[1];
-  }
+  absl::StatusOr<TimeIdCursor> after = ParseTimeIdToken("tokens", req->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
   // One more than asked: whether another page follows, without an empty last page.
   absl::StatusOr<AuthStore::TokenPage> page =
-      store_.ListRegistrationTokens(req->include_inactive(), after, *size + 1);
+      store_.ListRegistrationTokens(req->include_inactive(), *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
   if (static_cast<int>(page->tokens.size()) > *size) {
     page->tokens.pop_back();
     page->keys.pop_back();
-    resp->set_next_page_token(MakePageToken(
-        "tokens", {absl::StrCat(page->keys.back().created_at_us), page->keys.back().id}));
+    resp->set_next_page_token(MakeTimeIdToken("tokens", page->keys.back()));
   }
   for (auto& t : page->tokens) *resp->add_tokens() = std::move(t);
   return grpc::Status::OK;

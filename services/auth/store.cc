@@ -400,13 +400,13 @@ absl::StatusOr<v1::RegistrationToken> AuthStore::CreateRegistrationToken(
 }
 
 absl::StatusOr<AuthStore::TokenPage> AuthStore::ListRegistrationTokens(bool include_inactive,
-                                                                       const TokenCursor& after,
+                                                                       const TimeIdCursor& after,
                                                                        int limit) {
   TokenPage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kListTokens, {include_inactive ? "true" : "false",
-                                                              absl::StrCat(after.created_at_us),
-                                                              after.id, absl::StrCat(limit)}));
+                                                              absl::StrCat(after.at_us), after.id,
+                                                              absl::StrCat(limit)}));
     for (int i = 0; i < r.Rows(); ++i) {
       out.tokens.push_back(TokenFromRow(r, i));
       out.keys.push_back({r.Int(i, 5), r.Text(i, 0)});

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/paging.h"
 #include "common/pg.h"
 #include "redflag/v1/auth.pb.h"
 
@@ -125,16 +126,12 @@ class AuthStore {
       const std::string& token_hash, const std::string& prefix, const std::string& label, int seats,
       absl::Time expires, const std::string& created_by, const TokenLimits& limits);
   // One page of registration tokens in creation order after `after` (the first page:
-  // created_at_us -1), with each row's sort key (keys[i] is tokens[i]'s).
-  struct TokenCursor {
-    int64_t created_at_us = -1;
-    std::string id;
-  };
+  // at_us -1), with each row's sort key (keys[i] is tokens[i]'s).
   struct TokenPage {
     std::vector<v1::RegistrationToken> tokens;
-    std::vector<TokenCursor> keys;
+    std::vector<TimeIdCursor> keys;
   };
-  absl::StatusOr<TokenPage> ListRegistrationTokens(bool include_inactive, const TokenCursor& after,
+  absl::StatusOr<TokenPage> ListRegistrationTokens(bool include_inactive, const TimeIdCursor& after,
                                                    int limit);
   absl::StatusOr<v1::RegistrationToken> RevokeRegistrationToken(const std::string& id);
   // Consumes one seat atomically; NOT_FOUND / FAILED_PRECONDITION say why it cannot.

@@ -143,26 +143,16 @@ grpc::Status UpdatesServiceImpl::ListUpdates(grpc::ServerContext* ctx,
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   absl::StatusOr<int> size = PageSize(req->page_size());
   if (!size.ok()) return ToGrpcStatus(size.status());
-  UpdateStore::UpdateCursor after;
-  if (!req->page_token().empty()) {
-    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("updates", req->page_token(), 2);
-    if (!key.ok() || !absl::SimpleAtoi((*key)[0], &after.created_at_us) ||
-        !ValidateUuid("page_token", (*key)[1]).ok()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "page_token is not one this RPC returned");
-    }
-    after.id = (*key)[1];
-  }
+  absl::StatusOr<TimeIdCursor> after = ParseTimeIdToken("updates", req->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
   // One more than asked: whether another page follows, without an empty last page.
-  absl::StatusOr<UpdateStore::UpdatePage> page = store_.List(*req, after, *size + 1);
+  absl::StatusOr<UpdateStore::UpdatePage> page = store_.List(*req, *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
   bool more = static_cast<int>(page->updates.size()) > *size;
   if (more) {
     page->updates.pop_back();
     page->keys.pop_back();
-    const UpdateStore::UpdateCursor& last = page->keys.back();
-    resp->set_next_page_token(
-        MakePageToken("updates", {absl::StrCat(last.created_at_us), last.id}));
+    resp->set_next_page_token(MakeTimeIdToken("updates", page->keys.back()));
   }
   for (auto& u : page->updates) *resp->add_updates() = std::move(u);
   return grpc::Status::OK;

@@ -219,13 +219,13 @@ absl::StatusOr<v1::Update> UpdateStore::Publish(
 }
 
 absl::StatusOr<UpdateStore::UpdatePage> UpdateStore::List(const v1::ListUpdatesRequest& f,
-                                                          const UpdateCursor& after, int limit) {
+                                                          const TimeIdCursor& after, int limit) {
   UpdatePage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(
         PgResult r,
         c.Exec(kList, {f.name(), f.platform(), f.channel(), f.include_revoked() ? "true" : "false",
-                       absl::StrCat(after.created_at_us), after.id, absl::StrCat(limit)}));
+                       absl::StrCat(after.at_us), after.id, absl::StrCat(limit)}));
     for (int i = 0; i < r.Rows(); ++i) {
       REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(r, i, 0));
       out.updates.push_back(std::move(u));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/paging.h"
 #include "common/pg.h"
 #include "redflag/v1/updates.pb.h"
 
@@ -48,16 +49,12 @@ class UpdateStore {
       const std::function<absl::StatusOr<v1::Update>(const std::string& update_id)>& finish);
 
   // One page of the updates matching `filter` in publication order after `after` (the first
-  // page: created_at_us -1), with each row's sort key (keys[i] is updates[i]'s).
-  struct UpdateCursor {
-    int64_t created_at_us = -1;
-    std::string id;
-  };
+  // page: at_us -1), with each row's sort key (keys[i] is updates[i]'s).
   struct UpdatePage {
     std::vector<v1::Update> updates;
-    std::vector<UpdateCursor> keys;
+    std::vector<TimeIdCursor> keys;
   };
-  absl::StatusOr<UpdatePage> List(const v1::ListUpdatesRequest& filter, const UpdateCursor& after,
+  absl::StatusOr<UpdatePage> List(const v1::ListUpdatesRequest& filter, const TimeIdCursor& after,
                                   int limit);
   absl::StatusOr<v1::Update> Get(const std::string& update_id);
   // Marks it revoked (idempotent) and withdraws undelivered offers.
