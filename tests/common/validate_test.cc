@@ -6,8 +6,10 @@
 using namespace redflag;
 
 TEST_CASE("safe names refuse dot names, paths and hidden files", "[validate]") {
-  for (const char* bad :
-       {"", ".", "..", ".hidden", "a/b", "-x", "A", std::string(65, 'a').c_str()}) {
+  // std::string: a temporary's c_str() in the list would dangle (ASan caught it).
+  for (const std::string& bad :
+       {std::string(""), std::string("."), std::string(".."), std::string(".hidden"),
+        std::string("a/b"), std::string("-x"), std::string("A"), std::string(65, 'a')}) {
     INFO(bad);
     CHECK(ValidateSafeName("name", bad, 64).code() == absl::StatusCode::kInvalidArgument);
   }
