@@ -60,9 +60,9 @@ wait_port() {
 declare -A PORT
 start_service() {  # name
   local svc=$1
+  local pw=REDFLAG_DB_${svc^^}_PASSWORD  # each service as its own database role
   PORT[$svc]=$(free_port)
   REDFLAG_TLS_CA_FILE=$PKI/internal-ca.crt REDFLAG_TLS_CERT_FILE=$PKI/$svc.crt \
-  local pw=REDFLAG_DB_${svc^^}_PASSWORD
   REDFLAG_TLS_KEY_FILE=$PKI/$svc.key REDFLAG_DB_USER=redflag_$svc REDFLAG_DB_PASSWORD=${!pw} \
     "$B/services/$svc/redflag-$svc" --listen="127.0.0.1:${PORT[$svc]}" \
     --metrics="127.0.0.1:$(free_port)" >>"$RUN/logs/$svc.log" 2>&1 &
