@@ -1,7 +1,5 @@
 #include "common/db_roles.h"
 
-#include <libpq-fe.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/status.h"
@@ -73,18 +71,15 @@ absl::Status GrantServiceRoles(PgConnection& conn, const std::vector<ServiceRole
 
 absl::Status RequireMigrated(PgConnection& conn, const std::string& schema, size_t steps) {
   if (!PlainIdentifier(schema)) return absl::InvalidArgumentError("bad schema name");
-  PgResult r(PQexec(conn.raw(), absl::StrCat("SELECT coalesce(max(version), 0) FROM ", schema,
-                                             ".schema_migrations")
-                                    .c_str()));
-  if (PQresultStatus(r.raw()) != PGRES_TUPLES_OK) {
-    const char* state = PQresultErrorField(r.raw(), PG_DIAG_SQLSTATE);
-    std::string why = state != nullptr && std::string(state) == "42501"
+  absl::StatusOr<int64_t> read = AppliedMigrations(conn, schema);
+  if (!read.ok()) {
+    std::string why = read.status().code() == absl::StatusCode::kPermissionDenied
                           ? "this role may not read it"
                           : "it has not been created";
     return absl::FailedPreconditionError(
         absl::StrCat("schema ", schema, " is not usable (", why, "): ", kRunMigrate));
   }
-  auto applied = static_cast<size_t>(r.Int(0, 0));
+  auto applied = static_cast<size_t>(*read);
   if (applied < steps) {
     return absl::FailedPreconditionError(absl::StrCat("schema ", schema, " is at migration ",
                                                       applied, ", this build needs ", steps, ": ",

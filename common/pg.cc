@@ -163,6 +163,22 @@ absl::Status PgPool::InTransaction(const std::function<absl::Status(PgConnection
       wait);
 }
 
+absl::StatusOr<int64_t> AppliedMigrations(PgConnection& conn, absl::string_view schema) {
+  // `schema` is a compile-time constant of the calling service, never user input.
+  PgResult r(PQexec(conn.raw(), absl::StrCat("SELECT coalesce(max(version), 0) FROM ", schema,
+                                             ".schema_migrations")
+                                    .c_str()));
+  if (PQresultStatus(r.raw()) != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(r.raw(), PG_DIAG_SQLSTATE);
+    if (state != nullptr && std::string(state) == "42501") {
+      return absl::PermissionDeniedError(
+          absl::StrCat("may not read ", schema, ".schema_migrations"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(schema, ".schema_migrations does not exist"));
+  }
+  return r.Int(0, 0);
+}
+
 absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
                              const std::vector<std::string>& steps) {
   // `schema` is a compile-time constant of the calling service, never user input.
@@ -173,13 +189,11 @@ absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,
         "CREATE SCHEMA IF NOT EXISTS ", schema, "; CREATE TABLE IF NOT EXISTS ", schema,
         ".schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL "
         "DEFAULT now())")));
-    PgResult applied(PQexec(conn.raw(), absl::StrCat("SELECT coalesce(max(version), 0) FROM ",
-                                                     schema, ".schema_migrations")
-                                            .c_str()));
-    if (PQresultStatus(applied.raw()) != PGRES_TUPLES_OK) {
+    absl::StatusOr<int64_t> applied = AppliedMigrations(conn, schema);
+    if (!applied.ok()) {
       return absl::InternalError(absl::StrCat("cannot read ", schema, ".schema_migrations"));
     }
-    int64_t done = applied.Int(0, 0);
+    int64_t done = *applied;
     for (auto i = static_cast<size_t>(done); i < steps.size(); ++i) {
       absl::Status s = conn.ExecScript(steps[i]);
       if (!s.ok()) {

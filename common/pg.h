@@ -96,6 +96,10 @@ class PgPool {
   std::vector<std::unique_ptr<PgConnection>> idle_;
 };
 
+// How many migrations of `schema` are applied: PERMISSION_DENIED when this role may not read
+// <schema>.schema_migrations, FAILED_PRECONDITION when it does not exist.
+absl::StatusOr<int64_t> AppliedMigrations(PgConnection& conn, absl::string_view schema);
+
 // Applies `steps[i]` (i from the number already applied) in order, each once, under a
 // transaction-scoped advisory lock, recording progress in <schema>.schema_migrations.
 absl::Status ApplyMigrations(PgPool& pool, absl::string_view schema,

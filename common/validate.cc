@@ -74,18 +74,18 @@ std::string TruncateUtf8(absl::string_view value, size_t max_bytes) {
 }
 
 std::string StorableText(absl::string_view value, size_t max_bytes) {
-  // The longest prefix of the input whose escaped form fits, cut before a UTF-8 lead byte:
-  // neither an escape nor a character is ever split.
-  size_t cut = 0;
-  size_t escaped = 0;
-  for (size_t i = 0; i <= value.size(); ++i) {
-    bool boundary = i == value.size() || (static_cast<unsigned char>(value[i]) & 0xC0) != 0x80;
-    if (boundary && escaped <= max_bytes) cut = i;
-    if (i == value.size() || escaped > max_bytes) break;
-    auto c = static_cast<unsigned char>(value[i]);
-    escaped += c == '\\' ? 2 : (c < 0x20 || c == 0x7f) ? 4 : 1;
+  // Whole characters, each escaped as for logs, while they fit: neither an escape nor a
+  // UTF-8 sequence is ever split.
+  std::string out;
+  for (size_t i = 0; i < value.size();) {
+    size_t n = 1;
+    while (i + n < value.size() && (static_cast<unsigned char>(value[i + n]) & 0xC0) == 0x80) ++n;
+    std::string piece = EscapeForLog(value.substr(i, n));
+    if (out.size() + piece.size() > max_bytes) break;
+    out += piece;
+    i += n;
   }
-  return EscapeForLog(value.substr(0, cut));
+  return out;
 }
 
 }  // namespace redflag

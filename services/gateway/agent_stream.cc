@@ -347,11 +347,7 @@ void AgentStream::FetchUpdateInstructions() {
     v1::PendingInstructionsResponse resp;
   };
   auto* call = new Call;
-  call->req.set_agent_id(claims_.sub);
-  call->req.set_platform(platform_);
-  call->req.set_version(version_);
-  call->req.set_channel(channel_);
-  for (const auto& id : pinned_key_ids_) call->req.add_pinned_key_ids(id);
+  FillUpdateRequest(&call->req);
   Ref();
   GatedCall(
       *deps_.backends.updates_gate,
@@ -379,13 +375,17 @@ bool AgentStream::UpdateRequest(v1::PendingInstructionsRequest* out) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finish_requested_ || done_ || !hello_done_) return false;
   }
+  FillUpdateRequest(out);
+  return true;
+}
+
+void AgentStream::FillUpdateRequest(v1::PendingInstructionsRequest* out) const {
   // Fixed once the hello is authorised (hello_done_ is set after them).
   out->set_agent_id(claims_.sub);
   out->set_platform(platform_);
   out->set_version(version_);
   out->set_channel(channel_);
   for (const auto& id : pinned_key_ids_) out->add_pinned_key_ids(id);
-  return true;
 }
 
 void AgentStream::DeliverUpdateInstructions(

@@ -83,6 +83,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void HandleDeliveryReport(const v1::ReportDeliveryRequest& report);
   void FetchAgentInstructions();
   void FetchUpdateInstructions();
+  // The updates service's request for this agent (per-stream fetch and UpdateFanOut alike).
+  void FillUpdateRequest(v1::PendingInstructionsRequest* out) const;
   // The round failed for the `failures`-th time in a row: retry it after a backoff.
   void FetchFailed(int failures);
   void SignAndSend(v1::Instruction in);

@@ -18,9 +18,8 @@ absl::StatusOr<std::shared_ptr<const std::string>> ChunkCache::Get(const std::st
       if (entry->state == State::kFailed) return entry->error;
       ++hits_;
       if (metrics_.hits != nullptr) metrics_.hits->Increment();
-      if (entries_.count(key) != 0 && entry->lru != lru_.end()) {
-        lru_.splice(lru_.begin(), lru_, entry->lru);  // most recently used
-      }
+      // An entry evicted meanwhile has lru reset to end(): nothing to move.
+      if (entry->lru != lru_.end()) lru_.splice(lru_.begin(), lru_, entry->lru);
       return entry->data;
     }
     entry = std::make_shared<Entry>();
