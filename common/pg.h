@@ -111,3 +111,12 @@ std::string JsonQuote(absl::string_view s);
 std::string JsonArray(const std::vector<std::string>& items);
 
 }  // namespace redflag
+
+// SQL for "one of the strings in the JSON array parameter `param`", as in
+//   "WHERE agent_id = " REDFLAG_ANY_OF_JSON("$2")
+// ARRAY(SELECT ...) is an InitPlan: PostgreSQL expands the array once and can match it
+// against an index. Never write `col IN (SELECT json_array_elements_text($n::json))`: on a
+// table without fresh statistics the planner picks a nested loop that expands the array
+// again for every row (measured: 1.6 s for 500 ids against 10,000 deliveries, against
+// 1.3 ms this way), which made a publication's fan-out quadratic in the fleet size.
+#define REDFLAG_ANY_OF_JSON(param) "ANY(ARRAY(SELECT json_array_elements_text(" param "::json)))"

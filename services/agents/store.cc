@@ -217,6 +217,8 @@ const char* KindOf(const v1::Instruction& in) {
       return "revocation";
     case v1::Instruction::kKeyAnnouncement:
       return "key_announcement";
+    case v1::Instruction::kKeyRevocation:
+      return "key_revocation";
     case v1::Instruction::BODY_NOT_SET:
       break;
   }

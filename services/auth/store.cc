@@ -117,7 +117,7 @@ constexpr Statement kListUsers{
 constexpr Statement kLockedUntil{
     "auth_locked_until",
     "SELECT floor(extract(epoch from max(locked_until)) * 1000000)::bigint "
-    "FROM auth.login_failures WHERE key IN (SELECT json_array_elements_text($1::json)) "
+    "FROM auth.login_failures WHERE key = " REDFLAG_ANY_OF_JSON("$1") " "
     "AND locked_until > now()"};
 // window_started holds the time of the latest failure: a quiet `window` forgets the count.
 constexpr Statement kCountFailure{

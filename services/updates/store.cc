@@ -61,13 +61,13 @@ constexpr Statement kEnsureDeliveries{
 constexpr Statement kOpenDeliveries{
     "updates_open_deliveries",
     "SELECT agent_id, id FROM updates.deliveries WHERE update_id = $1 "
-    "AND agent_id IN (SELECT json_array_elements_text($2::json)) "
+    "AND agent_id = " REDFLAG_ANY_OF_JSON("$2") " "
     "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked"};
 constexpr Statement kRevocationsOwed{
     "updates_revocations_owed",
     "SELECT d.agent_id, d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
     "JOIN updates.packages p ON p.id = d.update_id "
-    "WHERE d.agent_id IN (SELECT json_array_elements_text($1::json)) "
+    "WHERE d.agent_id = " REDFLAG_ANY_OF_JSON("$1") " "
     "AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked"};
 constexpr Statement kAckOffer{
     "updates_ack_offer",
