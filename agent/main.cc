@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/runtime.h"
 #include "common/server.h"
 #include "common/tls.h"
@@ -133,6 +134,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_self_test)) {
     std::printf("%s\n", absl::GetFlag(FLAGS_report_version).c_str());

@@ -4,6 +4,7 @@
 #include "common/config.h"
 #include "common/event_hub.h"
 #include "common/pg_listener.h"
+#include "common/process.h"
 #include "common/runtime.h"
 #include "common/status.h"
 #include "services/agents/service.h"
@@ -57,6 +58,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

@@ -9,6 +9,7 @@
 #include "common/event_hub.h"
 #include "common/jwt.h"
 #include "common/pg_listener.h"
+#include "common/process.h"
 #include "common/runtime.h"
 #include "common/status.h"
 #include "common/timer_queue.h"
@@ -116,6 +117,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

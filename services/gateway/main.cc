@@ -11,6 +11,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/process.h"
 #include "common/runtime.h"
 #include "common/server.h"
 #include "common/timer_queue.h"
@@ -208,6 +209,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

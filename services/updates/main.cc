@@ -5,6 +5,7 @@
 #include "common/crypto.h"
 #include "common/event_hub.h"
 #include "common/pg_listener.h"
+#include "common/process.h"
 #include "common/runtime.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -103,6 +104,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   return Run();
 }

@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/process.h"
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
 #include "tools/fleet/echo_server.h"
@@ -469,6 +470,7 @@ int Soak(OperatorClient& op, int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  redflag::ConfigureProcess();
   absl::ParseCommandLine(argc, argv);
   if (sodium_init() < 0) Die("libsodium failed to initialise");
   // One socket per simulated agent.
