@@ -57,7 +57,7 @@ void AgentStream::Unref() {
 void AgentStream::ReadNext() {
   // Under the lock: once End() has begun, no new operation may start (Finish may follow).
   std::lock_guard<std::mutex> lock(mu_);
-  if (finish_requested_ || done_) return;
+  if (EndingLocked()) return;
   StartRead(&incoming_);
 }
 
@@ -66,12 +66,14 @@ void AgentStream::OnReadDone(bool ok) {
     End(grpc::Status::OK);  // the agent closed its side or the stream broke
     return;
   }
-  bool hello_done;
+  Phase phase;
+  bool authorised;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    hello_done = hello_done_;
+    phase = phase_;
+    authorised = outcomes_ != nullptr;
   }
-  if (!hello_done) {
+  if (phase == Phase::kHello) {
     if (!incoming_.has_hello()) {
       End(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                        "the first message on a stream must be hello"));
@@ -80,6 +82,9 @@ void AgentStream::OnReadDone(bool ok) {
     HandleHello(incoming_.hello());  // reads resume once the agent is authorised
     return;
   }
+  // A read completing after End(): still the agent's word if it was authorised (an ack of
+  // the block notice a drain sent, say); nothing more is read.
+  if (!authorised) return;
   switch (incoming_.body_case()) {
     case v1::AgentMessage::kCheckIn:
       HandleCheckIn(incoming_.seq(), incoming_.check_in());
@@ -134,6 +139,11 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
   for (int i = 0; i < hello.pinned_key_ids_size() && i < 16; ++i) {
     pinned_key_ids_.push_back(hello.pinned_key_ids(i));
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (phase_ != Phase::kHello) return;  // ended meanwhile (cancelled)
+    phase_ = Phase::kAuthorizing;
+  }
   struct Call {
     std::unique_ptr<grpc::ClientContext> ctx = BackendContext();
     v1::AuthorizeAgentRequest req;
@@ -154,42 +164,41 @@ void AgentStream::HandleHello(const v1::Hello& hello) {
       },
       [this, call](const grpc::Status& s) {
         std::unique_ptr<Call> owned(call);
-        if (!s.ok()) {
-          End(s);
-        } else {
-          platform_ = owned->resp.platform();
-          AgentStream* to_close = nullptr;
-          {
-            // Registered under mu_ so OnDone (which reads registered_ under mu_) cannot
-            // run between the flag and the registry entry.
-            std::lock_guard<std::mutex> lock(mu_);
-            hello_done_ = true;
-            outcomes_ = std::make_shared<OutcomeForwarder>(
-                deps_.backends, deps_.timers, deps_.outcomes, Actor{claims_.sub, "agent", peer_});
-            if (!finish_requested_ && !done_) {
-              to_close = deps_.registry.Add(claims_.sub, this, owned->resp.stream_seq());
-              registered_ = to_close != this;
-            }
-          }
-          if (to_close != nullptr) {
-            to_close->Close(grpc::Status(grpc::StatusCode::ABORTED,
-                                         "replaced by a newer stream for this agent"));
-            bool superseded = to_close == this;
-            to_close->Unref();
-            if (superseded) {
-              Unref();
-              return;
-            }
-          }
-          v1::ServerMessage ack;
-          ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.check_in_interval_seconds);
-          Now(ack.mutable_hello_ack()->mutable_server_time());
-          Send(std::move(ack));
-          ReadNext();
-          DeliverPending();
-        }
+        OnAuthorized(s, owned->resp);
         Unref();
       });
+}
+
+void AgentStream::OnAuthorized(const grpc::Status& s, const v1::Agent& agent) {
+  if (!s.ok()) {
+    End(s);
+    return;
+  }
+  AgentStream* to_close = nullptr;
+  {
+    // The phase and the registry entry change together under mu_, so OnDone (which sets
+    // kDone under mu_ and then removes the entry) cannot run between them.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (phase_ != Phase::kAuthorizing) return;  // ended while the check ran
+    platform_ = agent.platform();
+    outcomes_ = std::make_shared<OutcomeForwarder>(deps_.backends, deps_.timers, deps_.outcomes,
+                                                   Actor{claims_.sub, "agent", peer_});
+    phase_ = Phase::kOpen;
+    to_close = deps_.registry.Add(claims_.sub, this, agent.stream_seq());
+  }
+  if (to_close != nullptr) {
+    to_close->Close(
+        grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer stream for this agent"));
+    bool superseded = to_close == this;
+    to_close->Unref();
+    if (superseded) return;
+  }
+  v1::ServerMessage ack;
+  ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.check_in_interval_seconds);
+  Now(ack.mutable_hello_ack()->mutable_server_time());
+  Send(std::move(ack));
+  ReadNext();
+  DeliverPending();
 }
 
 void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) {
@@ -260,10 +269,7 @@ void AgentStream::HandleAck(const v1::InstructionAck& ack) {
                          " refused an unverifiable instruction: ", ack.error().substr(0, 200)));
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    sent_ids_.erase(ack.instruction_id());
-  }
+  outbox_.Acknowledged(ack.instruction_id());
   if (absl::StartsWith(ack.instruction_id(), "upd-")) {
     outcomes_->Push(BackendAck<v1::UpdateInstructionAck>(claims_.sub, ack));
   } else {
@@ -292,14 +298,9 @@ void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
 void AgentStream::DeliverPending() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finish_requested_ || done_ || !hello_done_) return;
-    if (fetching_) {
-      refetch_ = true;
-      return;
-    }
-    fetching_ = true;
-    outstanding_ = 2;  // the two fetches below
+    if (phase_ != Phase::kOpen) return;
   }
+  if (!outbox_.StartRound(/*steps=*/2)) return;  // folded into one more round after this one
   FetchAgentInstructions();
   FetchUpdateInstructions();
 }
@@ -325,17 +326,14 @@ void AgentStream::FetchAgentInstructions() {
         if (!s.ok()) {
           LogWarn(
               absl::StrCat("cannot fetch instructions for ", claims_.sub, ": ", s.error_message()));
-          std::lock_guard<std::mutex> lock(mu_);
-          round_failed_ = true;
         } else {
-          std::lock_guard<std::mutex> lock(mu_);
           for (const auto& in : owned->resp.instructions()) {
-            if (sent_ids_.insert(in.instruction_id()).second) to_sign.push_back(in);
+            if (outbox_.MarkSent(in.instruction_id())) to_sign.push_back(in);
           }
-          outstanding_ += static_cast<int>(to_sign.size());
         }
+        outbox_.AddSteps(static_cast<int>(to_sign.size()));  // before any of them can end
         for (auto& in : to_sign) SignAndSend(std::move(in));
-        StepDone();
+        StepDone(s.ok());
         Unref();
       });
 }
@@ -360,12 +358,10 @@ void AgentStream::FetchUpdateInstructions() {
         if (!s.ok()) {
           LogWarn(absl::StrCat("cannot fetch update offers for ", claims_.sub, ": ",
                                s.error_message()));
-          std::lock_guard<std::mutex> lock(mu_);
-          round_failed_ = true;
         } else {
           DeliverUpdateInstructions(owned->resp.mutable_instructions());
         }
-        StepDone();
+        StepDone(s.ok());
         Unref();
       });
 }
@@ -373,14 +369,14 @@ void AgentStream::FetchUpdateInstructions() {
 bool AgentStream::UpdateRequest(v1::PendingInstructionsRequest* out) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finish_requested_ || done_ || !hello_done_) return false;
+    if (phase_ != Phase::kOpen) return false;
   }
   FillUpdateRequest(out);
   return true;
 }
 
 void AgentStream::FillUpdateRequest(v1::PendingInstructionsRequest* out) const {
-  // Fixed once the hello is authorised (hello_done_ is set after them).
+  // Fixed once the hello is authorised (before the phase becomes kOpen).
   out->set_agent_id(claims_.sub);
   out->set_platform(platform_);
   out->set_version(version_);
@@ -395,16 +391,13 @@ void AgentStream::DeliverUpdateInstructions(
 
 bool AgentStream::Ended() {
   std::lock_guard<std::mutex> lock(mu_);
-  return finish_requested_ || done_;
+  return EndingLocked();
 }
 
 void AgentStream::SendOnce(v1::SignedEnvelope env) {
   v1::Instruction in;  // our own backend's bytes: parsed only to learn the id
   if (!in.ParseFromString(env.payload())) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!sent_ids_.insert(in.instruction_id()).second) return;
-  }
+  if (!outbox_.MarkSent(in.instruction_id())) return;
   v1::ServerMessage msg;
   *msg.mutable_instruction() = std::move(env);
   Send(std::move(msg));
@@ -436,82 +429,76 @@ void AgentStream::SignAndSend(v1::Instruction in) {
         } else {
           // Not sent: forget it so the next round retries.
           LogWarn(absl::StrCat("cannot sign an instruction: ", s.error_message()));
-          std::lock_guard<std::mutex> lock(mu_);
-          sent_ids_.erase(owned->req.instruction().instruction_id());
-          round_failed_ = true;
+          outbox_.Unsent(owned->req.instruction().instruction_id());
         }
-        StepDone();
+        StepDone(s.ok());
         Unref();
       });
 }
 
-void AgentStream::StepDone() {
-  bool last;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    last = --outstanding_ == 0;
+void AgentStream::StepDone(bool ok) {
+  std::optional<InstructionOutbox::AfterRound> next = outbox_.StepDone(ok);
+  if (!next) return;
+  using Action = InstructionOutbox::AfterRound::Action;
+  switch (next->action) {
+    case Action::kNothing:
+      break;
+    case Action::kFetchAgain:
+      DeliverPending();
+      break;
+    case Action::kClose:
+      End(next->close_status, /*drain=*/true);
+      break;
+    case Action::kRetry:
+      if (Ended()) break;
+      Ref();
+      deps_.timers.RunAfter(next->retry_in, [this](bool fired) {
+        if (fired) DeliverPending();
+        Unref();
+      });
+      break;
   }
-  if (last) FetchDone();
-}
-
-void AgentStream::FetchDone() {
-  bool again = false;
-  int retry_after_failures = 0;  // > 0: retry the round
-  std::optional<grpc::Status> close;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fetching_ = false;
-    bool failed = round_failed_;
-    round_failed_ = false;
-    fetch_failures_ = failed ? fetch_failures_ + 1 : 0;
-    if (refetch_) {
-      refetch_ = false;
-      again = true;
-    } else if (close_after_delivery_) {
-      close = close_after_delivery_;
-    } else if (failed && !finish_requested_ && !done_) {
-      retry_after_failures = fetch_failures_;
-    }
-  }
-  if (again) DeliverPending();
-  if (close) End(*close, /*drain=*/true);
-  if (retry_after_failures > 0) FetchFailed(retry_after_failures);
-}
-
-void AgentStream::FetchFailed(int failures) {
-  absl::Duration delay = RetryDelay(failures - 1, absl::Milliseconds(500), absl::Seconds(30));
-  Ref();
-  deps_.timers.RunAfter(delay, [this](bool fired) {
-    if (fired) DeliverPending();
-    Unref();
-  });
 }
 
 void AgentStream::DeliverPendingThenClose(const grpc::Status& status) {
-  bool hello_done;
+  outbox_.CloseAfterDelivery(status);
+  bool open;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    close_after_delivery_ = status;
-    hello_done = hello_done_;
+    open = phase_ == Phase::kOpen;
   }
-  if (!hello_done) {
-    End(status);
+  if (!open) {
+    End(status);  // nothing was delivered yet (or it is ending anyway)
     return;
   }
   DeliverPending();
 }
 
 void AgentStream::Send(v1::ServerMessage msg) {
+  bool overflow = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finish_requested_ || done_) return;
+    if (EndingLocked()) return;
     msg.set_seq(next_seq_++);
     if (writing_) {
-      queue_.push_back(std::move(msg));
-      return;
+      if (queue_.size() < kMaxQueuedMessages) {
+        queue_.push_back(std::move(msg));
+        return;
+      }
+      // The agent stopped reading: end without the queue (Finish follows the write in flight).
+      overflow = true;
+      phase_ = Phase::kEnding;
+      finish_status_ = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    absl::StrCat("more than ", kMaxQueuedMessages,
+                                                 " messages waiting for the agent to read"));
+    } else {
+      writing_ = true;
+      in_flight_ = std::move(msg);
     }
-    writing_ = true;
-    in_flight_ = std::move(msg);
+  }
+  if (overflow) {
+    LogWarn(absl::StrCat("agent ", claims_.sub, " stopped reading its stream; ending it"));
+    return;
   }
   StartWrite(&in_flight_);
 }
@@ -521,17 +508,20 @@ void AgentStream::OnWriteDone(bool ok) {
   bool finish = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (ok && (!finish_requested_ || drain_) && !queue_.empty()) {
+    if (ok && (phase_ == Phase::kOpen || phase_ == Phase::kDraining) && !queue_.empty()) {
       in_flight_ = std::move(queue_.front());
       queue_.pop_front();
       write_next = true;
     } else {
       writing_ = false;
-      if (!ok && !finish_requested_) {
-        finish_requested_ = true;
+      if (!ok && !EndingLocked()) {
+        phase_ = Phase::kEnding;
         finish_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream write failed");
       }
-      if (finish_requested_ && !finished_) finish = finished_ = true;
+      if (phase_ == Phase::kDraining || phase_ == Phase::kEnding) {
+        phase_ = Phase::kFinished;
+        finish = true;
+      }
     }
   }
   if (write_next) StartWrite(&in_flight_);
@@ -542,11 +532,13 @@ void AgentStream::End(const grpc::Status& status, bool drain) {
   bool finish = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (finish_requested_ || done_) return;
-    finish_requested_ = true;
-    drain_ = drain;
+    if (EndingLocked()) return;
+    phase_ = drain ? Phase::kDraining : Phase::kEnding;
     finish_status_ = status;
-    if (!writing_) finish = finished_ = true;
+    if (!writing_) {
+      phase_ = Phase::kFinished;
+      finish = true;
+    }
   }
   if (finish) Finish(status);
 }
@@ -554,14 +546,14 @@ void AgentStream::End(const grpc::Status& status, bool drain) {
 void AgentStream::OnCancel() { End(grpc::Status::CANCELLED); }
 
 void AgentStream::OnDone() {
-  bool registered;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    registered = registered_;
+    phase_ = Phase::kDone;
   }
-  if (registered) deps_.registry.Remove(claims_.sub, this);
-  if (admitted_) deps_.registry.Release(claims_.sub);
+  if (admitted_) {
+    deps_.registry.Remove(claims_.sub, this);  // a no-op unless it is the registered stream
+    deps_.registry.Release(claims_.sub);
+  }
   deps_.connected.Decrement();
   Unref();
 }

@@ -1,8 +1,15 @@
-// One agent's Connect stream (ServerBidiReactor). It never blocks and never parks a
-// thread: backend checks are asynchronous and post their results back; one write is in
-// flight at a time with the rest queued. Lifetime is reference-counted: gRPC holds one
-// reference until OnDone, each pending backend call and each registry entry holds one,
-// the last one deletes.
+// One agent's Connect stream (ServerBidiReactor): the protocol, the writes and the lifetime.
+// What the stream owes the agent (instructions sent and not acknowledged, fetch rounds) is
+// its InstructionOutbox. It never blocks and never parks a thread: backend checks are
+// asynchronous and post their results back; one write is in flight at a time, at most
+// kMaxQueuedMessages more wait behind it — a stream whose agent stops reading past that is
+// ended with RESOURCE_EXHAUSTED rather than holding gateway memory.
+//
+// Lifetime rule: reference-counted. gRPC holds one reference until OnDone; each pending
+// backend call, timer and registry entry holds one; the last Unref deletes. The Phase only
+// moves forward; no read or write is started once it is past kOpen (except the writes a
+// drain sends), and none at all after Finish: StartRead and the first StartWrite of a burst
+// are issued only after checking the phase under mu_.
 //
 // Instructions: pending ones come from the agents service (signed by the updates service
 // at send time, fresh nonce) and from the updates service (offers and revocations, signed
@@ -18,13 +25,13 @@
 #include <mutex>
 #include <optional>
 
-#include "absl/container/flat_hash_set.h"
 #include "common/jwt.h"
 #include "redflag/v1/gateway.grpc.pb.h"
 #include "services/gateway/agent_events.h"
 #include "services/gateway/authn.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/check_in_batcher.h"
+#include "services/gateway/instruction_outbox.h"
 #include "services/gateway/outcome_forwarder.h"
 #include "services/gateway/rate_limiter.h"
 
@@ -71,9 +78,25 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   bool Ended();
 
  private:
+  // Where the stream is in its life; only moves forward (steps may be skipped).
+  enum class Phase {
+    kHello,        // reading the first message
+    kAuthorizing,  // the hello is with the agents service; no read pending
+    kOpen,         // authorised: check-ins, acks and instructions flow
+    kDraining,     // ending: sends what is queued, then finishes
+    kEnding,       // ending: finishes once the write in flight completes
+    kFinished,     // Finish called; waiting for OnDone
+    kDone,         // OnDone ran
+  };
+  // Messages that may wait behind the write in flight (replies and instructions; a healthy
+  // agent keeps this near zero).
+  static constexpr size_t kMaxQueuedMessages = 64;
+
   ~AgentStream() override = default;
 
   void HandleHello(const v1::Hello& hello);
+  // The agents service's answer to the hello.
+  void OnAuthorized(const grpc::Status& s, const v1::Agent& agent);
   void HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in);
   // Answers a check-in over the rate limit with SlowDown (the stream stays); ends the stream
   // once kMaxIgnoredSlowDowns in a row were ignored.
@@ -85,62 +108,49 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   void FetchUpdateInstructions();
   // The updates service's request for this agent (per-stream fetch and UpdateFanOut alike).
   void FillUpdateRequest(v1::PendingInstructionsRequest* out) const;
-  // The round failed for the `failures`-th time in a row: retry it after a backoff.
-  void FetchFailed(int failures);
   void SignAndSend(v1::Instruction in);
   // Sends an already-signed envelope unless this stream sent that instruction before.
   void SendOnce(v1::SignedEnvelope env);
-  // One outstanding fetch or signing finished; the last one ends the round.
-  void StepDone();
-  // One fetch round is over; starts another if asked meanwhile, or closes if asked.
-  void FetchDone();
+  // One step of a fetch round ended; acts on what the outbox says once the round is over.
+  void StepDone(bool ok);
   void Send(v1::ServerMessage msg);
   // Ends the stream once no write is in flight (with `drain`, once the queue is empty too);
   // later calls are ignored.
   void End(const grpc::Status& status, bool drain = false);
   void ReadNext();
+  // Whether the phase is past kOpen (ending or over). Requires mu_.
+  bool EndingLocked() const { return phase_ >= Phase::kDraining; }
 
   // Valid only until OnDone: backend callbacks, which may run later, must not use it.
   grpc::CallbackServerContext* ctx_;
   StreamDeps deps_;
   std::atomic<int> refs_{1};
 
-  // Fixed at stream open.
+  // Fixed at stream open (or, for platform_, before the phase becomes kOpen).
   const std::string peer_;
   JwtClaims claims_;
   std::string machine_id_;
   std::string version_;
   std::string channel_;
-  std::string platform_;  // from the registry, once authorised
+  std::string platform_;
   std::vector<std::string> pinned_key_ids_;
   bool admitted_ = false;  // counted in the registry's per-agent cap (set in the constructor)
 
   // Read path only (OnReadDone never runs concurrently with itself): no lock.
   static constexpr int kMaxIgnoredSlowDowns = 10;
   int throttled_in_a_row_ = 0;
+  v1::AgentMessage incoming_;
+
+  InstructionOutbox outbox_;
 
   std::mutex mu_;
-  bool hello_done_ = false;
-  bool registered_ = false;
-  bool writing_ = false;
-  bool finish_requested_ = false;
-  bool drain_ = false;
-  bool finished_ = false;
-  bool done_ = false;
+  Phase phase_ = Phase::kHello;
   grpc::Status finish_status_;
-  std::deque<v1::ServerMessage> queue_;
+  bool writing_ = false;  // in_flight_ is being written
   v1::ServerMessage in_flight_;
-  v1::AgentMessage incoming_;
+  std::deque<v1::ServerMessage> queue_;
   uint64_t next_seq_ = 1;
-  // Instruction delivery state.
-  bool fetching_ = false;
-  bool refetch_ = false;
-  int outstanding_ = 0;
-  bool round_failed_ = false;
-  int fetch_failures_ = 0;  // consecutive failed rounds, for the retry backoff
-  std::optional<grpc::Status> close_after_delivery_;
-  absl::flat_hash_set<std::string> sent_ids_;
-  std::shared_ptr<OutcomeForwarder> outcomes_;  // set once the hello is authorised
+  std::shared_ptr<OutcomeForwarder> outcomes_;  // set when the phase becomes kOpen
 };
 
 }  // namespace redflag::gateway
