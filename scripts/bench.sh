@@ -8,6 +8,8 @@
 # Scenarios: hold fanout storm rate sign soak (default: all). --replicas 2 starts two
 # gateways and splits the fleet between them. Everything runs on this machine: the
 # numbers include the load generator and PostgreSQL competing for the same cores.
+# BENCH_GATEWAY_WRAPPER runs the gateway under a profiler, e.g.
+#   BENCH_GATEWAY_WRAPPER="valgrind --tool=massif --massif-out-file=/tmp/gw.massif"
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -74,7 +76,7 @@ start_gateway() {  # index port
   REDFLAG_INTERNAL_TLS_KEY_FILE=$PKI/gateway.key \
   REDFLAG_AUTH_ADDR=localhost:${PORT[auth]} REDFLAG_AGENTS_ADDR=localhost:${PORT[agents]} \
   REDFLAG_UPDATES_ADDR=localhost:${PORT[updates]} \
-    "$B/services/gateway/redflag-gateway" --listen="127.0.0.1:$2" \
+    ${BENCH_GATEWAY_WRAPPER:-} "$B/services/gateway/redflag-gateway" --listen="127.0.0.1:$2" \
     --metrics="127.0.0.1:$(free_port)" >>"$RUN/logs/gateway$1.log" 2>&1 &
   echo $! > "$RUN/gateway$1.pid"
 }
