@@ -30,6 +30,18 @@ struct TimeIdCursor {
 std::string MakeTimeIdToken(absl::string_view kind, const TimeIdCursor& last);
 absl::StatusOr<TimeIdCursor> ParseTimeIdToken(absl::string_view kind, absl::string_view token);
 
+// Lists read one row more than the page's `size` (at least 1): that row says another page
+// follows, without an empty last page. Drops it (and its sort key; keys[i] is rows[i]'s) and
+// returns the next page's token, or "" on the last page.
+template <typename Row>
+std::string TrimToPage(absl::string_view kind, int size, std::vector<Row>& rows,
+                       std::vector<TimeIdCursor>& keys) {
+  if (static_cast<int>(rows.size()) <= size) return "";
+  rows.pop_back();
+  keys.pop_back();
+  return MakeTimeIdToken(kind, keys.back());
+}
+
 // A token for the page after the row whose sort key is `fields` (none may contain '|').
 std::string MakePageToken(absl::string_view kind, const std::vector<std::string>& fields);
 // The sort key in a token made by MakePageToken(kind, ...) with `count` fields.
@@ -37,3 +49,14 @@ absl::StatusOr<std::vector<std::string>> ParsePageToken(absl::string_view kind,
                                                         absl::string_view token, size_t count);
 
 }  // namespace redflag
+
+// SQL for "the row comes after the cursor" in (`time_col`, `id_col`) order, with the cursor's
+// at_us and id as the text parameters `us_param` and `id_param` (the first page's -1 and ''
+// come before every row), as in
+//   "WHERE ... AND " REDFLAG_AFTER_TIME_ID("a.registered_at", "a.id", "$7", "$8")
+//   " ORDER BY a.registered_at, a.id"
+#define REDFLAG_AFTER_TIME_ID(time_col, id_col, us_param, id_param)   \
+  "(" time_col ", " id_col ") > (to_timestamp(0) + (" us_param        \
+  "::bigint || ' microseconds')::interval, coalesce(nullif(" id_param \
+  ", '')::uuid, "                                                     \
+  "'00000000-0000-0000-0000-000000000000'))"

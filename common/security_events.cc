@@ -144,10 +144,7 @@ absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
       "AND type = " REDFLAG_ANY_OF_JSON("$2") " GROUP BY type"};
   std::map<std::string, int64_t> out;
   for (const auto& t : types) out[t] = 0;
-  std::string json = "[";
-  for (size_t i = 0; i < types.size(); ++i)
-    absl::StrAppend(&json, i ? "," : "", JsonQuote(types[i]));
-  json += "]";
+  std::string json = JsonArray(types);
   std::string from = absl::StrCat(absl::ToUnixMicros(absl::Now() - since));
   REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kCount, {from, json}));

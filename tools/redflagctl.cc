@@ -40,7 +40,10 @@ void Print(const google::protobuf::Message& m) {
   std::cout << json;
 }
 
-void Authorize(grpc::ClientContext& ctx);
+void Authorize(grpc::ClientContext& ctx) {
+  ctx.AddMetadata("authorization",
+                  absl::StrCat("Bearer ", redflag::Env::Optional("REDFLAG_TOKEN", "")));
+}
 
 // Fetches every page of a list RPC (1000 items per call) and prints them as one reply: the
 // repeated fields appended, the last page's counts kept.
@@ -62,11 +65,6 @@ int PrintAllPages(const char* name, Call call) {
   all.clear_next_page_token();
   Print(all);
   return 0;
-}
-
-void Authorize(grpc::ClientContext& ctx) {
-  ctx.AddMetadata("authorization",
-                  absl::StrCat("Bearer ", redflag::Env::Optional("REDFLAG_TOKEN", "")));
 }
 
 }  // namespace

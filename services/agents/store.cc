@@ -135,12 +135,13 @@ constexpr Statement kGetMany{"agents_get_many",
   "($1 = '' OR $1::boolean = (a.blocked_at IS NULL AND a.binding_violations = 0 AND "         \
   "coalesce(agents.semver_cmp(a.version, $6) >= 0, false) AND coalesce(a.last_seen_at > "     \
   "now() - make_interval(secs => $5::bigint), false)))"
+// clang-format off
 constexpr Statement kList{
     "agents_list",
     "SELECT " COLS LIST_FILTER
-    " AND (a.registered_at, a.id) > (to_timestamp(0) + ($7::bigint || ' microseconds')::interval, "
-    "coalesce(nullif($8, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
-    "ORDER BY a.registered_at, a.id LIMIT $9"};
+    " AND " REDFLAG_AFTER_TIME_ID("a.registered_at", "a.id", "$7", "$8")
+    " ORDER BY a.registered_at, a.id LIMIT $9"};
+// clang-format on
 constexpr Statement kCount{"agents_count", "SELECT count(*)" LIST_FILTER};
 constexpr Statement kWriteCheckIns{
     "agents_write_checkins",

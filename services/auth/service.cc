@@ -1,6 +1,5 @@
 #include "services/auth/service.h"
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
@@ -304,11 +303,7 @@ grpc::Status AuthServiceImpl::ListRegistrationTokens(grpc::ServerContext* ctx,
   absl::StatusOr<AuthStore::TokenPage> page =
       store_.ListRegistrationTokens(req->include_inactive(), *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
-  if (static_cast<int>(page->tokens.size()) > *size) {
-    page->tokens.pop_back();
-    page->keys.pop_back();
-    resp->set_next_page_token(MakeTimeIdToken("tokens", page->keys.back()));
-  }
+  resp->set_next_page_token(TrimToPage("tokens", *size, page->tokens, page->keys));
   for (auto& t : page->tokens) *resp->add_tokens() = std::move(t);
   return grpc::Status::OK;
 }

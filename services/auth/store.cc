@@ -160,9 +160,8 @@ const Statement kCreateToken{"auth_create_token", kCreateTokenSql.c_str()};
 const std::string kListTokensSql = absl::StrCat(
     "SELECT ", kTokenColumns,
     " FROM auth.registration_tokens WHERE ($1 OR (revoked_at IS NULL AND expires_at > now() "
-    "AND seats_used < seats_total)) AND (created_at, id) > (to_timestamp(0) + "
-    "($2::bigint || ' microseconds')::interval, coalesce(nullif($3, '')::uuid, "
-    "'00000000-0000-0000-0000-000000000000')) ORDER BY created_at, id LIMIT $4");
+    "AND seats_used < seats_total)) AND " REDFLAG_AFTER_TIME_ID(
+        "created_at", "id", "$2", "$3") " ORDER BY created_at, id LIMIT $4");
 const Statement kListTokens{"auth_list_tokens", kListTokensSql.c_str()};
 const std::string kRevokeTokenSql = absl::StrCat(
     "UPDATE auth.registration_tokens SET revoked_at = coalesce(revoked_at, now()) "

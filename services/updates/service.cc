@@ -2,7 +2,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
@@ -148,12 +147,7 @@ grpc::Status UpdatesServiceImpl::ListUpdates(grpc::ServerContext* ctx,
   // One more than asked: whether another page follows, without an empty last page.
   absl::StatusOr<UpdateStore::UpdatePage> page = store_.List(*req, *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
-  bool more = static_cast<int>(page->updates.size()) > *size;
-  if (more) {
-    page->updates.pop_back();
-    page->keys.pop_back();
-    resp->set_next_page_token(MakeTimeIdToken("updates", page->keys.back()));
-  }
+  resp->set_next_page_token(TrimToPage("updates", *size, page->updates, page->keys));
   for (auto& u : page->updates) *resp->add_updates() = std::move(u);
   return grpc::Status::OK;
 }

@@ -28,6 +28,7 @@ constexpr Statement kInsertPackage{
 constexpr Statement kGet{"updates_get",
                          "SELECT " PACKAGE_COLS " FROM updates.packages p WHERE p.id = $1"};
 // Pages in publication order after ($5 microseconds, $6 id), $7 rows.
+// clang-format off
 constexpr Statement kList{
     "updates_list",
     "SELECT " PACKAGE_COLS
@@ -35,9 +36,9 @@ constexpr Statement kList{
     "FROM updates.packages p "
     "WHERE ($1 = '' OR p.name = $1) AND ($2 = '' OR p.platform = $2) "
     "AND ($3 = '' OR p.channel = $3) AND ($4 OR p.revoked_at IS NULL) "
-    "AND (p.created_at, p.id) > (to_timestamp(0) + ($5::bigint || ' microseconds')::interval, "
-    "coalesce(nullif($6, '')::uuid, '00000000-0000-0000-0000-000000000000')) "
-    "ORDER BY p.created_at, p.id LIMIT $7"};
+    "AND " REDFLAG_AFTER_TIME_ID("p.created_at", "p.id", "$5", "$6")
+    " ORDER BY p.created_at, p.id LIMIT $7"};
+// clang-format on
 constexpr Statement kRevoke{
     "updates_revoke",
     "UPDATE updates.packages p SET revoked_reason = CASE WHEN revoked_at IS NULL THEN $2 "
