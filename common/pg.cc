@@ -70,7 +70,8 @@ absl::StatusOr<PgResult> PgConnection::Exec(const Statement& stmt, const Params&
 absl::StatusOr<PgResult> PgConnection::ExecBinary(const Statement& stmt, const Params& params,
                                                   const std::vector<bool>& binary_params,
                                                   bool binary_result) {
-  if (prepared_.count(stmt.name) == 0) {
+  const bool prepared = stmt.planning == Planning::kPrepared;
+  if (prepared && prepared_.count(stmt.name) == 0) {
     PgResult prep(PQprepare(conn_, stmt.name, stmt.sql, 0, nullptr));
     REDFLAG_RETURN_IF_ERROR(ResultStatus(prep.raw(), absl::StrCat("prepare ", stmt.name)));
     prepared_.insert(stmt.name);
@@ -84,8 +85,11 @@ absl::StatusOr<PgResult> PgConnection::ExecBinary(const Statement& stmt, const P
     lengths.push_back(p ? static_cast<int>(p->size()) : 0);
     formats.push_back(i < binary_params.size() && binary_params[i] ? 1 : 0);
   }
-  PgResult r(PQexecPrepared(conn_, stmt.name, static_cast<int>(values.size()), values.data(),
-                            lengths.data(), formats.data(), binary_result ? 1 : 0));
+  const int n = static_cast<int>(values.size());
+  PgResult r(prepared ? PQexecPrepared(conn_, stmt.name, n, values.data(), lengths.data(),
+                                       formats.data(), binary_result ? 1 : 0)
+                      : PQexecParams(conn_, stmt.sql, n, nullptr, values.data(), lengths.data(),
+                                     formats.data(), binary_result ? 1 : 0));
   REDFLAG_RETURN_IF_ERROR(ResultStatus(r.raw(), stmt.name));
   return r;
 }
@@ -214,6 +218,20 @@ std::string JsonArray(const std::vector<std::string>& items) {
     out += JsonQuote(items[i]);
   }
   return out + "]";
+}
+
+std::string PgTextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ",";
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
 }
 
 std::string JsonQuote(absl::string_view s) {

@@ -46,7 +46,7 @@ case "$cmd" in
       echo "PostgreSQL already running in $DIR"; exit 0
     fi
     as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/postgres.log" -w -t 60 \
-      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null
+      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off ${REDFLAG_PG_OPTIONS:-}" start >/dev/null
     PGPASSWORD=$SUPER "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -qAt \
       -v dbname=redflag -v owner_password="$(secret REDFLAG_DB_OWNER_PASSWORD)" \
       -v auth_password="$(secret REDFLAG_DB_AUTH_PASSWORD)" \

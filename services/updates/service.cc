@@ -323,8 +323,10 @@ absl::Status UpdatesServiceImpl::InstructionsFor(
   std::vector<std::string> ids;
   // Offers depend on the platform and channel: one store call per group.
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
+  absl::flat_hash_set<std::string> seen;  // an agent asked about twice is looked up once
   for (const auto& a : agents) {
     REDFLAG_RETURN_IF_ERROR(ValidateText("agent_id", a.agent_id(), 128, /*allow_empty=*/false));
+    if (!seen.insert(a.agent_id()).second) continue;
     ids.push_back(a.agent_id());
     groups[{a.platform(), a.channel().empty() ? "stable" : a.channel()}].push_back(a.agent_id());
   }

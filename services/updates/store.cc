@@ -62,14 +62,16 @@ constexpr Statement kEnsureDeliveries{
 constexpr Statement kOpenDeliveries{
     "updates_open_deliveries",
     "SELECT agent_id, id FROM updates.deliveries WHERE update_id = $1 "
-    "AND agent_id = " REDFLAG_ANY_OF_JSON("$2") " "
-    "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked"};
+    "AND agent_id = ANY($2::text[]) "
+    "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked",
+    Planning::kPerCall};
 constexpr Statement kRevocationsOwed{
     "updates_revocations_owed",
     "SELECT d.agent_id, d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
     "JOIN updates.packages p ON p.id = d.update_id "
-    "WHERE d.agent_id = " REDFLAG_ANY_OF_JSON("$1") " "
-    "AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked"};
+    "WHERE d.agent_id = ANY($1::text[]) "
+    "AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked",
+    Planning::kPerCall};
 constexpr Statement kAckOffer{
     "updates_ack_offer",
     "UPDATE updates.deliveries SET offer_acked = true, updated_at = now(), "
@@ -266,13 +268,14 @@ absl::StatusOr<std::map<std::string, std::vector<OfferCandidate>>> UpdateStore::
     const std::string& channel) {
   std::map<std::string, std::vector<OfferCandidate>> out;
   const std::string agents = JsonArray(agent_ids);
+  const std::string agent_array = PgTextArray(agent_ids);
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult latest, c.Exec(kLatest, {platform, channel}));
     for (int i = 0; i < latest.Rows(); ++i) {
       std::string update_id = latest.Text(i, 0);
       REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(latest, i, 1));
       REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDeliveries, {update_id, agents}).status());
-      REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDeliveries, {update_id, agents}));
+      REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDeliveries, {update_id, agent_array}));
       for (int j = 0; j < d.Rows(); ++j) out[d.Text(j, 0)].push_back({d.Text(j, 1), u});
     }
     return absl::OkStatus();
@@ -284,7 +287,7 @@ absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> UpdateStore::Re
     const std::vector<std::string>& agent_ids) {
   std::map<std::string, std::vector<v1::Delivery>> out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevocationsOwed, {JsonArray(agent_ids)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevocationsOwed, {PgTextArray(agent_ids)}));
     for (int i = 0; i < r.Rows(); ++i) {
       v1::Delivery d;
       d.set_agent_id(r.Text(i, 0));

@@ -395,6 +395,36 @@ int Sign(OperatorClient& op) {
   }
   for (auto& t : callers) t.join();
   double service_rate = static_cast<double>(issued.load()) / seconds;
+  // The fan-out's path: PendingInstructionsBatch for 500 fresh agents per call (the
+  // gateway's batch size), each agent's offer signed with its own nonce.
+  constexpr int kBatch = 500;
+  std::atomic<int64_t> batch_issued{0};
+  end = absl::Now() + absl::Seconds(seconds);
+  std::vector<std::thread> batchers;
+  for (int t = 0; t < 2; ++t) {
+    batchers.emplace_back([&] {
+      while (absl::Now() < end) {
+        v1::PendingInstructionsBatchRequest req;
+        for (int i = 0; i < kBatch; ++i) {
+          v1::PendingInstructionsRequest* a = req.add_agents();
+          a->set_agent_id(absl::StrCat("sign-", run, "-", next++));
+          a->set_platform("bench-sign");
+          a->set_channel(channel);
+          a->set_version("0.2.0");
+        }
+        v1::PendingInstructionsBatchResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+        if (stub->PendingInstructionsBatch(&ctx, req, &resp).ok()) {
+          for (const auto& a : resp.agents()) batch_issued += a.instructions_size();
+        } else {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : batchers) t.join();
+  double batch_rate = static_cast<double>(batch_issued.load()) / seconds;
   // Raw libsodium on the same machine, same payload size, one thread per core.
   std::string msg = RandomBytes(std::max<size_t>(envelope_bytes.load(), 64));
   unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
@@ -423,6 +453,8 @@ int Sign(OperatorClient& op) {
   r.Set("raw_crypto_sign_detached_per_s", raw_rate);
   r.Set("raw_signing_threads", static_cast<int64_t>(cores));
   r.Set("ratio_service_to_raw", raw_rate > 0 ? service_rate / raw_rate : 0.0);
+  r.Set("service_batch_offers_issued_per_s", batch_rate);
+  r.Set("ratio_batch_to_raw", raw_rate > 0 ? batch_rate / raw_rate : 0.0);
   r.Write(-1);
   return 0;
 }
