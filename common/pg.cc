@@ -36,7 +36,11 @@ absl::Status SqlStateToStatus(absl::string_view sqlstate, absl::string_view deta
   if (sqlstate == "40001" || sqlstate == "40P01") {
     return absl::AbortedError("transaction conflict, retry");
   }
-  if (sqlstate.substr(0, 2) == "08") return absl::UnavailableError("database unavailable");
+  // 08: connection exception; 57P01-57P03: the server is shutting down, crashed or starting.
+  if (sqlstate.substr(0, 2) == "08" || sqlstate == "57P01" || sqlstate == "57P02" ||
+      sqlstate == "57P03") {
+    return absl::UnavailableError("database unavailable");
+  }
   if (sqlstate == "57014") return absl::DeadlineExceededError("database statement timed out");
   if (sqlstate.substr(0, 2) == "22") {
     return absl::InvalidArgumentError("malformed value in request");
@@ -90,20 +94,23 @@ absl::StatusOr<PgResult> PgConnection::ExecBinary(const Statement& stmt, const P
                                        formats.data(), binary_result ? 1 : 0)
                       : PQexecParams(conn_, stmt.sql, n, nullptr, values.data(), lengths.data(),
                                      formats.data(), binary_result ? 1 : 0));
-  REDFLAG_RETURN_IF_ERROR(ResultStatus(r.raw(), stmt.name));
+  REDFLAG_RETURN_IF_ERROR(Track(ResultStatus(r.raw(), stmt.name)));
   return r;
 }
 
 absl::Status PgConnection::ExecScript(absl::string_view sql) {
   PgResult r(PQexec(conn_, std::string(sql).c_str()));
-  return ResultStatus(r.raw(), "script");
+  return Track(ResultStatus(r.raw(), "script"));
 }
 
 absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
   auto pool = std::make_unique<PgPool>();
   const std::string timeout = "10";
-  const char* keys[] = {"host",     "port",    "dbname",          "user",
-                        "password", "sslmode", "connect_timeout", "application_name",
+  // Keepalives: probe an idle connection after 30 s, every 10 s, give up after 3 misses.
+  const char* keys[] = {"host",       "port",           "dbname",
+                        "user",       "password",       "sslmode",
+                        "connect_timeout", "application_name", "keepalives",
+                        "keepalives_idle", "keepalives_interval", "keepalives_count",
                         nullptr};
   const char* vals[] = {c.host.c_str(),
                         c.port.c_str(),
@@ -113,6 +120,10 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
                         c.sslmode.c_str(),
                         timeout.c_str(),
                         c.application_name.c_str(),
+                        "1",
+                        "30",
+                        "10",
+                        "3",
                         nullptr};
   for (int i = 0; i < c.pool_size; ++i) {
     PGconn* conn = PQconnectdbParams(keys, vals, 0);
@@ -142,8 +153,14 @@ absl::Status PgPool::WithConnection(const std::function<absl::Status(PgConnectio
     conn = std::move(idle_.back());
     idle_.pop_back();
   }
-  absl::Status s =
-      conn->EnsureHealthy() ? fn(*conn) : absl::UnavailableError("database connection lost");
+  absl::Status s = absl::UnavailableError("database connection lost");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!conn->EnsureHealthy()) break;
+    conn->BeginUse();
+    s = fn(*conn);
+    if (s.ok() || !conn->LostBeforeAnyWork()) break;
+    reconnects_.fetch_add(1, std::memory_order_relaxed);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     idle_.push_back(std::move(conn));

@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -84,10 +85,21 @@ class PgConnection {
   bool EnsureHealthy();
   PGconn* raw() { return conn_; }
 
+  // For PgPool: forget what ran before this checkout.
+  void BeginUse() { succeeded_ = 0; }
+  // Whether the connection broke before anything ran in this checkout: then nothing of the
+  // caller's work reached the server and it may run again on a fresh connection.
+  bool LostBeforeAnyWork() const { return succeeded_ == 0 && PQstatus(conn_) == CONNECTION_BAD; }
+
  private:
+  absl::Status Track(absl::Status s) {
+    if (s.ok()) ++succeeded_;
+    return s;
+  }
   static absl::Status ResultStatus(const PGresult* r, absl::string_view what);
   PGconn* conn_;
   std::unordered_set<std::string> prepared_;
+  int succeeded_ = 0;  // statements that succeeded since BeginUse
 };
 
 class PgPool {
@@ -95,17 +107,25 @@ class PgPool {
   // Opens `config.pool_size` connections; fails with UNAVAILABLE naming host:port.
   static absl::StatusOr<std::unique_ptr<PgPool>> Connect(const DbConfig& config);
 
-  // Runs `fn` with a connection to itself; waits up to `wait` for one to be free.
+  // Runs `fn` with a connection to itself; waits up to `wait` for one to be free. A pooled
+  // connection the server dropped (a PostgreSQL restart, a failover, an idle timeout) is
+  // re-established and `fn` run again once, but only when the connection broke before any
+  // statement of `fn` succeeded: nothing of it can have taken effect. Connections have TCP
+  // keepalives on (a half-open connection is noticed in about a minute, not hours).
   absl::Status WithConnection(const std::function<absl::Status(PgConnection&)>& fn,
                               absl::Duration wait = absl::Seconds(10));
   // Runs `fn` inside BEGIN/COMMIT; rolls back when fn fails.
   absl::Status InTransaction(const std::function<absl::Status(PgConnection&)>& fn,
                              absl::Duration wait = absl::Seconds(10));
 
+  // Connections found dropped by the server and re-established under a caller's work.
+  int64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<PgConnection>> idle_;
+  std::atomic<int64_t> reconnects_{0};
 };
 
 // How many migrations of `schema` are applied: PERMISSION_DENIED when this role may not read

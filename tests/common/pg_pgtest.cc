@@ -240,3 +240,63 @@ TEST_CASE("a text[] parameter carries any string intact, per-call statements tak
     CHECK(*got[i] == items[i]);
   }
 }
+
+namespace {
+
+// The server process behind the pool's (only) connection.
+std::string BackendPid(PgPool& pool) {
+  static constexpr Statement kPid{"test_backend_pid", "SELECT pg_backend_pid()::text"};
+  std::string pid;
+  REQUIRE(pool.WithConnection([&](PgConnection& c) -> absl::Status {
+                REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kPid));
+                pid = r.Text(0, 0);
+                return absl::OkStatus();
+              }).ok());
+  return pid;
+}
+
+// Ends that server process from another connection, as a PostgreSQL restart does.
+void TerminateBackend(const std::string& pid) {
+  static constexpr Statement kTerminate{"test_terminate", "SELECT pg_terminate_backend($1::int)"};
+  auto killer = TestPool(1);
+  REQUIRE(killer->WithConnection([&](PgConnection& c) { return c.Exec(kTerminate, {pid}).status(); })
+              .ok());
+}
+
+}  // namespace
+
+TEST_CASE("a pooled connection the server dropped is re-established for the next caller",
+          "[pg][faults]") {
+  auto pool = TestPool(1);
+  const std::string before = BackendPid(*pool);
+  TerminateBackend(before);
+  // The first use after the drop succeeds: the pool reconnects and runs the work again,
+  // since nothing of it had run.
+  int calls = 0;
+  static constexpr Statement kOne{"test_one", "SELECT 1"};
+  absl::Status s = pool->WithConnection([&](PgConnection& c) {
+    ++calls;
+    return c.Exec(kOne).status();
+  });
+  CHECK(s.ok());
+  CHECK(calls == 2);
+  CHECK(pool->reconnects() == 1);
+  CHECK(BackendPid(*pool) != before);
+}
+
+TEST_CASE("work that broke after a statement succeeded is not run again", "[pg][faults]") {
+  auto pool = TestPool(1);
+  const std::string pid = BackendPid(*pool);
+  int calls = 0;
+  static constexpr Statement kOne{"test_one", "SELECT 1"};
+  absl::Status s = pool->InTransaction([&](PgConnection& c) -> absl::Status {
+    ++calls;
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kOne).status());  // BEGIN and this reached the server
+    TerminateBackend(pid);
+    return c.Exec(kOne).status();
+  });
+  CHECK(s.code() == absl::StatusCode::kUnavailable);
+  CHECK(calls == 1);  // its outcome is the caller's to judge: it sees UNAVAILABLE
+  // The pool itself recovers for the next caller.
+  CHECK(pool->WithConnection([&](PgConnection& c) { return c.Exec(kOne).status(); }).ok());
+}
