@@ -37,6 +37,7 @@ absl::StatusOr<ServiceRuntime> ServiceRuntime::Start(const std::string& name,
     return RequireLeastPrivilege(c);
   }));
   REDFLAG_ASSIGN_OR_RETURN(rt.metrics, MetricsServer::Start(metrics_address));
+  rt.events->ExposeMetrics(rt.metrics->registry());
   return rt;
 }
 

@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/log.h"
 #include "common/status.h"
 
 namespace redflag {
@@ -87,15 +88,125 @@ absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEvent
   REDFLAG_RETURN_IF_ERROR(conn.ExecScript("SELECT pg_advisory_xact_lock(7242683152)"));
   REDFLAG_ASSIGN_OR_RETURN(PgResult last, conn.Exec(kLastHash));
   std::string prev = last.Rows() > 0 ? last.Text(0, 0) : std::string();
-  std::string at = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+  std::string at = absl::StrCat(
+      absl::ToUnixMicros(raw.at == absl::InfinitePast() ? absl::Now() : raw.at));
   std::string hash =
       ChainHash(key_, prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
   return conn.Exec(kInsert, {e.type, service_, e.actor, e.source, e.detail_json, at, prev, hash})
       .status();
 }
 
+namespace {
+
+// Failures that mean "the database is away", not "this event is wrong".
+bool DatabaseAway(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded ||
+         s.code() == absl::StatusCode::kAborted;
+}
+
+constexpr absl::Duration kFirstRetry = absl::Milliseconds(500);
+constexpr absl::Duration kMaxRetry = absl::Seconds(2);
+
+}  // namespace
+
+SecurityEventWriter::SecurityEventWriter(PgPool& pool, std::string service, std::string audit_key)
+    : pool_(pool),
+      service_(std::move(service)),
+      key_(std::move(audit_key)),
+      flusher_([this] { Flush(); }) {}
+
+SecurityEventWriter::~SecurityEventWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  flusher_.join();
+  if (!queued_.empty()) {
+    LogError(absl::StrCat(queued_.size(),
+                          " security events dropped at shutdown: the database was away; first: ",
+                          EscapeForLog(queued_.front().type), " by ",
+                          EscapeForLog(queued_.front().actor)));
+  }
+}
+
+void SecurityEventWriter::ExposeMetrics(prometheus::Registry& registry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  waiting_gauge_ = &prometheus::BuildGauge()
+                        .Name("redflag_security_events_waiting")
+                        .Help("Security events waiting for the database to be written")
+                        .Register(registry)
+                        .Add({});
+  dropped_ = &prometheus::BuildCounter()
+                  .Name("redflag_security_events_dropped_total")
+                  .Help("Security events lost: more than 10,000 waited for the database")
+                  .Register(registry)
+                  .Add({});
+}
+
+size_t SecurityEventWriter::waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_.size();
+}
+
 absl::Status SecurityEventWriter::Record(const SecurityEventInput& e) const {
-  return pool_.InTransaction([&](PgConnection& conn) { return Record(conn, e); });
+  SecurityEventInput event = e;
+  if (event.at == absl::InfinitePast()) event.at = absl::Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Behind events already waiting: the trail keeps the order things happened in.
+    if (!queued_.empty()) return Queue(std::move(event), absl::UnavailableError("queued"));
+  }
+  absl::Status s = pool_.InTransaction([&](PgConnection& conn) { return Record(conn, event); });
+  if (s.ok() || !DatabaseAway(s)) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  return Queue(std::move(event), s);
+}
+
+absl::Status SecurityEventWriter::Queue(SecurityEventInput event, const absl::Status& why) const {
+  if (queued_.size() >= kMaxQueued) {
+    if (dropped_ != nullptr) dropped_->Increment();
+    LogError(absl::StrCat("security event dropped: ", kMaxQueued,
+                          " already wait for the database: ", EscapeForLog(event.type), " by ",
+                          EscapeForLog(event.actor)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("security event not recorded: ", why.message()));
+  }
+  queued_.push_back(std::move(event));
+  if (waiting_gauge_ != nullptr) waiting_gauge_->Set(static_cast<double>(queued_.size()));
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void SecurityEventWriter::Flush() {
+  absl::Duration backoff = absl::ZeroDuration();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (backoff > absl::ZeroDuration()) {
+      cv_.wait_for(lock, absl::ToChronoMilliseconds(backoff), [this] { return stopping_; });
+    } else {
+      cv_.wait(lock, [this] { return stopping_ || !queued_.empty(); });
+    }
+    if (stopping_) return;
+    if (queued_.empty()) continue;
+    SecurityEventInput next = queued_.front();  // stays queued until written: keeps the order
+    lock.unlock();
+    absl::Status s = pool_.InTransaction([&](PgConnection& conn) { return Record(conn, next); });
+    lock.lock();
+    if (s.ok() || !DatabaseAway(s)) {
+      if (!s.ok()) {
+        LogError(absl::StrCat("security event dropped: ", s.message(), ": ",
+                              EscapeForLog(next.type), " by ", EscapeForLog(next.actor)));
+        if (dropped_ != nullptr) dropped_->Increment();
+      }
+      queued_.pop_front();
+      if (waiting_gauge_ != nullptr) waiting_gauge_->Set(static_cast<double>(queued_.size()));
+      backoff = absl::ZeroDuration();
+    } else {
+      backoff = backoff == absl::ZeroDuration() ? kFirstRetry : std::min(2 * backoff, kMaxRetry);
+    }
+  }
 }
 
 absl::StatusOr<AuditVerification> SecurityEventWriter::Verify(int64_t from_id,

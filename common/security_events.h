@@ -3,13 +3,20 @@
 // the chain; UPDATE, DELETE and TRUNCATE are refused by trigger. Never record secrets.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/pg.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
 #include "redflag/v1/common.pb.h"
 
 namespace redflag {
@@ -19,6 +26,7 @@ struct SecurityEventInput {
   std::string actor;   // who acted (user, agent id, service)
   std::string source;  // peer address
   std::string detail_json = "{}";
+  absl::Time at = absl::InfinitePast();  // when it happened; InfinitePast: when recorded
 };
 
 // What a verification of the chain found.
@@ -32,10 +40,27 @@ struct AuditVerification {
 // Events are sealed with HMAC-SHA256 under the audit key (REDFLAG_AUDIT_KEY), a secret the
 // database does not hold: someone who can rewrite rows (a superuser) cannot re-seal the
 // chain after an edit.
+//
+// An event recorded on its own (Record(event)) while the database is away is not lost: it
+// waits in memory, with the time it happened, and a background thread writes the waiting
+// events in order (retrying after 0.5 s, backing off to 2 s) once the database is back.
+// Events recorded meanwhile queue behind them. At most kMaxQueued wait; one more is
+// dropped, counted (redflag_security_events_dropped_total) and logged with its type and
+// actor. Events still waiting when the writer is destroyed are logged as dropped.
+// Thread-safe; `pool` must outlive the writer.
 class SecurityEventWriter {
  public:
-  SecurityEventWriter(PgPool& pool, std::string service, std::string audit_key)
-      : pool_(pool), service_(std::move(service)), key_(std::move(audit_key)) {}
+  static constexpr size_t kMaxQueued = 10000;
+
+  SecurityEventWriter(PgPool& pool, std::string service, std::string audit_key);
+  ~SecurityEventWriter();
+  SecurityEventWriter(const SecurityEventWriter&) = delete;
+  SecurityEventWriter& operator=(const SecurityEventWriter&) = delete;
+
+  // redflag_security_events_waiting (gauge) and redflag_security_events_dropped_total.
+  void ExposeMetrics(prometheus::Registry& registry);
+  // Events waiting for the database now.
+  size_t waiting() const;
 
   static const std::vector<std::string>& Migrations();
   // Applies the audit schema's migrations.
@@ -46,13 +71,25 @@ class SecurityEventWriter {
   absl::Status Record(PgConnection& conn, const SecurityEventInput& event) const;
   // Verifies events from_id..to_id (0: to the end) under this writer's key.
   absl::StatusOr<AuditVerification> Verify(int64_t from_id, int64_t to_id) const;
-  // Appends in a transaction of its own.
+  // Appends in a transaction of its own; while the database is away (UNAVAILABLE,
+  // DEADLINE_EXCEEDED, ABORTED) the event waits for it and this returns OK. Fails only when
+  // the event cannot be stored (invalid) or kMaxQueued events already wait.
   absl::Status Record(const SecurityEventInput& event) const;
 
  private:
+  absl::Status Queue(SecurityEventInput event, const absl::Status& why) const;  // mu_ held
+  void Flush();  // the background thread
+
   PgPool& pool_;
   std::string service_;
   std::string key_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable std::deque<SecurityEventInput> queued_;  // oldest first
+  bool stopping_ = false;
+  prometheus::Gauge* waiting_gauge_ = nullptr;
+  prometheus::Counter* dropped_ = nullptr;
+  std::thread flusher_;
 };
 
 // Newest first, optionally of one type; at most `limit` (1..1000).

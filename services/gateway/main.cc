@@ -116,8 +116,23 @@ int Run() {
         revoked_gauge.Set(static_cast<double>(revoked_sessions.size()));
       },
       [] {});  // each reconnect starts with a full snapshot
+  auto& check_in_retries = prometheus::BuildCounter()
+                              .Name("redflag_gateway_check_in_retries_total")
+                              .Help("Check-ins the agents service could not record yet, by "
+                                    "what became of them (retried, dropped: over the limit)")
+                              .Register(reg);
+  gateway::CheckInBatcher::Metrics batcher_metrics{
+      &prometheus::BuildGauge()
+           .Name("redflag_gateway_check_ins_waiting_retry")
+           .Help("Check-ins held for another attempt while the agents service or its "
+                 "database is away")
+           .Register(reg)
+           .Add({}),
+      &check_in_retries.Add({{"result", "retried"}}),
+      &check_in_retries.Add({{"result", "dropped"}})};
   auto batcher = std::make_unique<gateway::CheckInBatcher>(
-      backends->agents.get(), backends->agents_gate.get(), absl::Milliseconds(50), 1000);
+      backends->agents.get(), backends->agents_gate.get(), absl::Milliseconds(50), 1000,
+      /*max_held=*/100000, batcher_metrics);
   auto timers = std::make_unique<TimerQueue>();
   auto& instructions_sent = prometheus::BuildCounter()
                                 .Name("redflag_gateway_instructions_sent_total")

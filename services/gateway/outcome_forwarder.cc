@@ -137,7 +137,7 @@ void OutcomeForwarder::OnResult(const grpc::Status& s) {
     if (!s.ok() && TransientFailure(s.error_code()) &&
         absl::Now() - first_attempt_ < kGiveUpAfter) {
       retry = true;
-      delay = RetryDelay(attempt_++, absl::Milliseconds(250), absl::Seconds(15));
+      delay = RetryDelay(attempt_++, absl::Milliseconds(250), kMaxRetryDelay);
       metrics_.retried.Increment();
     } else {
       if (s.ok()) {

@@ -46,6 +46,9 @@ class OutcomeForwarder : public std::enable_shared_from_this<OutcomeForwarder> {
                                v1::ReportDeliveryRequest, v1::RecordVerifyRequest>;
   static constexpr size_t kMaxQueued = 256;
   static constexpr absl::Duration kGiveUpAfter = absl::Minutes(10);
+  // Retries back off from 250 ms to this (jittered): short, so an outcome is recorded within
+  // seconds of the database or the service coming back.
+  static constexpr absl::Duration kMaxRetryDelay = absl::Seconds(3);
 
   OutcomeForwarder(Backends& backends, TimerQueue& timers, OutcomeMetrics& metrics, Actor agent);
   ~OutcomeForwarder();

@@ -27,6 +27,17 @@ void FleetStats::Sample(const std::string& name, absl::Duration d) {
   samples_[name].push_back(absl::ToDoubleMilliseconds(d));
 }
 
+void FleetStats::Count(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counts_[name];
+}
+
+int64_t FleetStats::Counted(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = counts_.find(name);
+  return it == counts_.end() ? 0 : it->second;
+}
+
 void FleetStats::Error(const std::string& where, const std::string& code) {
   std::lock_guard<std::mutex> lock(mu_);
   ++errors_[where + "/" + code];

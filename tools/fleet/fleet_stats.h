@@ -30,6 +30,8 @@ class FleetStats {
  public:
   void Sample(const std::string& name, absl::Duration d);
   void Error(const std::string& where, const std::string& code);
+  void Count(const std::string& name);           // one more of `name`
+  int64_t Counted(const std::string& name);
   void Delivery(const std::string& update_id, int agent, const DeliveryTimes& t);
 
   std::vector<double> Samples(const std::string& name);
@@ -42,6 +44,7 @@ class FleetStats {
   std::mutex mu_;
   std::map<std::string, std::vector<double>> samples_;
   std::map<std::string, int64_t> errors_;
+  std::map<std::string, int64_t> counts_;
   std::map<std::string, std::map<int, DeliveryTimes>> deliveries_;
 };
 

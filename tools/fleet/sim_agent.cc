@@ -415,6 +415,7 @@ void SimAgent::SendCheckIn(ConnectStream* s) {
   absl::Time sent = absl::Now();
   uint64_t seq = s->Send(std::move(m));
   if (seq == 0) return;
+  fleet_.stats.Count("check_ins_sent");
   std::lock_guard<std::mutex> lock(mu_);
   // An ack faster than this line is not sampled; in flood mode it still paces the next.
   if (stream_ == s) check_ins_in_flight_[seq] = sent;
@@ -438,6 +439,7 @@ void SimAgent::CheckInTick(uint64_t generation) {
 }
 
 void SimAgent::OnCheckInAck(ConnectStream* s, const v1::CheckInAck& ack) {
+  fleet_.stats.Count("check_in_acks");
   bool next;
   {
     std::lock_guard<std::mutex> lock(mu_);
