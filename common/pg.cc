@@ -107,10 +107,18 @@ absl::StatusOr<std::unique_ptr<PgPool>> PgPool::Connect(const DbConfig& c) {
   auto pool = std::make_unique<PgPool>();
   const std::string timeout = "10";
   // Keepalives: probe an idle connection after 30 s, every 10 s, give up after 3 misses.
-  const char* keys[] = {"host",       "port",           "dbname",
-                        "user",       "password",       "sslmode",
-                        "connect_timeout", "application_name", "keepalives",
-                        "keepalives_idle", "keepalives_interval", "keepalives_count",
+  const char* keys[] = {"host",
+                        "port",
+                        "dbname",
+                        "user",
+                        "password",
+                        "sslmode",
+                        "connect_timeout",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
                         nullptr};
   const char* vals[] = {c.host.c_str(),
                         c.port.c_str(),

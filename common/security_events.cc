@@ -88,8 +88,8 @@ absl::Status SecurityEventWriter::Record(PgConnection& conn, const SecurityEvent
   REDFLAG_RETURN_IF_ERROR(conn.ExecScript("SELECT pg_advisory_xact_lock(7242683152)"));
   REDFLAG_ASSIGN_OR_RETURN(PgResult last, conn.Exec(kLastHash));
   std::string prev = last.Rows() > 0 ? last.Text(0, 0) : std::string();
-  std::string at = absl::StrCat(
-      absl::ToUnixMicros(raw.at == absl::InfinitePast() ? absl::Now() : raw.at));
+  std::string at =
+      absl::StrCat(absl::ToUnixMicros(raw.at == absl::InfinitePast() ? absl::Now() : raw.at));
   std::string hash =
       ChainHash(key_, prev, {e.type, service_, e.actor, e.source, e.detail_json, at});
   return conn.Exec(kInsert, {e.type, service_, e.actor, e.source, e.detail_json, at, prev, hash})
@@ -101,8 +101,7 @@ namespace {
 // Failures that mean "the database is away", not "this event is wrong".
 bool DatabaseAway(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
-         s.code() == absl::StatusCode::kDeadlineExceeded ||
-         s.code() == absl::StatusCode::kAborted;
+         s.code() == absl::StatusCode::kDeadlineExceeded || s.code() == absl::StatusCode::kAborted;
 }
 
 constexpr absl::Duration kFirstRetry = absl::Milliseconds(500);
@@ -124,10 +123,9 @@ SecurityEventWriter::~SecurityEventWriter() {
   }
   flusher_.join();
   if (!queued_.empty()) {
-    LogError(absl::StrCat(queued_.size(),
-                          " security events dropped at shutdown: the database was away; first: ",
-                          EscapeForLog(queued_.front().type), " by ",
-                          EscapeForLog(queued_.front().actor)));
+    LogError(absl::StrCat(
+        queued_.size(), " security events dropped at shutdown: the database was away; first: ",
+        EscapeForLog(queued_.front().type), " by ", EscapeForLog(queued_.front().actor)));
   }
 }
 

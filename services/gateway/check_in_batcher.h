@@ -65,8 +65,8 @@ class CheckInBatcher {
   const size_t max_held_;
   const Metrics metrics_;
   std::vector<Item> pending_;
-  std::vector<Item> retry_;   // failed transiently; sent again at retry_at_
-  size_t in_flight_ = 0;      // check-ins in batches sent and not answered
+  std::vector<Item> retry_;  // failed transiently; sent again at retry_at_
+  size_t in_flight_ = 0;     // check-ins in batches sent and not answered
   absl::Time retry_at_;
   absl::Duration backoff_ = absl::ZeroDuration();
   bool stopping_ = false;

@@ -117,10 +117,11 @@ int Run() {
       },
       [] {});  // each reconnect starts with a full snapshot
   auto& check_in_retries = prometheus::BuildCounter()
-                              .Name("redflag_gateway_check_in_retries_total")
-                              .Help("Check-ins the agents service could not record yet, by "
-                                    "what became of them (retried, dropped: over the limit)")
-                              .Register(reg);
+                               .Name("redflag_gateway_check_in_retries_total")
+                               .Help(
+                                   "Check-ins the agents service could not record yet, by "
+                                   "what became of them (retried, dropped: over the limit)")
+                               .Register(reg);
   gateway::CheckInBatcher::Metrics batcher_metrics{
       &prometheus::BuildGauge()
            .Name("redflag_gateway_check_ins_waiting_retry")

@@ -110,8 +110,8 @@ namespace {
 // Planning::kPrepared ends with the generic plan PostgreSQL switches a prepared statement to
 // after a few executions (built from the statistics of the moment, blind to the values);
 // Planning::kPerCall is planned with the values.
-std::string PlanOf(PgPool& pool, Planning planning, const std::string& name,
-                   const std::string& sql, const std::string& ids) {
+std::string PlanOf(PgPool& pool, Planning planning, const std::string& name, const std::string& sql,
+                   const std::string& ids) {
   Statement stmt{name.c_str(), sql.c_str()};
   const std::string explain_sql =
       "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE " + name + "('" + ids + "')";
@@ -193,8 +193,8 @@ TEST_CASE("a batch of ids is matched against a big table without n x m work", "[
   // (searched by hash), and the 500 rows are found.
   const std::string per_call = "SELECT agent_id FROM " + table +
                                " WHERE update_id = 1 AND agent_id = ANY($1::text[])" + open;
-  std::string plan = PlanOf(*pool, Planning::kPerCall, "plan_per_call_" + schema, per_call,
-                            PgTextArray(ids));
+  std::string plan =
+      PlanOf(*pool, Planning::kPerCall, "plan_per_call_" + schema, per_call, PgTextArray(ids));
   CHECK_FALSE(FiltersRowsByParamArray(plan));
   CHECK(plan.find("\"Actual Rows\": 500") != std::string::npos);
 
@@ -211,17 +211,18 @@ TEST_CASE("a batch of ids is matched against a big table without n x m work", "[
                                 " WHERE update_id = 1 AND agent_id IN "
                                 "(SELECT json_array_elements_text($1::json))" +
                                 open;
-  CHECK(ArrayExpansions(PlanOf(*pool, Planning::kPrepared, "plan_in_" + schema, in_select,
-                               json)) > 100);
+  CHECK(ArrayExpansions(PlanOf(*pool, Planning::kPrepared, "plan_in_" + schema, in_select, json)) >
+        100);
 }
 
 TEST_CASE("a text[] parameter carries any string intact, per-call statements take it", "[pg]") {
   auto pool = TestPool(1);
-  const std::vector<std::string> items = {"plain", "with \"quotes\"", "back\\slash", "a,b",
-                                          "{braces}", "NULL", " spaced ", "", "ünïcode"};
+  const std::vector<std::string> items = {
+      "plain", "with \"quotes\"", "back\\slash", "a,b", "{braces}", "NULL", " spaced ",
+      "",      "ünïcode"};
   static constexpr Statement kRoundTrip{
-      "text_array_round_trip", "SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n",
-      Planning::kPerCall};
+      "text_array_round_trip",
+      "SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS t(x, n) ORDER BY n", Planning::kPerCall};
   std::vector<std::optional<std::string>> got;
   REQUIRE(pool->WithConnection([&](PgConnection& c) -> absl::Status {
                 for (int run = 0; run < 7; ++run) {  // past the point a prepared one goes generic
@@ -233,7 +234,8 @@ TEST_CASE("a text[] parameter carries any string intact, per-call statements tak
                   }
                 }
                 return absl::OkStatus();
-              }).ok());
+              })
+              .ok());
   REQUIRE(got.size() == items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     REQUIRE(got[i].has_value());
@@ -251,7 +253,8 @@ std::string BackendPid(PgPool& pool) {
                 REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kPid));
                 pid = r.Text(0, 0);
                 return absl::OkStatus();
-              }).ok());
+              })
+              .ok());
   return pid;
 }
 
@@ -259,8 +262,9 @@ std::string BackendPid(PgPool& pool) {
 void TerminateBackend(const std::string& pid) {
   static constexpr Statement kTerminate{"test_terminate", "SELECT pg_terminate_backend($1::int)"};
   auto killer = TestPool(1);
-  REQUIRE(killer->WithConnection([&](PgConnection& c) { return c.Exec(kTerminate, {pid}).status(); })
-              .ok());
+  REQUIRE(
+      killer->WithConnection([&](PgConnection& c) { return c.Exec(kTerminate, {pid}).status(); })
+          .ok());
 }
 
 }  // namespace

@@ -26,8 +26,8 @@ constexpr int kAgents = 20;
 
 std::string PgCommand(const std::string& verb) {
   const std::string root = TestVar("REDFLAG_TEST_ROOT");
-  std::string cmd = absl::StrCat("bash ", REDFLAG_SOURCE_DIR, "/scripts/pg.sh ", verb, " ", root,
-                                 "/pg");
+  std::string cmd =
+      absl::StrCat("bash ", REDFLAG_SOURCE_DIR, "/scripts/pg.sh ", verb, " ", root, "/pg");
   if (verb == "start") {
     absl::StrAppend(&cmd, " ", TestVar("REDFLAG_DB_PORT"), " ", root, "/pki/redflag.env");
   }
@@ -52,8 +52,8 @@ double Metric(int port, const std::string& series) {
   size_t at = body.find("\n" + series + " ");
   if (at == std::string::npos) return 0;
   double v = 0;
-  (void)absl::SimpleAtod(body.substr(at + series.size() + 2, 32).substr(
-                             0, body.substr(at + series.size() + 2, 32).find('\n')),
+  (void)absl::SimpleAtod(body.substr(at + series.size() + 2, 32)
+                             .substr(0, body.substr(at + series.size() + 2, 32).find('\n')),
                          &v);
   return v;
 }
@@ -179,8 +179,8 @@ TEST_CASE("PostgreSQL restarted and down for 20 s: no check-in, event or install
   std::cout << "faults/pg 20 s outage: check-ins sent during it " << sent_during
             << "; after PostgreSQL was back all acknowledged in " << absl::FormatDuration(settle)
             << "; sent " << sent << ", acknowledged " << acked << " (the difference is in flight)"
-            << "; recorded since the outage " << recorded << "; AUTH_FAILURE events "
-            << events << "/" << kForged << "; installs reported " << installed << "/" << kAgents
+            << "; recorded since the outage " << recorded << "; AUTH_FAILURE events " << events
+            << "/" << kForged << "; installs reported " << installed << "/" << kAgents
             << ", failed " << failed << ", recorded INSTALLED " << server.at(0) << " (all "
             << absl::FormatDuration(reports_settled) << " after PostgreSQL was back)\n";
   CHECK(sent_during >= kAgents * 10);  // the outage really was under load

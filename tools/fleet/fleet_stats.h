@@ -30,7 +30,7 @@ class FleetStats {
  public:
   void Sample(const std::string& name, absl::Duration d);
   void Error(const std::string& where, const std::string& code);
-  void Count(const std::string& name);           // one more of `name`
+  void Count(const std::string& name);  // one more of `name`
   int64_t Counted(const std::string& name);
   void Delivery(const std::string& update_id, int agent, const DeliveryTimes& t);
 
