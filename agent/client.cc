@@ -119,8 +119,16 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
     return reply;
   };
   if (AlreadyApplied(state_, id)) {
-    // Re-delivered after a reconnect: acknowledge again, apply nothing.
+    // Re-delivered after a reconnect: apply nothing. An offer's outcome is reported again
+    // first (the first report may have died with a gateway), then acknowledged as it went.
     reply.mutable_ack()->set_applied(true);
+    if (in->has_offer()) {
+      if (const v1::OfferOutcome* o = FindOfferOutcome(state_, id)) {
+        ReportDelivery(o->delivery_id(), o->state(), o->failure_code(), o->failure_reason());
+        reply.mutable_ack()->set_applied(o->state() == v1::INSTALLED);
+        reply.mutable_ack()->set_error(o->failure_reason());
+      }
+    }
     (void)state_dir_.Save(state_);
     return reply;
   }
@@ -310,6 +318,15 @@ void AgentClient::ApplyOffer(const std::string& instruction_id, const v1::Update
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     if (!failure) (*state_.mutable_installed_versions())[m.name()] = m.version();
+    v1::OfferOutcome outcome;
+    outcome.set_instruction_id(instruction_id);
+    outcome.set_delivery_id(offer.delivery_id());
+    outcome.set_state(failure ? v1::FAILED : v1::INSTALLED);
+    if (failure) {
+      outcome.set_failure_code(failure->code);
+      outcome.set_failure_reason(failure->reason);
+    }
+    RecordOfferOutcome(state_, std::move(outcome));
     MarkApplied(state_, instruction_id);
     if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
       LogError(absl::StrCat("cannot persist update state: ", s.message()));
@@ -390,6 +407,15 @@ void AgentClient::OnCheckInAcknowledged() {
     ack.mutable_ack()->set_instruction_id(p.instruction_id());
     ack.mutable_ack()->set_applied(!rolled_back);
     if (rolled_back) ack.mutable_ack()->set_error("the new version did not check in; rolled back");
+    v1::OfferOutcome outcome;
+    outcome.set_instruction_id(p.instruction_id());
+    outcome.set_delivery_id(p.delivery_id());
+    outcome.set_state(rolled_back ? v1::FAILED : v1::INSTALLED);
+    if (rolled_back) {
+      outcome.set_failure_code("install");
+      outcome.set_failure_reason("the new version did not check in; rolled back");
+    }
+    RecordOfferOutcome(state_, std::move(outcome));
     MarkApplied(state_, p.instruction_id());
     state_.clear_pending_self_update();
     (void)state_dir_.Save(state_);

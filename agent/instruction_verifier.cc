@@ -138,6 +138,26 @@ bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_
   return false;
 }
 
+void RecordOfferOutcome(v1::AgentState& state, v1::OfferOutcome outcome) {
+  auto* all = state.mutable_offer_outcomes();
+  for (int i = 0; i < all->size(); ++i) {
+    if (all->Get(i).instruction_id() == outcome.instruction_id()) {
+      all->DeleteSubrange(i, 1);
+      break;
+    }
+  }
+  *all->Add() = std::move(outcome);
+  if (all->size() > 100) all->DeleteSubrange(0, all->size() - 100);
+}
+
+const v1::OfferOutcome* FindOfferOutcome(const v1::AgentState& state,
+                                         const std::string& instruction_id) {
+  for (const auto& o : state.offer_outcomes()) {
+    if (o.instruction_id() == instruction_id) return &o;
+  }
+  return nullptr;
+}
+
 void MarkApplied(v1::AgentState& state, const std::string& instruction_id) {
   state.add_applied_instruction_ids(instruction_id);
   auto* ids = state.mutable_applied_instruction_ids();

@@ -32,5 +32,11 @@ bool IsKeyRevoked(const v1::AgentState& state, const std::string& key_id);
 bool AlreadyApplied(const v1::AgentState& state, const std::string& instruction_id);
 // Records an applied id, keeping the most recent 1000.
 void MarkApplied(v1::AgentState& state, const std::string& instruction_id);
+// Records how an applied offer went (replacing an earlier record of the same instruction),
+// keeping the most recent 100.
+void RecordOfferOutcome(v1::AgentState& state, v1::OfferOutcome outcome);
+// How the offer `instruction_id` went, or null when it is not recorded.
+const v1::OfferOutcome* FindOfferOutcome(const v1::AgentState& state,
+                                         const std::string& instruction_id);
 
 }  // namespace redflag::agent

@@ -109,6 +109,7 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
   }
   std::optional<UpdateFailure> failure;
   int failures = 0;  // attempts in a row that brought no new byte
+  int refusals = 0;  // of those, the last ones in a row that failed for a lasting reason
   while (have < m.size()) {
     const int64_t before = have;
     std::ofstream out(part, std::ios::binary | std::ios::app);
@@ -130,7 +131,12 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
     out.close();
     if (failure || s.ok() || have >= m.size()) break;
     failures = have > before ? 1 : failures + 1;
-    if (failures >= retry.max_failures) {
+    const bool transient = s.code() == absl::StatusCode::kUnavailable ||
+                           s.code() == absl::StatusCode::kDeadlineExceeded ||
+                           s.code() == absl::StatusCode::kResourceExhausted ||
+                           s.code() == absl::StatusCode::kAborted;
+    refusals = transient ? 0 : refusals + 1;
+    if (failures >= retry.max_failures || refusals >= retry.max_refusals) {
       return Fail("download", absl::StrCat("download failed ", failures,
                                            " times without progress: ", s.message()));
     }

@@ -34,10 +34,14 @@ using Fetch = std::function<absl::Status(
     int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink)>;
 
 // How a download waits between failed attempts. An attempt that brought new bytes resets the
-// count; after `max_failures` attempts in a row without progress the download fails. The wait
-// is the server's retry delay when it gave one, else BackoffDelay from `base` up to `cap`.
+// counts. A transient failure (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED:
+// a gateway, service or database restarting anywhere on the path) is retried up to
+// `max_failures` times in a row without progress (about 5 minutes of outage at the 15 s
+// cap); any other failure (NOT_FOUND, PERMISSION_DENIED, ...) up to `max_refusals` times. The
+// wait is the server's retry delay when it gave one, else BackoffDelay from `base` to `cap`.
 struct DownloadRetry {
-  int max_failures = 5;
+  int max_failures = 40;
+  int max_refusals = 3;
   absl::Duration base = absl::Milliseconds(500);
   absl::Duration cap = absl::Seconds(15);
   std::function<void(absl::Duration)> sleep;  // absl::SleepFor when empty (tests record)

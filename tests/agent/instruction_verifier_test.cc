@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 
 using namespace redflag;
@@ -208,4 +209,31 @@ TEST_CASE("a key revocation from a newer pinned key drops the old key for good",
     REQUIRE(ApplyKeyRevocation(next.KeyId(), rev, f.state).ok());
     CHECK(f.state.revoked_key_ids_size() == 1);
   }
+}
+
+TEST_CASE("an applied offer's outcome is kept to be reported again, the newest 100",
+          "[instructions]") {
+  v1::AgentState state;
+  CHECK(FindOfferOutcome(state, "offer:1") == nullptr);
+  for (int i = 0; i < 150; ++i) {
+    v1::OfferOutcome o;
+    o.set_instruction_id(absl::StrCat("offer:", i));
+    o.set_delivery_id(absl::StrCat("delivery-", i));
+    o.set_state(i % 2 == 0 ? v1::INSTALLED : v1::FAILED);
+    RecordOfferOutcome(state, o);
+  }
+  CHECK(state.offer_outcomes_size() == 100);
+  CHECK(FindOfferOutcome(state, "offer:49") == nullptr);  // the oldest went
+  const v1::OfferOutcome* kept = FindOfferOutcome(state, "offer:149");
+  REQUIRE(kept != nullptr);
+  CHECK(kept->delivery_id() == "delivery-149");
+  CHECK(kept->state() == v1::FAILED);
+  // Recording the same instruction again replaces its outcome (a self-update confirmed).
+  v1::OfferOutcome again;
+  again.set_instruction_id("offer:149");
+  again.set_delivery_id("delivery-149");
+  again.set_state(v1::INSTALLED);
+  RecordOfferOutcome(state, again);
+  CHECK(state.offer_outcomes_size() == 100);
+  CHECK(FindOfferOutcome(state, "offer:149")->state() == v1::INSTALLED);
 }

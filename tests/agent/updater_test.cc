@@ -178,6 +178,7 @@ TEST_CASE("a failing download is retried with backoff, honouring the server's de
   }
   SECTION("a server that never answers: the download fails after max_failures") {
     fail_first = 1000;
+    retry.max_failures = 5;
     auto f = DownloadVerifyInstall(
         m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
     REQUIRE(f.has_value());
@@ -187,4 +188,32 @@ TEST_CASE("a failing download is retried with backoff, honouring the server's de
     CHECK(waits.size() == 4);
     CHECK_FALSE(std::filesystem::exists(e.dir + "/pkg"));
   }
+  SECTION("an outage longer than a few attempts: transient failures keep being retried") {
+    fail_first = 12;  // more than the old limit of 5 attempts
+    auto f = DownloadVerifyInstall(
+        m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+    REQUIRE_FALSE(f.has_value());
+    CHECK(Read(e.dir + "/pkg") == bytes);
+    CHECK(waits.size() == 12);
+    for (size_t i = 3; i < waits.size(); ++i) CHECK(waits[i] <= retry.cap);
+  }
+}
+
+TEST_CASE("a download refused for a lasting reason fails after max_refusals attempts",
+          "[updater][retry]") {
+  Env e;
+  v1::Manifest m = e.Manifest(RandomBytes(100));
+  int calls = 0;
+  Fetch fetch = [&](int64_t, const std::function<bool(const v1::DownloadChunk&)>&) {
+    ++calls;
+    return absl::NotFoundError("no delivery of this update for this agent");
+  };
+  DownloadRetry retry;
+  retry.sleep = [](absl::Duration) {};
+  auto f = DownloadVerifyInstall(
+      m, fetch, e.dir + "/.staging", e.dir, [](int64_t) {}, retry);
+  REQUIRE(f.has_value());
+  CHECK(f->code == "download");
+  CHECK_THAT(f->reason, Catch::Contains("no delivery"));
+  CHECK(calls == retry.max_refusals);
 }

@@ -83,6 +83,13 @@ int Process::Wait(int timeout_ms) {
   return -1;
 }
 
+void Process::Kill() {
+  if (!Running()) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 Process::~Process() {
   if (!Running()) return;
   kill(pid_, SIGTERM);
@@ -208,9 +215,15 @@ std::map<std::string, std::string> Cluster::GatewayEnv() const {
 
 std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::string>& overrides,
                                                int* port, const std::string& listen_host) {
+  *port = FreePort();
+  return StartGatewayOn(*port, overrides, listen_host);
+}
+
+std::unique_ptr<Process> Cluster::StartGatewayOn(
+    int port_number, const std::map<std::string, std::string>& overrides,
+    const std::string& listen_host) {
   std::map<std::string, std::string> env = GatewayEnv();
   for (const auto& [k, v] : overrides) env[k] = v;
-  *port = FreePort();
   int metrics = FreePort();
   if (!metrics_ports_.count("gateway")) metrics_ports_["gateway"] = metrics;
   int health = FreePort();
@@ -218,11 +231,11 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
   auto proc = std::make_unique<Process>(
       "gateway",
       std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
-                               absl::StrCat("--listen=", listen_host, ":", *port),
+                               absl::StrCat("--listen=", listen_host, ":", port_number),
                                absl::StrCat("--metrics=127.0.0.1:", metrics),
                                absl::StrCat("--health=127.0.0.1:", health)},
       env);
-  if (!WaitForPort(*port, 20000)) {
+  if (!WaitForPort(port_number, 20000)) {
     throw std::runtime_error(absl::StrCat("gateway did not start; see ", proc->log_path()));
   }
   return proc;

@@ -28,6 +28,8 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
   bool Running();
+  // SIGKILL, as a crash or an OOM kill: no shutdown of any kind.
+  void Kill();
   // Waits for exit; returns the exit code (or -1 on timeout / signal).
   int Wait(int timeout_ms);
   const std::string& log_path() const { return log_; }
@@ -64,6 +66,10 @@ class Cluster {
   // `listen_host` "[::]" accepts both 127.0.0.1 and ::1: two distinct client sources.
   std::unique_ptr<Process> StartGateway(const std::map<std::string, std::string>& overrides,
                                         int* port, const std::string& listen_host = "127.0.0.1");
+  // The same on a given port (a restart of a gateway on the port its agents know).
+  std::unique_ptr<Process> StartGatewayOn(int port,
+                                          const std::map<std::string, std::string>& overrides,
+                                          const std::string& listen_host = "127.0.0.1");
   // host:port of a service's Prometheus endpoint ("auth", "agents", "updates", "gateway").
   int metrics_port(const std::string& service) const { return metrics_ports_.at(service); }
   // The shared gateway's plaintext health-only port (for Kubernetes probes).

@@ -459,6 +459,7 @@ void SimAgent::OnInstruction(const v1::SignedEnvelope& env) {
   std::optional<v1::Manifest> manifest;
   std::string refused_code;
   std::string refused_reason;
+  std::optional<v1::OfferOutcome> redelivered;
   v1::AgentMessage reply;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -472,7 +473,14 @@ void SimAgent::OnInstruction(const v1::SignedEnvelope& env) {
       reply.mutable_ack()->set_instruction_id(id);
       reply.mutable_ack()->set_applied(true);
       if (agent::AlreadyApplied(agent_state_, id)) {
-        // re-delivered after a reconnect: acknowledge again, apply nothing
+        // Re-delivered after a reconnect: apply nothing; an offer's outcome is reported
+        // again, then acknowledged as it went (as redflag-agent does).
+        if (const v1::OfferOutcome* o = agent::FindOfferOutcome(agent_state_, id);
+            o != nullptr && in->has_offer()) {
+          redelivered = *o;
+          reply.mutable_ack()->set_applied(o->state() == v1::INSTALLED);
+          reply.mutable_ack()->set_error(o->failure_reason());
+        }
       } else if (in->has_offer()) {
         if (!offers_in_progress_.insert(id).second) return;  // already downloading
         std::variant<v1::Manifest, agent::UpdateFailure> checked = agent::CheckManifest(
@@ -516,6 +524,11 @@ void SimAgent::OnInstruction(const v1::SignedEnvelope& env) {
     StartDownload(offer->first, offer->second, *manifest, 0);
     return;
   }
+  if (redelivered) {
+    fleet_.stats.Count("offers_reported_again");
+    Report(redelivered->delivery_id(), redelivered->state(), redelivered->failure_code(),
+           redelivered->failure_reason());
+  }
   SendOutcome(std::move(reply));
 }
 
@@ -540,9 +553,10 @@ void SimAgent::OnDownloadDone(const std::string& instruction_id, const v1::Updat
                      s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
                      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
                      s.error_code() == grpc::StatusCode::ABORTED;
-    if (transient && attempt < 8) {
+    // As redflag-agent (agent::DownloadRetry): transient failures retried 40 times in a row.
+    if (transient && attempt < 40) {
       absl::Duration delay =
-          agent::BackoffDelay(attempt, absl::Milliseconds(500), absl::Seconds(10));
+          agent::BackoffDelay(std::min(attempt, 5), absl::Milliseconds(500), absl::Seconds(15));
       fleet_.timers.RunAfter(delay, [this, instruction_id, offer, m, attempt](bool fired) {
         if (fired) StartDownload(instruction_id, offer, m, attempt + 1);
       });
@@ -573,6 +587,7 @@ void SimAgent::OnDownloadDone(const std::string& instruction_id, const v1::Updat
 void SimAgent::FinishOffer(const std::string& instruction_id, const std::string& delivery_id,
                            const std::string& update_id, const std::string& failure_code,
                            const std::string& failure) {
+  fleet_.stats.Count("offers_finished");
   if (failure_code.empty()) {
     Report(delivery_id, v1::INSTALLED);
   } else {
@@ -581,6 +596,13 @@ void SimAgent::FinishOffer(const std::string& instruction_id, const std::string&
   }
   Ack(instruction_id, failure_code.empty(), failure);
   std::lock_guard<std::mutex> lock(mu_);
+  v1::OfferOutcome outcome;
+  outcome.set_instruction_id(instruction_id);
+  outcome.set_delivery_id(delivery_id);
+  outcome.set_state(failure_code.empty() ? v1::INSTALLED : v1::FAILED);
+  outcome.set_failure_code(failure_code);
+  outcome.set_failure_reason(failure);
+  agent::RecordOfferOutcome(agent_state_, std::move(outcome));
   agent::MarkApplied(agent_state_, instruction_id);
   offers_in_progress_.erase(instruction_id);
   if (!update_id.empty()) {
