@@ -177,17 +177,10 @@ Cluster::Cluster() {
   auto [out, rc] = RunCommand(BinaryPath("tools/redflag-migrate"));
   if (rc != 0) throw std::runtime_error("redflag-migrate failed: " + out);
   for (const char* svc : {"auth", "agents", "updates"}) {
-    int port = FreePort();
-    ports_[svc] = port;
+    ports_[svc] = FreePort();
     metrics_ports_[svc] = FreePort();
-    std::map<std::string, std::string> env = SharedClusterEnv();
-    for (const auto& [k, v] : ServiceEnv(svc)) env[k] = v;
-    procs_.push_back(std::make_unique<Process>(
-        svc,
-        std::vector<std::string>{BinaryPath(absl::StrCat("services/", svc, "/redflag-", svc)),
-                                 absl::StrCat("--listen=127.0.0.1:", port),
-                                 absl::StrCat("--metrics=127.0.0.1:", metrics_ports_[svc])},
-        env));
+    service_procs_[svc] = procs_.size();
+    procs_.push_back(StartService(svc));
   }
   for (const char* svc : {"auth", "agents", "updates"}) {
     if (!WaitForPort(ports_[svc], 20000)) {
@@ -198,6 +191,28 @@ Cluster::Cluster() {
   int gw = 0;
   procs_.push_back(StartGateway({}, &gw));
   ports_["gateway"] = gw;
+}
+
+std::unique_ptr<Process> Cluster::StartService(const std::string& svc) const {
+  std::map<std::string, std::string> env = SharedClusterEnv();
+  for (const auto& [k, v] : ServiceEnv(svc)) env[k] = v;
+  return std::make_unique<Process>(
+      svc,
+      std::vector<std::string>{BinaryPath(absl::StrCat("services/", svc, "/redflag-", svc)),
+                               absl::StrCat("--listen=127.0.0.1:", ports_.at(svc)),
+                               absl::StrCat("--metrics=127.0.0.1:", metrics_ports_.at(svc))},
+      env);
+}
+
+void Cluster::KillService(const std::string& svc) { procs_.at(service_procs_.at(svc))->Kill(); }
+
+void Cluster::RestartService(const std::string& svc) {
+  std::unique_ptr<Process>& p = procs_.at(service_procs_.at(svc));
+  p->Kill();
+  p = StartService(svc);
+  if (!WaitForPort(ports_.at(svc), 20000)) {
+    throw std::runtime_error(absl::StrCat(svc, " did not restart; see ", p->log_path()));
+  }
 }
 
 std::map<std::string, std::string> Cluster::GatewayEnv() const {

@@ -80,9 +80,15 @@ class Cluster {
   static std::map<std::string, std::string> ServiceEnv(const std::string& service);
   // Whether every process the cluster started is still running; names the dead in `dead`.
   bool AllRunning(std::string* dead = nullptr);
+  // SIGKILL to an internal service ("auth", "agents", "updates"), as a crash.
+  void KillService(const std::string& service);
+  // Kills it if it runs and starts it again on its ports; returns once it listens.
+  void RestartService(const std::string& service);
 
  private:
   Cluster();
+  std::unique_ptr<Process> StartService(const std::string& service) const;
+  std::map<std::string, size_t> service_procs_;  // index in procs_
   std::map<std::string, std::string> GatewayEnv() const;
   std::map<std::string, int> ports_;
   std::map<std::string, int> metrics_ports_;
