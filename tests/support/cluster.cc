@@ -90,6 +90,10 @@ void Process::Kill() {
   pid_ = -1;
 }
 
+void Process::Signal(int signal) {
+  if (Running()) kill(pid_, signal);
+}
+
 Process::~Process() {
   if (!Running()) return;
   kill(pid_, SIGTERM);
@@ -205,6 +209,10 @@ std::unique_ptr<Process> Cluster::StartService(const std::string& svc) const {
 }
 
 void Cluster::KillService(const std::string& svc) { procs_.at(service_procs_.at(svc))->Kill(); }
+
+void Cluster::SignalService(const std::string& svc, int signal) {
+  procs_.at(service_procs_.at(svc))->Signal(signal);
+}
 
 void Cluster::RestartService(const std::string& svc) {
   std::unique_ptr<Process>& p = procs_.at(service_procs_.at(svc));

@@ -30,6 +30,8 @@ class Process {
   bool Running();
   // SIGKILL, as a crash or an OOM kill: no shutdown of any kind.
   void Kill();
+  // Sends `signal` (e.g. SIGSTOP / SIGCONT: a process that stops answering, then resumes).
+  void Signal(int signal);
   // Waits for exit; returns the exit code (or -1 on timeout / signal).
   int Wait(int timeout_ms);
   const std::string& log_path() const { return log_; }
@@ -82,6 +84,8 @@ class Cluster {
   bool AllRunning(std::string* dead = nullptr);
   // SIGKILL to an internal service ("auth", "agents", "updates"), as a crash.
   void KillService(const std::string& service);
+  // Sends `signal` to an internal service.
+  void SignalService(const std::string& service, int signal);
   // Kills it if it runs and starts it again on its ports; returns once it listens.
   void RestartService(const std::string& service);
 
