@@ -88,6 +88,26 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
   std::filesystem::create_directories(staging_dir, ec);
   std::filesystem::create_directories(install_dir, ec);
   std::string part = absl::StrCat(staging_dir, "/", m.update_id(), ".part");
+  std::string target = absl::StrCat(install_dir, "/", m.name());
+
+  // Installed already (an agent killed after the rename, before it reported): converge
+  // without installing a second time.
+  if (std::filesystem::file_size(target, ec) == static_cast<uintmax_t>(m.size()) && !ec) {
+    Sha256Hasher installed;
+    std::ifstream in(target, std::ios::binary);
+    char buf[64 * 1024];
+    while (in) {
+      in.read(buf, sizeof(buf));
+      if (in.gcount() > 0) {
+        installed.Update(absl::string_view(buf, static_cast<size_t>(in.gcount())));
+      }
+    }
+    if (installed.FinishHex() == m.sha256()) {
+      std::filesystem::remove(part, ec);
+      return std::nullopt;
+    }
+  }
+  ec.clear();
 
   // Resume: hash what is already staged, then fetch from there.
   Sha256Hasher hasher;
@@ -162,7 +182,6 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
     return Fail("checksum", "SHA-256 of the downloaded bytes does not match the manifest");
   }
   // Atomic install: the staged file is complete and durable before it takes the name.
-  std::string target = absl::StrCat(install_dir, "/", m.name());
   std::string tmp = absl::StrCat(install_dir, "/.", m.name(), ".", m.update_id(), ".tmp");
   std::filesystem::copy_file(part, tmp, std::filesystem::copy_options::overwrite_existing, ec);
   if (ec || !FsyncPath(tmp, O_RDONLY) || rename(tmp.c_str(), target.c_str()) != 0 ||

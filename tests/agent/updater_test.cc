@@ -217,3 +217,62 @@ TEST_CASE("a download refused for a lasting reason fails after max_refusals atte
   CHECK_THAT(f->reason, Catch::Contains("no delivery"));
   CHECK(calls == retry.max_refusals);
 }
+
+// An agent killed at each step of an install, restarted, given the same offer again (it
+// was never acknowledged): it converges without installing twice and leaves nothing behind.
+TEST_CASE("an install interrupted at any step converges on restart, installing at most once",
+          "[updater][faults]") {
+  Env e;
+  const std::string bytes = RandomBytes(5000);
+  v1::Manifest m = e.Manifest(bytes);
+  const std::string staging = e.dir + "/.staging";
+  const std::string part = staging + "/" + m.update_id() + ".part";
+  int fetches = 0;
+  Fetch fetch = [&](int64_t offset, const std::function<bool(const v1::DownloadChunk&)>& sink) {
+    ++fetches;
+    v1::DownloadChunk c;
+    c.set_offset(offset);
+    c.set_data(bytes.substr(static_cast<size_t>(offset)));
+    sink(c);
+    return absl::OkStatus();
+  };
+  auto write = [](const std::string& path, const std::string& data) {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path, std::ios::binary) << data;
+  };
+
+  SECTION("killed after the download was verified, before the rename") {
+    write(part, bytes);
+    REQUIRE_FALSE(DownloadVerifyInstall(m, fetch, staging, e.dir, [](int64_t) {}).has_value());
+    CHECK(fetches == 0);  // the staged bytes were complete: nothing fetched again
+    CHECK(Read(e.dir + "/pkg") == bytes);
+  }
+  SECTION("killed after the rename, before the report: not installed a second time") {
+    write(e.dir + "/pkg", bytes);
+    const auto installed_at = std::filesystem::last_write_time(e.dir + "/pkg");
+    REQUIRE_FALSE(DownloadVerifyInstall(m, fetch, staging, e.dir, [](int64_t) {}).has_value());
+    CHECK(fetches == 0);
+    CHECK(std::filesystem::last_write_time(e.dir + "/pkg") == installed_at);
+    CHECK(Read(e.dir + "/pkg") == bytes);
+  }
+  SECTION("killed after the rename with the staged copy still there") {
+    write(e.dir + "/pkg", bytes);
+    const auto installed_at = std::filesystem::last_write_time(e.dir + "/pkg");
+    write(part, bytes);
+    REQUIRE_FALSE(DownloadVerifyInstall(m, fetch, staging, e.dir, [](int64_t) {}).has_value());
+    CHECK(fetches == 0);
+    CHECK(std::filesystem::last_write_time(e.dir + "/pkg") == installed_at);
+    CHECK_FALSE(std::filesystem::exists(part));
+  }
+  SECTION("an older file under the name is replaced, not taken for the install") {
+    write(e.dir + "/pkg", "the previous version");
+    REQUIRE_FALSE(DownloadVerifyInstall(m, fetch, staging, e.dir, [](int64_t) {}).has_value());
+    CHECK(fetches == 1);
+    CHECK(Read(e.dir + "/pkg") == bytes);
+  }
+  // Whatever the step, nothing is left in staging and no temporary file in the install dir.
+  for (const auto& entry : std::filesystem::directory_iterator(e.dir)) {
+    CHECK(entry.path().filename().string().rfind(".pkg.", 0) != 0);
+  }
+  CHECK_FALSE(std::filesystem::exists(part));
+}
