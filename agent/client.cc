@@ -339,7 +339,7 @@ std::optional<UpdateFailure> AgentClient::SelfUpdate(const std::string& instruct
                                                      const std::string& delivery_id,
                                                      const v1::Manifest& m) {
   std::string candidate = config_.install_dir + "/" + m.name();
-  if (absl::Status s = SelfTest(candidate, m.version()); !s.ok()) {
+  if (absl::Status s = SelfTest(candidate, m.version(), config_.self_test_timeout); !s.ok()) {
     return UpdateFailure{"install", std::string(s.message())};
   }
   std::string exe = SelfPath();

@@ -38,6 +38,9 @@ struct AgentConfig {
   std::vector<std::string> argv;
   // A self-updated binary that has not checked in by then is rolled back.
   absl::Duration self_update_confirm_within = absl::Seconds(60);
+  // A new agent binary's canary run (`--self_test`) that has not exited by then is killed
+  // and the update refused.
+  absl::Duration self_test_timeout = absl::Seconds(10);
   absl::Duration max_backoff = absl::Seconds(60);
   std::string channel = "stable";
   std::string install_dir;  // where packages are installed (atomic rename)

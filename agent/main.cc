@@ -10,6 +10,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "agent/client.h"
 #include "agent/config_file.h"
 #include "agent/fingerprint.h"
@@ -38,6 +39,8 @@ ABSL_FLAG(std::string, init_config, "",
 ABSL_FLAG(int, max_backoff_seconds, 60, "cap of the reconnect backoff");
 ABSL_FLAG(bool, self_test, false, "print the version and exit (the canary run of a self-update)");
 ABSL_FLAG(int, self_update_confirm_seconds, 60, "roll a self-update back if no check-in by then");
+ABSL_FLAG(int, self_test_timeout_seconds, 10,
+          "kill a new agent binary's canary run and refuse the update if it runs longer (1-300)");
 ABSL_FLAG(std::string, report_version, REDFLAG_AGENT_VERSION, "agent version to report");
 
 namespace {
@@ -101,6 +104,13 @@ int Run() {
   cfg.argv = g_argv;
   cfg.self_update_confirm_within =
       absl::Seconds(std::max(5, absl::GetFlag(FLAGS_self_update_confirm_seconds)));
+  int self_test_seconds = absl::GetFlag(FLAGS_self_test_timeout_seconds);
+  if (self_test_seconds < 1 || self_test_seconds > 300) {
+    return ExitWithError(
+        kName, absl::InvalidArgumentError(absl::StrCat(
+                   "--self_test_timeout_seconds must be 1-300, got ", self_test_seconds)));
+  }
+  cfg.self_test_timeout = absl::Seconds(self_test_seconds);
   cfg.max_backoff = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_max_backoff_seconds)));
   absl::StatusOr<std::string> fp =
       agent::MachineFingerprint(agent::ReadFingerprintSources(absl::GetFlag(FLAGS_machine_root)));

@@ -1,10 +1,13 @@
 #include "agent/self_update.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -43,28 +46,68 @@ std::string SelfPath() {
   return std::filesystem::read_symlink("/proc/self/exe", ec).string();
 }
 
-absl::Status SelfTest(const std::string& candidate, const std::string& expected_version) {
+absl::Status SelfTest(const std::string& candidate, const std::string& expected_version,
+                      absl::Duration timeout) {
   if (chmod(candidate.c_str(), 0755) != 0) return Errno("chmod candidate");
   int out[2];
-  if (pipe(out) != 0) return Errno("pipe");
+  if (pipe2(out, O_CLOEXEC) != 0) return Errno("pipe");
   pid_t pid = fork();
-  if (pid < 0) return Errno("fork");
-  if (pid == 0) {
-    dup2(out[1], 1);
+  if (pid < 0) {
     close(out[0]);
+    close(out[1]);
+    return Errno("fork");
+  }
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group: a timeout kills whatever it started too
+    dup2(out[1], 1);
     execl(candidate.c_str(), candidate.c_str(), "--self_test", static_cast<char*>(nullptr));
     _exit(127);
   }
+  setpgid(pid, pid);  // also here: no window in which the child is still in our group
   close(out[1]);
+  absl::Time deadline = absl::Now() + timeout;
   std::string printed;
-  char buf[256];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof(buf))) > 0 && printed.size() < 4096) {
-    printed.append(buf, static_cast<size_t>(n));
+  bool eof = false;
+  int status = 0;
+  bool exited = false;
+  while (absl::Now() < deadline) {
+    if (!eof) {
+      pollfd p{out[0], POLLIN, 0};
+      int ms =
+          static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())));
+      int r = poll(&p, 1, std::min(ms, 100));
+      if (r < 0 && errno != EINTR) break;
+      if (r > 0) {
+        char buf[256];
+        ssize_t n = read(out[0], buf, sizeof(buf));
+        if (n > 0 && printed.size() < 4096) printed.append(buf, static_cast<size_t>(n));
+        if (n == 0) eof = true;
+      }
+    }
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) {
+      exited = true;
+      if (eof) break;
+      // Exited: whatever it wrote is in the pipe unless a process it left holds it open.
+      pollfd p{out[0], POLLIN, 0};
+      while (poll(&p, 1, 0) > 0) {
+        char buf[256];
+        ssize_t n = read(out[0], buf, sizeof(buf));
+        if (n <= 0) break;
+        if (printed.size() < 4096) printed.append(buf, static_cast<size_t>(n));
+      }
+      break;
+    }
+    if (eof) absl::SleepFor(absl::Milliseconds(10));
   }
   close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  kill(-pid, SIGKILL);  // the canary's group is never left running, whatever happened
+  if (!exited) {
+    waitpid(pid, &status, 0);
+    return absl::FailedPreconditionError(
+        absl::StrCat("the new agent binary did not finish its self-test run within ",
+                     absl::FormatDuration(timeout), "; killed"));
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return absl::FailedPreconditionError("the new agent binary failed its self-test run");
   }
