@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/crash_point.h"
 #include "agent/instruction_verifier.h"
 #include "agent/self_update.h"
 #include "agent/updater.h"
@@ -152,6 +153,11 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
       break;
     }
     case v1::Instruction::kOffer: {
+      if (state_.has_pending_self_update() && state_.pending_self_update().instruction_id() == id) {
+        // Re-delivered while the self-update it started awaits its confirming check-in: that
+        // confirmation acknowledges it. Applying it again would swap a second time.
+        return std::nullopt;
+      }
       std::lock_guard<std::mutex> ol(offers_mu_);
       if (queued_ids_.insert(id).second) {
         offers_.push_back({id, in->offer()});
@@ -356,8 +362,10 @@ std::optional<UpdateFailure> AgentClient::SelfUpdate(const std::string& instruct
     }
   }
   ReportDelivery(delivery_id, v1::VERIFIED);
+  CrashPoint("self-update-saved");
   absl::Status s = SwapIn(exe, candidate);
   if (s.ok()) {
+    CrashPoint("self-update-swapped");
     LogInfo(absl::StrCat("self-update to ", m.version(), ": restarting as the new binary"));
     s = ReExec(exe, config_.argv);  // returns only on failure
     (void)RollBack(exe);
@@ -372,6 +380,22 @@ void AgentClient::WatchPendingSelfUpdate() {
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     if (!state_.has_pending_self_update() || state_.pending_self_update().rolled_back()) return;
+    const v1::PendingSelfUpdate& p = state_.pending_self_update();
+    if (p.version() != config_.version) {
+      // Saved, but the new binary never took over (killed before the swap, or the swap
+      // failed): this is not the update, so it must not be confirmed. Forget it; the offer is
+      // still unacknowledged, so the server delivers it again and it is applied afresh.
+      LogWarn(absl::StrCat("self-update to ", p.version(),
+                           " was interrupted before the new binary took over (running ",
+                           config_.version, "); it will be applied again when re-offered"));
+      std::error_code ec;
+      std::filesystem::remove(SelfPath() + ".next", ec);
+      state_.clear_pending_self_update();
+      if (absl::Status s = state_dir_.Save(state_); !s.ok()) {
+        LogError(absl::StrCat("cannot persist update state: ", s.message()));
+      }
+      return;
+    }
     LogInfo(absl::StrCat("running self-updated version ", config_.version,
                          "; confirming with a check-in"));
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/backoff.h"
+#include "agent/crash_point.h"
 #include "agent/instruction_verifier.h"
 #include "common/crypto.h"
 #include "common/status.h"
@@ -146,6 +147,7 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
       hasher.Update(c.data());
       have += static_cast<int64_t>(c.data().size());
       progress(have);
+      if (have < m.size()) CrashPoint("downloading");
       return static_cast<bool>(out);
     });
     out.close();
@@ -181,6 +183,7 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
     std::filesystem::remove(part, ec);
     return Fail("checksum", "SHA-256 of the downloaded bytes does not match the manifest");
   }
+  CrashPoint("verified");
   // Atomic install: the staged file is complete and durable before it takes the name.
   std::string tmp = absl::StrCat(install_dir, "/.", m.name(), ".", m.update_id(), ".tmp");
   std::filesystem::copy_file(part, tmp, std::filesystem::copy_options::overwrite_existing, ec);
@@ -191,6 +194,7 @@ std::optional<UpdateFailure> DownloadVerifyInstall(const v1::Manifest& m, const 
     return Fail("install", absl::StrCat("cannot install to ", target, ": ", why));
   }
   std::filesystem::remove(part, ec);
+  CrashPoint("renamed");
   return std::nullopt;
 }
 

@@ -59,7 +59,7 @@ absl::StatusOr<v1::Update> OperatorClient::Publish(const std::string& name,
                                                    const std::string& version,
                                                    const std::string& platform,
                                                    const std::string& channel,
-                                                   const std::string& bytes) {
+                                                   const std::string& bytes, v1::UpdateKind kind) {
   auto ctx = Context();
   v1::Update resp;
   auto writer = stub_->PublishUpdate(ctx.get(), &resp);
@@ -69,7 +69,7 @@ absl::StatusOr<v1::Update> OperatorClient::Publish(const std::string& name,
   h->set_version(version);
   h->set_platform(platform);
   h->set_channel(channel);
-  h->set_kind(v1::PACKAGE);
+  h->set_kind(kind);
   h->set_size(static_cast<int64_t>(bytes.size()));
   bool ok = writer->Write(header);
   constexpr size_t kChunk = size_t{64} * 1024;
