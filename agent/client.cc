@@ -20,13 +20,25 @@ namespace {
 
 void Now(google::protobuf::Timestamp* ts) { ts->set_seconds(absl::ToUnixSeconds(absl::Now())); }
 
+// Makes the agent's next call ride a fresh connection attempt: gRPC's own reconnect backoff
+// is reset, and since the reset takes effect asynchronously, a channel still in
+// TRANSIENT_FAILURE is given up to a second to move on (else the call would fail at once with
+// the cached "connection refused" although the gateway is back).
+void ConnectNow(grpc::Channel& channel) {
+  grpc::experimental::ChannelResetConnectionBackoff(&channel);
+  if (channel.GetState(true) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    channel.WaitForStateChange(GRPC_CHANNEL_TRANSIENT_FAILURE,
+                               absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  }
+}
+
 }  // namespace
 
 AgentClient::AgentClient(AgentConfig config, StateDir state)
-    : config_(std::move(config)), state_dir_(std::move(state)) {
-  stub_ =
-      v1::AgentGateway::NewStub(MakeChannel(config_.server, TlsChannelCredentials(config_.ca_pem)));
-}
+    : config_(std::move(config)),
+      state_dir_(std::move(state)),
+      channel_(MakeChannel(config_.server, TlsChannelCredentials(config_.ca_pem))),
+      stub_(v1::AgentGateway::NewStub(channel_)) {}
 
 absl::Status AgentClient::EnsureEnrolled() {
   REDFLAG_ASSIGN_OR_RETURN(std::optional<v1::AgentState> saved, state_dir_.Load());
@@ -275,6 +287,7 @@ void AgentClient::ApplyOffer(const std::string& instruction_id, const v1::Update
       }
       ctx.AddMetadata("x-machine-id", config_.machine_id);
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(30)));
+      ConnectNow(*channel_);
       v1::DownloadRequest req;
       req.set_update_id(m.update_id());
       req.set_offset(offset);
@@ -484,6 +497,7 @@ absl::Status AgentClient::RunStream() {
     if (stop_) return absl::CancelledError("stopping");
     live_ = &ctx;
   }
+  ConnectNow(*channel_);
   auto stream = stub_->Connect(&ctx);
   hello.set_seq(seq_++);
   hello.mutable_hello()->set_version(config_.version);

@@ -83,6 +83,10 @@ class AgentClient {
   StateDir state_dir_;
   std::mutex state_mu_;  // guards state_ between the stream's reader and the main loop
   v1::AgentState state_;
+  // The one channel to the gateway. gRPC's own reconnect backoff is reset before every
+  // attempt the agent makes (stream or download), so the agent's full-jitter backoff is the
+  // only one pacing reconnects: an attempt made after the gateway is back connects at once.
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentGateway::Stub> stub_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;

@@ -127,3 +127,32 @@ TEST_CASE("gateway killed with -9 mid-download: every agent back, installed once
   CHECK(c.AllRunning(&dead));
   INFO(dead);
 }
+
+TEST_CASE("a real agent is back within its own backoff after the gateway was down for 12 s",
+          "[faults][gateway][reconnect]") {
+  // While the gateway is down, gRPC's channel backs off its own connection attempts (up to
+  // 10 s between them here); unless the agent resets that before each of its attempts, an
+  // attempt made after the port is open again fails at once ("connection refused") until
+  // gRPC's timer fires, and the agent waits another backoff of its own.
+  auto& c = Cluster::Get();
+  int port = 0;
+  std::unique_ptr<Process> gateway = c.StartGateway({}, &port);
+  std::string root = MakeMachineTree("reconnect");
+  auto agent = StartAgent("agent-reconnect", root, absl::StrCat("localhost:", port),
+                          c.NewRegistrationToken(1), {"--max_backoff_seconds=2"});
+  REQUIRE(WaitForLog(*agent, "acknowledged", 15000));
+  const int streams_before = CountInLog(*agent, "connected; checking in every");
+  gateway->Kill();
+  absl::SleepFor(absl::Seconds(12));
+  const int failures_while_down = CountInLog(*agent, "reconnecting in");
+  gateway = c.StartGatewayOn(port, {});
+  const absl::Time restarted = absl::Now();
+  const bool back = WaitForLog(*agent, "connected; checking in every", 30000, streams_before + 1);
+  const absl::Duration back_after = absl::Now() - restarted;
+  std::cout << "faults/gateway down 12 s: the real agent (backoff cap 2 s) made "
+            << failures_while_down << " attempts while it was down and was back "
+            << absl::FormatDuration(back_after) << " after the restart\n";
+  INFO(ReadFile(agent->log_path()));
+  REQUIRE(back);
+  CHECK(back_after <= absl::Seconds(4));  // its own cap (2 s) plus the handshake, not gRPC's
+}
