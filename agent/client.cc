@@ -7,10 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/crash_point.h"
 #include "agent/instruction_verifier.h"
 #include "agent/self_update.h"
 #include "agent/updater.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -131,7 +131,10 @@ std::optional<v1::AgentMessage> AgentClient::HandleInstruction(const v1::SignedE
     (void)state_dir_.Save(state_);
     return reply;
   };
-  if (AlreadyApplied(state_, id)) {
+  // A verify challenge is answered afresh each time it comes (re-reading the fingerprint
+  // changes nothing): when it is re-delivered, the first answer never reached the agents
+  // service, and an ack alone would close the challenge with no result recorded.
+  if (AlreadyApplied(state_, id) && !in->has_verify()) {
     // Re-delivered after a reconnect: apply nothing. An offer's outcome is reported again
     // first (the first report may have died with a gateway), then acknowledged as it went.
     reply.mutable_ack()->set_applied(true);

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/backoff.h"
-#include "agent/crash_point.h"
+#include "common/crash_point.h"
 #include "agent/instruction_verifier.h"
 #include "common/crypto.h"
 #include "common/status.h"

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/actor.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/validate.h"
@@ -292,6 +293,7 @@ void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
     req.add_pinned_key_ids(resp.pinned_key_ids(i));
   }
   req.set_source(peer_);
+  CrashPoint("forward-verify");
   outcomes_->Push(std::move(req));
 }
 

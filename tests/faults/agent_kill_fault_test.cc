@@ -1,5 +1,5 @@
 // Fault scenario 5: a real redflag-agent killed with SIGKILL at each step of an install
-// (REDFLAG_AGENT_CRASH_AT arms one of its crash points) and started again on the same state
+// (REDFLAG_CRASH_AT arms one of its crash points) and started again on the same state
 // directory. After the restart it must converge to the published version, install at most
 // once, report truthfully (nothing INSTALLED before it is) and leave no partial file.
 #include <sys/stat.h>
@@ -37,7 +37,7 @@ struct Machine {
   }
   std::unique_ptr<Process> Start(const std::string& name, const std::string& crash_at) const {
     std::map<std::string, std::string> env;
-    if (!crash_at.empty()) env["REDFLAG_AGENT_CRASH_AT"] = crash_at;
+    if (!crash_at.empty()) env["REDFLAG_CRASH_AT"] = crash_at;
     return std::make_unique<Process>(
         name,
         std::vector<std::string>{exe, "--server=" + Cluster::Get().gateway_address(),

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/fingerprint.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/support/cluster.h"
@@ -155,4 +156,52 @@ TEST_CASE("a real agent is back within its own backoff after the gateway was dow
   INFO(ReadFile(agent->log_path()));
   REQUIRE(back);
   CHECK(back_after <= absl::Seconds(4));  // its own cap (2 s) plus the handshake, not gRPC's
+}
+
+TEST_CASE("a verify response that died with the gateway is answered again, not just acked",
+          "[faults][gateway][verify]") {
+  // The gateway is killed (crash point) after it read the agent's verify response and before
+  // it forwarded it. The challenge stays pending and is re-delivered on the agent's next
+  // stream; the agent must answer it again — an ack alone would close it with no result.
+  auto& c = Cluster::Get();
+  int port = 0;
+  std::unique_ptr<Process> gateway =
+      c.StartGateway({{"REDFLAG_CRASH_AT", "forward-verify"}}, &port);
+  std::string root = MakeMachineTree("verify-lost");
+  auto agent = StartAgent("agent-verify-lost", root, absl::StrCat("localhost:", port),
+                          c.NewRegistrationToken(1));
+  REQUIRE(WaitForLog(*agent, "acknowledged", 15000));
+  std::string prefix =
+      agent::MachineFingerprint(agent::ReadFingerprintSources(root))->substr(0, 16);
+  std::optional<v1::Agent> found = FindAgentByMachine(prefix);
+  REQUIRE(found.has_value());
+  const std::string id = found->id();
+
+  // The operator asks through the shared gateway; the agent's gateway delivers it.
+  grpc::ClientContext ctx;
+  Cluster::Authorize(ctx, c.AdminToken());
+  v1::VerifyAgentRequest req;
+  req.set_id(id);
+  v1::Agent ignored;
+  REQUIRE(c.Operator()->VerifyAgent(&ctx, req, &ignored).ok());
+  REQUIRE(WaitForLog(*agent, "fingerprint re-sent", 15000));
+  REQUIRE(gateway->Wait(10000) == -1);  // killed at the crash point
+  v1::Agent a;
+  REQUIRE(GetAgentAsAdmin(id, &a).ok());
+  CHECK(a.verify_result().empty());  // the answer was lost with the gateway
+
+  gateway = c.StartGatewayOn(port, {});
+  const absl::Time restarted = absl::Now();
+  std::string result;
+  while (absl::Now() - restarted < absl::Seconds(20) && result.empty()) {
+    if (GetAgentAsAdmin(id, &a).ok()) result = a.verify_result();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  std::cout << "faults/gateway killed before forwarding a verify response: result \"" << result
+            << "\" recorded " << absl::FormatDuration(absl::Now() - restarted)
+            << " after the restart; answers sent " << CountInLog(*agent, "fingerprint re-sent")
+            << "\n";
+  INFO(ReadFile(agent->log_path()));
+  CHECK(result == "ok");
+  CHECK(CountInLog(*agent, "fingerprint re-sent") == 2);
 }

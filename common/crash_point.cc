@@ -1,4 +1,4 @@
-#include "agent/crash_point.h"
+#include "common/crash_point.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -8,16 +8,16 @@
 
 #include "common/log.h"
 
-namespace redflag::agent {
+namespace redflag {
 
 void CrashPoint(std::string_view name) {
   static const std::string armed = [] {
-    const char* v = std::getenv("REDFLAG_AGENT_CRASH_AT");
+    const char* v = std::getenv("REDFLAG_CRASH_AT");
     return std::string(v == nullptr ? "" : v);
   }();
   if (armed.empty() || armed != name) return;
-  LogWarn(std::string("crash point \"") + std::string(name) + "\" reached: killing this agent");
+  LogWarn(std::string("crash point \"") + std::string(name) + "\" reached: killing this process");
   kill(getpid(), SIGKILL);
 }
 
-}  // namespace redflag::agent
+}  // namespace redflag
