@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Stops what scripts/dev-up.sh started: the agent, the four services and PostgreSQL.
-# Keeps .dev/ (data, keys, agent state); delete it to start from scratch.
+# Keeps .dev/ (data, keys, agent state); delete it to start from scratch. REDFLAG_DEV_DIR
+# names another tree, as for dev-up.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+DEV=$(realpath -m "${REDFLAG_DEV_DIR:-.dev}")
 for name in agent gateway updates agents auth; do
-  f=.dev/run/$name.pid
+  f=$DEV/run/$name.pid
   [ -f "$f" ] || continue
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
@@ -15,4 +17,4 @@ for name in agent gateway updates agents auth; do
   fi
   rm -f "$f"
 done
-bash scripts/pg.sh stop .dev/pg
+bash scripts/pg.sh stop "$DEV/pg"
