@@ -24,7 +24,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-export REDFLAG_DEV_DIR=$WORK/dev REDFLAG_DEV_NO_BUILD=1
+export REDFLAG_DEV_DIR=$WORK/dev REDFLAG_DEV_NO_BUILD=1 XDG_CONFIG_HOME=$WORK/config
 PORT_VARS=()
 for v in PG GATEWAY AUTH AGENTS UPDATES GATEWAY_METRICS AUTH_METRICS AGENTS_METRICS \
          UPDATES_METRICS; do

@@ -370,7 +370,7 @@ TEST_CASE("redflagctl list-agents prints every agent (it walks the pages)",
   const size_t all = ListAllAgents({}).size();
   auto [out, rc] = RunCommand("REDFLAG_TOKEN=" + c.AdminToken() + " " +
                               BinaryPath("tools/redflagctl") + " --server=" + c.gateway_address() +
-                              " --ca_file=" + PkiFile("public-ca.crt") + " list-agents");
+                              " --ca_file=" + PkiFile("public-ca.crt") + " --json list-agents");
   REQUIRE(rc == 0);
   CHECK_THAT(out, Catch::Contains(r.agent_id()));
   size_t printed = 0;

@@ -707,7 +707,7 @@ std::pair<std::string, int> RedflagctlVerify() {
   return RunCommand("REDFLAG_TOKEN=" + Cluster::Get().AdminToken() + " " +
                     BinaryPath("tools/redflagctl") +
                     " --server=" + Cluster::Get().gateway_address() +
-                    " --ca_file=" + PkiFile("public-ca.crt") + " verify-audit");
+                    " --ca_file=" + PkiFile("public-ca.crt") + " --json verify-audit");
 }
 
 }  // namespace
