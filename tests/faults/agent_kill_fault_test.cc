@@ -13,6 +13,7 @@
 #include "agent/fingerprint.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/operator_client.h"
@@ -72,16 +73,6 @@ struct Machine {
     return out;
   }
 };
-
-// The update's deliveries as "STATE=count" joined by spaces.
-std::string RecordedStates(const std::string& update_id) {
-  auto rows = QueryColumn(
-      "SELECT coalesce(string_agg(state || '=' || n, ' ' ORDER BY state), '') FROM "
-      "(SELECT state, count(*) AS n FROM updates.deliveries WHERE update_id = $1::uuid "
-      "GROUP BY state) s",
-      {update_id});
-  return rows.empty() ? "" : rows[0];
-}
 
 // Waits for the update's deliveries to read `want`; how long it took, or nullopt.
 std::optional<absl::Duration> WaitForStates(const std::string& update_id, const std::string& want,

@@ -11,6 +11,7 @@
 #include "agent/fingerprint.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
@@ -23,16 +24,6 @@ namespace {
 
 constexpr int kAgents = 20;
 
-// Recorded delivery states of `update_id`: "STATE=count" joined by spaces, sorted.
-std::string RecordedStates(const std::string& update_id) {
-  auto rows = QueryColumn(
-      "SELECT string_agg(state || '=' || n, ' ' ORDER BY state) FROM "
-      "(SELECT state, count(*) AS n FROM updates.deliveries WHERE update_id = $1::uuid "
-      "GROUP BY state) s",
-      {update_id});
-  return rows.empty() ? "" : rows[0];
-}
-
 }  // namespace
 
 TEST_CASE("gateway killed with -9 mid-download: every agent back, installed once, status exact",
@@ -41,14 +32,8 @@ TEST_CASE("gateway killed with -9 mid-download: every agent back, installed once
   auto& c = Cluster::Get();
   int port = 0;
   std::unique_ptr<Process> gateway = c.StartGateway({}, &port);
-  fleet::FleetOptions o;
-  o.target = absl::StrCat("localhost:", port);
-  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
-  o.run_id = HexEncode(RandomBytes(6));
-  o.channel = "faults-gw-" + o.run_id;
-  o.seats_per_token = kAgents;
+  fleet::FleetOptions o = FaultFleetOptions(kAgents, "faults-gw", absl::StrCat("localhost:", port));
   o.backoff_base = absl::Seconds(1);  // the agent's default policy: 1 s base, full jitter
-  o.registration_tokens.push_back(c.NewRegistrationToken(kAgents));
   fleet::Fleet f(o);
   f.Start(kAgents, absl::Seconds(1));
   REQUIRE(f.WaitConnected(kAgents, absl::Seconds(60)));

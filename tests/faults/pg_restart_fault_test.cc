@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
@@ -99,15 +100,9 @@ TEST_CASE("PostgreSQL restarted and down for 20 s: no check-in, event or install
           "[faults][pg]") {
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
-  fleet::FleetOptions o;
-  o.target = c.gateway_address();
-  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
-  o.run_id = HexEncode(RandomBytes(6));
-  o.channel = "faults-" + o.run_id;
-  o.seats_per_token = kAgents;
+  fleet::FleetOptions o = FaultFleetOptions(kAgents, "faults");
   o.backoff_base = absl::Seconds(1);
   o.backoff_cap = absl::Seconds(5);
-  o.registration_tokens.push_back(c.NewRegistrationToken(kAgents));
   fleet::Fleet f(o);
   f.Start(kAgents, absl::Seconds(1));
   REQUIRE(f.WaitConnected(kAgents, absl::Seconds(60)));

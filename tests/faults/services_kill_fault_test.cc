@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
@@ -39,12 +40,7 @@ TEST_CASE("agents and auth services killed with -9 under load: streams stay, che
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
   (void)c.AdminToken();  // logged in before any kill
-  fleet::FleetOptions o;
-  o.target = c.gateway_address();
-  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
-  o.run_id = HexEncode(RandomBytes(6));
-  o.seats_per_token = kAgents;
-  o.registration_tokens.push_back(c.NewRegistrationToken(kAgents));
+  fleet::FleetOptions o = FaultFleetOptions(kAgents, "faults-svc");
   fleet::Fleet f(o);
   f.Start(kAgents, absl::Seconds(1));
   REQUIRE(f.WaitConnected(kAgents, absl::Seconds(60)));

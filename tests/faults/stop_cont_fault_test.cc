@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
@@ -27,12 +28,7 @@ TEST_CASE("a service frozen for 30 s: calls end at their deadlines, nothing hang
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
   (void)c.AdminToken();
-  fleet::FleetOptions o;
-  o.target = c.gateway_address();
-  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
-  o.run_id = HexEncode(RandomBytes(6));
-  o.seats_per_token = kAgents;
-  o.registration_tokens.push_back(c.NewRegistrationToken(kAgents));
+  fleet::FleetOptions o = FaultFleetOptions(kAgents, "faults-stop");
   fleet::Fleet f(o);
   f.Start(kAgents, absl::Seconds(1));
   REQUIRE(f.WaitConnected(kAgents, absl::Seconds(60)));

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "tests/faults/fault_support.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
@@ -35,13 +36,7 @@ TEST_CASE(
     "[faults][updates]") {
   REQUIRE(InitCrypto().ok());
   auto& c = Cluster::Get();
-  fleet::FleetOptions o;
-  o.target = c.gateway_address();
-  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
-  o.run_id = HexEncode(RandomBytes(6));
-  o.channel = "faults-up-" + o.run_id;
-  o.seats_per_token = kAgents;
-  o.registration_tokens.push_back(c.NewRegistrationToken(kAgents));
+  fleet::FleetOptions o = FaultFleetOptions(kAgents, "faults-up");
   fleet::Fleet f(o);
   f.Start(kAgents, absl::Seconds(1));
   REQUIRE(f.WaitConnected(kAgents, absl::Seconds(60)));

@@ -1,0 +1,32 @@
+#include "tests/faults/fault_support.h"
+
+#include "common/crypto.h"
+#include "common/encoding.h"
+#include "tests/support/cluster.h"
+#include "tests/support/test_env.h"
+
+namespace redflag::testing {
+
+fleet::FleetOptions FaultFleetOptions(int agents, const std::string& channel_prefix,
+                                      const std::string& target) {
+  auto& c = Cluster::Get();
+  fleet::FleetOptions o;
+  o.target = target.empty() ? c.gateway_address() : target;
+  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
+  o.run_id = HexEncode(RandomBytes(6));
+  o.channel = channel_prefix + "-" + o.run_id;
+  o.seats_per_token = agents;
+  o.registration_tokens.push_back(c.NewRegistrationToken(agents));
+  return o;
+}
+
+std::string RecordedStates(const std::string& update_id) {
+  auto rows = QueryColumn(
+      "SELECT coalesce(string_agg(state || '=' || n, ' ' ORDER BY state), '') FROM "
+      "(SELECT state, count(*) AS n FROM updates.deliveries WHERE update_id = $1::uuid "
+      "GROUP BY state) s",
+      {update_id});
+  return rows.empty() ? "" : rows[0];
+}
+
+}  // namespace redflag::testing
