@@ -1,12 +1,16 @@
 #include "common/security_events.h"
 
 #include <algorithm>
+#include <limits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "common/log.h"
+#include "common/paging.h"
 #include "common/status.h"
 
 namespace redflag {
@@ -219,15 +223,16 @@ absl::StatusOr<AuditVerification> SecurityEventWriter::Verify(int64_t from_id,
 
 absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
                                                                   const std::string& type,
-                                                                  int limit) {
+                                                                  int64_t before_id, int limit) {
   static constexpr Statement kList{
       "audit_list",
       "SELECT id, type, service, actor, source, detail, at_micros, hash FROM "
-      "audit.security_events WHERE ($1 = '' OR type = $1) ORDER BY id DESC LIMIT $2"};
+      "audit.security_events WHERE ($1 = '' OR type = $1) AND id < $3::bigint "
+      "ORDER BY id DESC LIMIT $2"};
   std::vector<v1::SecurityEvent> out;
-  limit = std::clamp(limit <= 0 ? 100 : limit, 1, 1000);
   REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kList, {type, absl::StrCat(limit)}));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kList, {type, absl::StrCat(limit), absl::StrCat(before_id)}));
     for (int i = 0; i < r.Rows(); ++i) {
       v1::SecurityEvent e;
       e.set_id(r.Int(i, 0));
@@ -243,6 +248,45 @@ absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
     return absl::OkStatus();
   }));
   return out;
+}
+
+absl::Status ListSecurityEventsPage(PgPool& pool, const v1::ListSecurityEventsRequest& req,
+                                    v1::ListSecurityEventsResponse& resp) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // still honoured for old callers
+  const int32_t legacy_limit = req.limit();
+#pragma GCC diagnostic pop
+  if (legacy_limit != 0 && req.page_size() != 0 && legacy_limit != req.page_size()) {
+    return absl::InvalidArgumentError(
+        "limit is the older name of page_size: set one, or both to the same value");
+  }
+  REDFLAG_ASSIGN_OR_RETURN(int size,
+                           PageSize(req.page_size() != 0 ? req.page_size() : legacy_limit));
+  if (req.type().size() > 64 || !std::all_of(req.type().begin(), req.type().end(), [](char c) {
+        return absl::ascii_isupper(c) || absl::ascii_isdigit(c) || c == '_';
+      })) {
+    return absl::InvalidArgumentError(
+        "type is an event type such as AUTH_FAILURE: at most 64 of A-Z, 0-9 and _");
+  }
+  int64_t before_id = std::numeric_limits<int64_t>::max();
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::vector<std::string>> key =
+        ParsePageToken("events", req.page_token(), 2);
+    // The token carries the type it was made for: another type's token would skip events.
+    if (!key.ok() || (*key)[0] != req.type() || !absl::SimpleAtoi((*key)[1], &before_id)) {
+      return absl::InvalidArgumentError(
+          "page_token is not one this RPC returned for the same type");
+    }
+  }
+  REDFLAG_ASSIGN_OR_RETURN(std::vector<v1::SecurityEvent> events,
+                           ListSecurityEvents(pool, req.type(), before_id, size + 1));
+  if (static_cast<int>(events.size()) > size) {
+    events.pop_back();
+    resp.set_next_page_token(
+        MakePageToken("events", {req.type(), absl::StrCat(events.back().id())}));
+  }
+  for (auto& e : events) *resp.add_events() = std::move(e);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(

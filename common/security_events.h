@@ -92,10 +92,14 @@ class SecurityEventWriter {
   std::thread flusher_;
 };
 
-// Newest first, optionally of one type; at most `limit` (1..1000).
+// Newest first, optionally of one type, with ids below `before_id`; at most `limit`.
 absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
                                                                   const std::string& type,
-                                                                  int limit);
+                                                                  int64_t before_id, int limit);
+// One page of ListSecurityEvents: validates the request (page size, the deprecated limit,
+// a token made for the same type) and fills the reply with its next_page_token.
+absl::Status ListSecurityEventsPage(PgPool& pool, const v1::ListSecurityEventsRequest& req,
+                                    v1::ListSecurityEventsResponse& resp);
 // Events per type within the last `since`.
 absl::StatusOr<std::map<std::string, int64_t>> CountSecurityEvents(
     PgPool& pool, const std::vector<std::string>& types, absl::Duration since);

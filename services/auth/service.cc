@@ -402,12 +402,17 @@ grpc::Status AuthServiceImpl::CreateUser(grpc::ServerContext* ctx, const v1::Cre
   return grpc::Status::OK;
 }
 
-grpc::Status AuthServiceImpl::ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest*,
+grpc::Status AuthServiceImpl::ListUsers(grpc::ServerContext* ctx, const v1::ListUsersRequest* req,
                                         v1::ListUsersResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> users = store_.ListUsers();
-  if (!users.ok()) return ToGrpcStatus(users.status());
-  for (const auto& [u, created] : *users) {
+  absl::StatusOr<int> size = PageSize(req->page_size());
+  if (!size.ok()) return ToGrpcStatus(size.status());
+  absl::StatusOr<TimeIdCursor> after = ParseTimeIdToken("users", req->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
+  absl::StatusOr<AuthStore::UserPage> page = store_.ListUsers(*after, *size + 1);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  resp->set_next_page_token(TrimToPage("users", *size, page->users, page->keys));
+  for (const auto& [u, created] : page->users) {
     v1::User* out = resp->add_users();
     out->set_id(u.id);
     out->set_username(u.username);
@@ -517,11 +522,7 @@ grpc::Status AuthServiceImpl::ListSecurityEvents(grpc::ServerContext* ctx,
                                                  const v1::ListSecurityEventsRequest* req,
                                                  v1::ListSecurityEventsResponse* resp) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
-  absl::StatusOr<std::vector<v1::SecurityEvent>> events =
-      redflag::ListSecurityEvents(store_.pool(), req->type(), req->limit());
-  if (!events.ok()) return ToGrpcStatus(events.status());
-  for (auto& e : *events) *resp->add_events() = std::move(e);
-  return grpc::Status::OK;
+  return ToGrpcStatus(ListSecurityEventsPage(store_.pool(), *req, *resp));
 }
 
 grpc::Status AuthServiceImpl::SecurityEventCounts(grpc::ServerContext* ctx,

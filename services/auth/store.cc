@@ -112,8 +112,9 @@ constexpr Statement kCreateUser{
     "RETURNING id, username, password_hash, role"};
 constexpr Statement kListUsers{
     "auth_list_users",
-    "SELECT id, username, '', role, floor(extract(epoch from created_at))::bigint "
-    "FROM auth.users ORDER BY username"};
+    "SELECT id, username, '', role, floor(extract(epoch from created_at))::bigint, "
+    "floor(extract(epoch from created_at) * 1000000)::bigint FROM auth.users WHERE "
+    REDFLAG_AFTER_TIME_ID("created_at", "id", "$1", "$2") " ORDER BY created_at, id LIMIT $3"};
 constexpr Statement kLockedUntil{
     "auth_locked_until",
     "SELECT floor(extract(epoch from max(locked_until)) * 1000000)::bigint "
@@ -303,12 +304,14 @@ absl::StatusOr<UserRow> AuthStore::CreateUser(const std::string& username,
   return out;
 }
 
-absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> AuthStore::ListUsers() {
-  std::vector<std::pair<UserRow, int64_t>> out;
+absl::StatusOr<AuthStore::UserPage> AuthStore::ListUsers(const TimeIdCursor& after, int limit) {
+  UserPage out;
   REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kListUsers));
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kListUsers, {absl::StrCat(after.at_us), after.id, absl::StrCat(limit)}));
     for (int i = 0; i < r.Rows(); ++i) {
-      out.emplace_back(UserRow{r.Text(i, 0), r.Text(i, 1), "", r.Text(i, 3)}, r.Int(i, 4));
+      out.users.push_back({UserRow{r.Text(i, 0), r.Text(i, 1), "", r.Text(i, 3)}, r.Int(i, 4)});
+      out.keys.push_back({r.Int(i, 5), r.Text(i, 0)});
     }
     return absl::OkStatus();
   }));

@@ -92,7 +92,13 @@ class AuthStore {
   // ALREADY_EXISTS when the username is taken.
   absl::StatusOr<UserRow> CreateUser(const std::string& username, const std::string& password_hash,
                                      const std::string& role);
-  absl::StatusOr<std::vector<std::pair<UserRow, int64_t>>> ListUsers();
+  // One page of users in creation order after `after` (the first page: at_us -1), each with
+  // its creation time in seconds and its sort key (keys[i] is users[i]'s).
+  struct UserPage {
+    std::vector<std::pair<UserRow, int64_t>> users;
+    std::vector<TimeIdCursor> keys;
+  };
+  absl::StatusOr<UserPage> ListUsers(const TimeIdCursor& after, int limit);
 
   // The latest lock expiry among `keys`, if any is locked now.
   absl::StatusOr<std::optional<absl::Time>> LockedUntil(const std::vector<std::string>& keys);

@@ -37,7 +37,7 @@ TEST_CASE("the security overview reports keys, violations and alerts to a viewer
   Cluster::Authorize(lctx, viewer);
   v1::ListSecurityEventsRequest req;
   req.set_type("MACHINE_ID_MISMATCH");
-  req.set_limit(5);
+  req.set_page_size(5);
   v1::ListSecurityEventsResponse events;
   REQUIRE(c.Operator()->ListSecurityEvents(&lctx, req, &events).ok());
   REQUIRE(events.events_size() >= 1);

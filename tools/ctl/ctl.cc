@@ -740,7 +740,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       return kUsage;
     }
     std::string key = absl::StrReplaceAll(name, {{"-", "_"}});
-    one_page |= key == "page_size" || key == "page_token";
+    one_page |= key == "page_size" || key == "page_token" || key == "limit";
   }
   return CallMethod(client, *m, *req, p.opts, out, err, one_page);
 }
