@@ -376,6 +376,25 @@ grpc::Status AgentsServiceImpl::PendingInstructions(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status AgentsServiceImpl::AgentsOwedInstructions(grpc::ServerContext* ctx,
+                                                       const v1::AgentsOwedRequest* req,
+                                                       v1::AgentsOwedResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (req->agent_ids_size() > 1000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 agent_ids per call");
+  }
+  std::vector<std::string> ids;
+  ids.reserve(static_cast<size_t>(req->agent_ids_size()));
+  for (const auto& id : req->agent_ids()) {
+    if (absl::Status s = ValidateUuid("agent_ids", id); !s.ok()) return ToGrpcStatus(s);
+    ids.push_back(id);
+  }
+  absl::StatusOr<std::vector<std::string>> owed = store_.AgentsOwed(ids);
+  if (!owed.ok()) return ToGrpcStatus(owed.status());
+  for (auto& id : *owed) resp->add_agent_ids(std::move(id));
+  return grpc::Status::OK;
+}
+
 grpc::Status AgentsServiceImpl::AckInstruction(grpc::ServerContext* ctx,
                                                const v1::AckInstructionRequest* req,
                                                v1::Agent* resp) {
@@ -421,9 +440,12 @@ grpc::Status AgentsServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchA
                                       grpc::ServerWriter<v1::AgentEvent>* writer) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   std::shared_ptr<EventHub::Subscription> sub = hub_.Subscribe();
+  // First a gap: whatever happened before this subscription (while the gateway was away) is
+  // made up by the gateway's resync, which starts only now that no later event can be lost.
+  bool open = writer->Write(v1::AgentEvent());
   // One thread per gateway replica (a handful), woken by events or every 500 ms to notice
   // a departed gateway.
-  while (!ctx->IsCancelled()) {
+  while (open && !ctx->IsCancelled()) {
     std::optional<std::string> payload = sub->Next(absl::Milliseconds(500));
     if (!payload) continue;
     v1::AgentEvent ev;

@@ -47,6 +47,8 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   grpc::Status PendingInstructions(grpc::ServerContext* ctx,
                                    const v1::AgentInstructionsRequest* req,
                                    v1::AgentInstructionsResponse* resp) override;
+  grpc::Status AgentsOwedInstructions(grpc::ServerContext* ctx, const v1::AgentsOwedRequest* req,
+                                      v1::AgentsOwedResponse* resp) override;
   grpc::Status AckInstruction(grpc::ServerContext* ctx, const v1::AckInstructionRequest* req,
                               v1::Agent* resp) override;
   grpc::Status RecordVerify(grpc::ServerContext* ctx, const v1::RecordVerifyRequest* req,

@@ -180,6 +180,11 @@ constexpr Statement kPending{
     "agents_pending",
     "SELECT body FROM agents.instructions WHERE agent_id = $1 AND acked_at IS NULL "
     "ORDER BY created_at LIMIT 100"};
+// The array is a constant per call (kPerCall): hashed when it filters, sized when it plans.
+constexpr Statement kOwed{"agents_owed",
+                          "SELECT DISTINCT agent_id::text FROM agents.instructions "
+                          "WHERE agent_id = ANY($1::text[]::uuid[]) AND acked_at IS NULL",
+                          Planning::kPerCall};
 constexpr Statement kAck{
     "agents_ack",
     "UPDATE agents.instructions SET acked_at = coalesce(acked_at, now()), applied = $3, "
@@ -420,6 +425,18 @@ absl::StatusOr<std::vector<v1::Instruction>> AgentStore::PendingInstructions(
       if (!in.ParseFromString(bytes)) return absl::DataLossError("corrupt queued instruction");
       out.push_back(std::move(in));
     }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> AgentStore::AgentsOwed(
+    const std::vector<std::string>& agent_ids) {
+  std::vector<std::string> out;
+  if (agent_ids.empty()) return out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kOwed, {PgTextArray(agent_ids)}));
+    for (int i = 0; i < r.Rows(); ++i) out.push_back(r.Text(i, 0));
     return absl::OkStatus();
   }));
   return out;

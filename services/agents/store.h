@@ -65,6 +65,8 @@ class AgentStore {
   // Queues an instruction (its body set, ids assigned here) and notifies the gateways.
   absl::StatusOr<AgentRow> QueueInstruction(const std::string& agent_id, v1::Instruction in);
   absl::StatusOr<std::vector<v1::Instruction>> PendingInstructions(const std::string& agent_id);
+  // Those of `agent_ids` (UUIDs) with an instruction not yet acknowledged: one statement.
+  absl::StatusOr<std::vector<std::string>> AgentsOwed(const std::vector<std::string>& agent_ids);
   // NOT_FOUND unless the instruction is the agent's own.
   absl::Status AckInstruction(const std::string& agent_id, const std::string& instruction_id,
                               bool applied, const std::string& error);

@@ -117,9 +117,10 @@ size_t StreamRegistry::size() {
   return streams_.size();
 }
 
-void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev) {
+void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev,
+                        const std::function<void()>& resync) {
   if (ev.agent_id().empty()) {
-    registry.ForEach([](AgentStream& s) { s.DeliverPending(); });
+    resync();
     return;
   }
   if (ev.kind() == v1::AgentEvent::CONNECTED) {

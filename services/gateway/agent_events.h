@@ -66,19 +66,19 @@ class StreamRegistry {
 };
 
 // Holds one server-streaming Watch call open (reconnecting with backoff, on its own
-// thread) and hands each event to `on_event`; after every reconnect calls `on_resync`,
-// since events may have been missed while disconnected.
+// thread) and hands each event to `on_event`. Events missed while disconnected are made up by
+// the backend: every Watch starts with a gap event (KIND_UNSPECIFIED) once its subscription is
+// live, so a resync runs once per reconnect that succeeded — not once per failed attempt
+// while the backend is away (each of which would have been a resync of every stream).
 template <typename Event>
 class EventWatcher {
  public:
   using Open =
       std::function<std::unique_ptr<grpc::ClientReaderInterface<Event>>(grpc::ClientContext*)>;
-  EventWatcher(std::string name, Open open, std::function<void(const Event&)> on_event,
-               std::function<void()> on_resync)
+  EventWatcher(std::string name, Open open, std::function<void(const Event&)> on_event)
       : name_(std::move(name)),
         open_(std::move(open)),
         on_event_(std::move(on_event)),
-        on_resync_(std::move(on_resync)),
         thread_([this] { Loop(); }) {}
 
   ~EventWatcher() {
@@ -115,21 +115,21 @@ class EventWatcher {
       LogWarn(name_ + " Watch ended (" + s.error_message() + "); reconnecting");
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, 5000);
-      on_resync_();
     }
   }
 
   const std::string name_;
   Open open_;
   std::function<void(const Event&)> on_event_;
-  std::function<void()> on_resync_;
   std::mutex mu_;
   bool stop_ = false;
   grpc::ClientContext* live_ = nullptr;  // guarded by mu_
   std::thread thread_;
 };
 
-// Acts on an agents-service event for the streams held here.
-void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev);
+// Acts on an agents-service event for the streams held here; a gap (no agent id) calls
+// `resync`, which finds the agents owed instructions in batches.
+void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev,
+                        const std::function<void()>& resync);
 
 }  // namespace redflag::gateway

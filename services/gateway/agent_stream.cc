@@ -303,6 +303,7 @@ void AgentStream::DeliverPending() {
     if (phase_ != Phase::kOpen) return;
   }
   if (!outbox_.StartRound(/*steps=*/2)) return;  // folded into one more round after this one
+  deps_.fetch_rounds.Increment();
   FetchAgentInstructions();
   FetchUpdateInstructions();
 }
@@ -374,6 +375,15 @@ bool AgentStream::UpdateRequest(v1::PendingInstructionsRequest* out) {
     if (phase_ != Phase::kOpen) return false;
   }
   FillUpdateRequest(out);
+  return true;
+}
+
+bool AgentStream::OpenAgentId(std::string* out) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (phase_ != Phase::kOpen) return false;
+  }
+  *out = claims_.sub;  // fixed once the hello is authorised
   return true;
 }
 

@@ -49,6 +49,8 @@ struct StreamDeps {
   prometheus::Counter& check_ins;
   prometheus::Counter& check_ins_throttled;  // answered with SlowDown, not recorded
   prometheus::Counter& instructions_sent;
+  // Rounds in which one stream fetched what its agent is owed with its own backend calls.
+  prometheus::Counter& fetch_rounds;
   int check_in_interval_seconds;
 };
 
@@ -72,6 +74,9 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   // What the updates service needs to compute this agent's update instructions; false until
   // the hello is authorised or once the stream is ending (UpdateFanOut batches these).
   bool UpdateRequest(v1::PendingInstructionsRequest* out);
+  // The agent's id once the hello is authorised; false before and once the stream is ending
+  // (AgentResync batches these).
+  bool OpenAgentId(std::string* out);
   // Sends the signed update instructions not sent on this stream before.
   void DeliverUpdateInstructions(google::protobuf::RepeatedPtrField<v1::SignedEnvelope>* envs);
   // Finishing or finished: nothing more will be sent.

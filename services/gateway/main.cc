@@ -17,8 +17,8 @@
 #include "common/timer_queue.h"
 #include "common/tls.h"
 #include "services/gateway/agent_gateway.h"
+#include "services/gateway/fan_out.h"
 #include "services/gateway/operator_service.h"
-#include "services/gateway/update_fan_out.h"
 
 ABSL_FLAG(std::string, listen, "",
           "public address (default REDFLAG_SERVER_HOST:REDFLAG_SERVER_PORT)");
@@ -114,8 +114,7 @@ int Run() {
       [&](const v1::RevokedSession& r) {
         revoked_sessions.Add(r.session_id(), absl::FromUnixSeconds(r.forget_after().seconds()));
         revoked_gauge.Set(static_cast<double>(revoked_sessions.size()));
-      },
-      [] {});  // each reconnect starts with a full snapshot
+      });  // each Watch starts with a full snapshot
   auto& check_in_retries = prometheus::BuildCounter()
                                .Name("redflag_gateway_check_in_retries_total")
                                .Help(
@@ -155,32 +154,52 @@ int Run() {
       outcomes_family.Add({{"result", "retried"}}), outcomes_family.Add({{"result", "dropped"}}),
       outcomes_family.Add({{"result", "recorded"}})};
   gateway::StreamRegistry registry;
-  gateway::StreamDeps deps{*backends,         authn,
-                           *batcher,          **limits,
-                           registry,          *timers,
-                           outcome_metrics,   connected,
-                           check_ins,         check_ins_throttled,
-                           instructions_sent, static_cast<int>(*interval)};
+  auto& fetch_rounds = prometheus::BuildCounter()
+                           .Name("redflag_gateway_stream_fetch_rounds_total")
+                           .Help(
+                               "Rounds in which one agent stream fetched what it is owed with "
+                               "its own backend calls (not part of a batched fan-out)")
+                           .Register(reg)
+                           .Add({});
+  gateway::StreamDeps deps{*backends,
+                           authn,
+                           *batcher,
+                           **limits,
+                           registry,
+                           *timers,
+                           outcome_metrics,
+                           connected,
+                           check_ins,
+                           check_ins_throttled,
+                           instructions_sent,
+                           fetch_rounds,
+                           static_cast<int>(*interval)};
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
-  // Registry changes and publications reach the streams this replica holds.
-  auto resync = [&registry] {
-    registry.ForEach([](gateway::AgentStream& s) { s.DeliverPending(); });
-  };
+  // Registry changes and publications reach the streams this replica holds. A gap in a feed
+  // (each Watch starts with one) is a batched resync, as is every update event.
+  auto& fan_out_calls = prometheus::BuildCounter()
+                            .Name("redflag_gateway_fan_out_calls_total")
+                            .Help(
+                                "Batched backend calls made for events or gaps in a feed, "
+                                "retries included, by feed")
+                            .Register(reg);
+  auto resync = std::make_unique<gateway::AgentResync>(registry, *backends, *timers,
+                                                       &fan_out_calls.Add({{"feed", "agents"}}));
   auto agent_events = std::make_unique<gateway::EventWatcher<v1::AgentEvent>>(
       "agents",
       [&](grpc::ClientContext* c) { return backends->agents->Watch(c, v1::WatchAgentsRequest()); },
-      [&registry](const v1::AgentEvent& ev) { gateway::DispatchAgentEvent(registry, ev); }, resync);
-  // Update events concern every stream: one batched backend call per 500 streams, and
-  // events arriving meanwhile fold into one more round (a feed gap too).
-  auto fan_out = std::make_unique<gateway::UpdateFanOut>(registry, *backends, *timers);
+      [&registry, &resync](const v1::AgentEvent& ev) {
+        gateway::DispatchAgentEvent(registry, ev, [&resync] { resync->Trigger(); });
+      });
+  auto fan_out = std::make_unique<gateway::UpdateFanOut>(registry, *backends, *timers,
+                                                         &fan_out_calls.Add({{"feed", "updates"}}));
   auto update_events = std::make_unique<gateway::EventWatcher<v1::UpdateEvent>>(
       "updates",
       [&](grpc::ClientContext* c) {
         return backends->updates->Watch(c, v1::WatchUpdatesRequest());
       },
-      [&fan_out](const v1::UpdateEvent&) { fan_out->Trigger(); },
-      [&fan_out] { fan_out->Trigger(); });
+      [&fan_out](const v1::UpdateEvent&) { fan_out->Trigger(); });
 
   ServerOptions opts;
   opts.address = listen;
@@ -218,6 +237,7 @@ int Run() {
   server->server.reset();
   server->health.reset();
   fan_out.reset();
+  resync.reset();
   timers.reset();
   return 0;
 }

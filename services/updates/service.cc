@@ -466,7 +466,9 @@ grpc::Status UpdatesServiceImpl::Watch(grpc::ServerContext* ctx, const v1::Watch
                                        grpc::ServerWriter<v1::UpdateEvent>* writer) {
   REDFLAG_CHECK_PEER(gateway_only_, ctx);
   std::shared_ptr<EventHub::Subscription> sub = hub_.Subscribe();
-  while (!ctx->IsCancelled()) {
+  // First a gap: the gateway resyncs once the subscription is live (see the agents Watch).
+  bool open = writer->Write(v1::UpdateEvent());
+  while (open && !ctx->IsCancelled()) {
     std::optional<std::string> payload = sub->Next(absl::Milliseconds(500));
     if (!payload) continue;
     v1::UpdateEvent ev;

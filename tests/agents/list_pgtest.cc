@@ -3,6 +3,8 @@
 // agent as compliant that the service reports as not (or the reverse).
 #include <catch2/catch.hpp>
 
+#include "common/crypto.h"
+#include "common/encoding.h"
 #include "common/version.h"
 #include "services/agents/store.h"
 #include "tests/support/test_env.h"
@@ -67,4 +69,41 @@ TEST_CASE("agents.semver_cmp agrees with Version::Compare on every pair", "[pg][
               })
               .ok());
   CHECK(compared > 400);
+}
+
+TEST_CASE("agents owed instructions are found in one statement for a whole batch",
+          "[pg][agents][resync]") {
+  auto pool = redflag::testing::TestPool(1);
+  agents::AgentStore store(*pool);
+  REQUIRE(store.Migrate().ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    agents::NewAgent a{HexEncode(RandomBytes(32)), "owed-" + std::to_string(i), "linux-x86_64",
+                       "1.0.0", RandomUuid()};
+    absl::StatusOr<agents::AgentRow> row = store.Create(a);
+    REQUIRE(row.ok());
+    ids.push_back(row->id);
+  }
+  auto challenge = [] {
+    v1::Instruction in;
+    in.mutable_verify()->set_challenge(RandomUuid());
+    return in;
+  };
+  REQUIRE(store.QueueInstruction(ids[0], challenge()).ok());  // owed
+  REQUIRE(store.QueueInstruction(ids[1], challenge()).ok());  // acknowledged below
+  absl::StatusOr<std::vector<v1::Instruction>> b = store.PendingInstructions(ids[1]);
+  REQUIRE(b.ok());
+  REQUIRE(b->size() == 1);
+  REQUIRE(store.AckInstruction(ids[1], (*b)[0].instruction_id(), true, "").ok());
+
+  // A full batch: the three, and 997 agents nobody registered.
+  std::vector<std::string> batch = ids;
+  while (batch.size() < 1000) batch.push_back(RandomUuid());
+  absl::StatusOr<std::vector<std::string>> owed = store.AgentsOwed(batch);
+  REQUIRE(owed.ok());
+  CHECK(*owed == std::vector<std::string>{ids[0]});
+  absl::StatusOr<std::vector<std::string>> none = store.AgentsOwed({ids[1], ids[2]});
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CHECK(store.AgentsOwed({}).value().empty());
 }

@@ -1,5 +1,6 @@
 #include "tests/faults/fault_support.h"
 
+#include "absl/strings/numbers.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/support/cluster.h"
@@ -27,6 +28,16 @@ std::string RecordedStates(const std::string& update_id) {
       "GROUP BY state) s",
       {update_id});
   return rows.empty() ? "" : rows[0];
+}
+
+double Metric(int port, const std::string& series) {
+  std::string body = HttpGet(port, "/metrics");
+  size_t at = body.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  size_t from = at + series.size() + 2;
+  double v = 0;
+  (void)absl::SimpleAtod(body.substr(from, body.find('\n', from) - from), &v);
+  return v;
 }
 
 }  // namespace redflag::testing

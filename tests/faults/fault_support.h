@@ -17,4 +17,8 @@ fleet::FleetOptions FaultFleetOptions(int agents, const std::string& channel_pre
 // there are none).
 std::string RecordedStates(const std::string& update_id);
 
+// A sample from the /metrics page on `port`, named with its labels as written there, e.g.
+// `redflag_x_total{feed="agents"}` (0 when absent).
+double Metric(int port, const std::string& series);
+
 }  // namespace redflag::testing

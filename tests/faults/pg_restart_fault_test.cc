@@ -47,18 +47,6 @@ void StartPostgres() {
   REQUIRE(rc == 0);
 }
 
-// A counter or gauge from a service's /metrics (0 when absent).
-double Metric(int port, const std::string& series) {
-  std::string body = HttpGet(port, "/metrics");
-  size_t at = body.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  double v = 0;
-  (void)absl::SimpleAtod(body.substr(at + series.size() + 2, 32)
-                             .substr(0, body.substr(at + series.size() + 2, 32).find('\n')),
-                         &v);
-  return v;
-}
-
 int64_t AuthFailuresSince(absl::Time t) {
   auto rows = QueryColumn(
       "SELECT count(*)::text FROM audit.security_events WHERE type = 'AUTH_FAILURE' "
