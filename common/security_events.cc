@@ -231,8 +231,8 @@ absl::StatusOr<std::vector<v1::SecurityEvent>> ListSecurityEvents(PgPool& pool,
       "ORDER BY id DESC LIMIT $2"};
   std::vector<v1::SecurityEvent> out;
   REDFLAG_RETURN_IF_ERROR(pool.WithConnection([&](PgConnection& c) -> absl::Status {
-    REDFLAG_ASSIGN_OR_RETURN(
-        PgResult r, c.Exec(kList, {type, absl::StrCat(limit), absl::StrCat(before_id)}));
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r,
+                             c.Exec(kList, {type, absl::StrCat(limit), absl::StrCat(before_id)}));
     for (int i = 0; i < r.Rows(); ++i) {
       v1::SecurityEvent e;
       e.set_id(r.Int(i, 0));
@@ -270,8 +270,7 @@ absl::Status ListSecurityEventsPage(PgPool& pool, const v1::ListSecurityEventsRe
   }
   int64_t before_id = std::numeric_limits<int64_t>::max();
   if (!req.page_token().empty()) {
-    absl::StatusOr<std::vector<std::string>> key =
-        ParsePageToken("events", req.page_token(), 2);
+    absl::StatusOr<std::vector<std::string>> key = ParsePageToken("events", req.page_token(), 2);
     // The token carries the type it was made for: another type's token would skip events.
     if (!key.ok() || (*key)[0] != req.type() || !absl::SimpleAtoi((*key)[1], &before_id)) {
       return absl::InvalidArgumentError(

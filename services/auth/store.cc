@@ -113,8 +113,9 @@ constexpr Statement kCreateUser{
 constexpr Statement kListUsers{
     "auth_list_users",
     "SELECT id, username, '', role, floor(extract(epoch from created_at))::bigint, "
-    "floor(extract(epoch from created_at) * 1000000)::bigint FROM auth.users WHERE "
-    REDFLAG_AFTER_TIME_ID("created_at", "id", "$1", "$2") " ORDER BY created_at, id LIMIT $3"};
+    "floor(extract(epoch from created_at) * 1000000)::bigint FROM auth.users "
+    "WHERE " REDFLAG_AFTER_TIME_ID("created_at", "id", "$1",
+                                   "$2") " ORDER BY created_at, id LIMIT $3"};
 constexpr Statement kLockedUntil{
     "auth_locked_until",
     "SELECT floor(extract(epoch from max(locked_until)) * 1000000)::bigint "

@@ -42,8 +42,7 @@ struct UpdateInstructions {
   static void Call(Backends& b, grpc::ClientContext* ctx, const Request* req, Response* resp,
                    Completion done);
   // streams[i] asked as the request's entry i.
-  static void Deliver(const std::vector<AgentStream*>& streams, const Request& req,
-                      Response* resp);
+  static void Deliver(const std::vector<AgentStream*>& streams, const Request& req, Response* resp);
 };
 
 // A batch of the agents feed's resync: which agents are owed instructions.
@@ -55,8 +54,7 @@ struct AgentsOwed {
   static BackendGate& Gate(Backends& b);
   static void Call(Backends& b, grpc::ClientContext* ctx, const Request* req, Response* resp,
                    Completion done);
-  static void Deliver(const std::vector<AgentStream*>& streams, const Request& req,
-                      Response* resp);
+  static void Deliver(const std::vector<AgentStream*>& streams, const Request& req, Response* resp);
 };
 
 template <typename Kind>

@@ -452,7 +452,7 @@ TEST_CASE("users and security events come page by page, and bad paging is refuse
   REQUIRE(expected.size() == ids.size());
   for (size_t i = 0; i < ids.size(); ++i) CHECK(std::to_string(ids[i]) == expected[i]);
 
-  // The older `limit` still works alone.
+    // The older `limit` still works alone.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // the deprecated field is the test
   v1::ListSecurityEventsRequest legacy;

@@ -187,8 +187,8 @@ TEST_CASE("incident procedures of the hardening guide, each one command or pipel
 
   // 4. Collect events for forensics: the events as JSON, and the chain verified.
   std::string evidence = ctl.config + "-events.json";
-  auto [ev, erc] = RunCommand(ctl.Cmd("--json list-security-events") + " > " +
-                              evidence + " && " + ctl.Cmd("verify-audit"));
+  auto [ev, erc] = RunCommand(ctl.Cmd("--json list-security-events") + " > " + evidence + " && " +
+                              ctl.Cmd("verify-audit"));
   INFO(ev);
   CHECK(erc == 0);
   CHECK(ev.find("intact: true") != std::string::npos);
