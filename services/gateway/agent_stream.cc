@@ -298,10 +298,7 @@ void AgentStream::HandleVerifyResponse(const v1::VerifyResponse& resp) {
 }
 
 void AgentStream::DeliverPending() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kOpen) return;
-  }
+  if (!IsOpen()) return;
   if (!outbox_.StartRound(/*steps=*/2)) return;  // folded into one more round after this one
   deps_.fetch_rounds.Increment();
   FetchAgentInstructions();
@@ -370,19 +367,13 @@ void AgentStream::FetchUpdateInstructions() {
 }
 
 bool AgentStream::UpdateRequest(v1::PendingInstructionsRequest* out) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kOpen) return false;
-  }
+  if (!IsOpen()) return false;
   FillUpdateRequest(out);
   return true;
 }
 
 bool AgentStream::OpenAgentId(std::string* out) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (phase_ != Phase::kOpen) return false;
-  }
+  if (!IsOpen()) return false;
   *out = claims_.sub;  // fixed once the hello is authorised
   return true;
 }
@@ -399,6 +390,11 @@ void AgentStream::FillUpdateRequest(v1::PendingInstructionsRequest* out) const {
 void AgentStream::DeliverUpdateInstructions(
     google::protobuf::RepeatedPtrField<v1::SignedEnvelope>* envs) {
   for (auto& env : *envs) SendOnce(std::move(env));
+}
+
+bool AgentStream::IsOpen() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return phase_ == Phase::kOpen;
 }
 
 bool AgentStream::Ended() {
@@ -474,12 +470,7 @@ void AgentStream::StepDone(bool ok) {
 
 void AgentStream::DeliverPendingThenClose(const grpc::Status& status) {
   outbox_.CloseAfterDelivery(status);
-  bool open;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    open = phase_ == Phase::kOpen;
-  }
-  if (!open) {
+  if (!IsOpen()) {
     End(status);  // nothing was delivered yet (or it is ending anyway)
     return;
   }

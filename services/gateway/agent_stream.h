@@ -123,6 +123,8 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::S
   // later calls are ignored.
   void End(const grpc::Status& status, bool drain = false);
   void ReadNext();
+  // Authorised and not ending: instructions may be fetched and sent. Takes mu_.
+  bool IsOpen();
   // Whether the phase is past kOpen (ending or over). Requires mu_.
   bool EndingLocked() const { return phase_ >= Phase::kDraining; }
 
