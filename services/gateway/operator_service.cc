@@ -379,6 +379,47 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::ListDeliveries(grpc::CallbackServ
   READ(Role::kViewer, updates, ListDeliveries);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::GetRollout(grpc::CallbackServerContext* ctx,
+                                                          const v1::GetRolloutRequest* req,
+                                                          v1::Rollout* resp) {
+  READ(Role::kViewer, updates, GetRollout);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::PauseRollout(grpc::CallbackServerContext* ctx,
+                                                            const v1::RolloutActionRequest* req,
+                                                            v1::Rollout* resp) {
+  WRITE(Role::kOperator, updates, PauseRollout);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ResumeRollout(grpc::CallbackServerContext* ctx,
+                                                             const v1::RolloutActionRequest* req,
+                                                             v1::Rollout* resp) {
+  WRITE(Role::kOperator, updates, ResumeRollout);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::AbortRollout(grpc::CallbackServerContext* ctx,
+                                                            const v1::RolloutActionRequest* req,
+                                                            v1::Rollout* resp) {
+  WRITE(Role::kOperator, updates, AbortRollout);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ApproveRolloutStage(
+    grpc::CallbackServerContext* ctx, const v1::RolloutActionRequest* req, v1::Rollout* resp) {
+  WRITE(Role::kOperator, updates, ApproveRolloutStage);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::PauseAllRollouts(grpc::CallbackServerContext* ctx,
+                                                                const v1::EmergencyStopRequest* req,
+                                                                v1::EmergencyStopResponse* resp) {
+  WRITE(Role::kOperator, updates, PauseAllRollouts);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::ResumeAllRollouts(
+    grpc::CallbackServerContext* ctx, const v1::EmergencyStopRequest* req,
+    v1::EmergencyStopResponse* resp) {
+  WRITE(Role::kOperator, updates, ResumeAllRollouts);
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::VerifyAuditTrail(
     grpc::CallbackServerContext* ctx, const v1::VerifyAuditTrailRequest* req,
     v1::AuditVerification* resp) {

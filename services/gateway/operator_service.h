@@ -71,6 +71,27 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ListDeliveries(grpc::CallbackServerContext* ctx,
                                            const v1::ListDeliveriesRequest* req,
                                            v1::ListDeliveriesResponse* resp) override;
+  grpc::ServerUnaryReactor* GetRollout(grpc::CallbackServerContext* ctx,
+                                       const v1::GetRolloutRequest* req,
+                                       v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* PauseRollout(grpc::CallbackServerContext* ctx,
+                                         const v1::RolloutActionRequest* req,
+                                         v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* ResumeRollout(grpc::CallbackServerContext* ctx,
+                                          const v1::RolloutActionRequest* req,
+                                          v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* AbortRollout(grpc::CallbackServerContext* ctx,
+                                         const v1::RolloutActionRequest* req,
+                                         v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* ApproveRolloutStage(grpc::CallbackServerContext* ctx,
+                                                const v1::RolloutActionRequest* req,
+                                                v1::Rollout* resp) override;
+  grpc::ServerUnaryReactor* PauseAllRollouts(grpc::CallbackServerContext* ctx,
+                                             const v1::EmergencyStopRequest* req,
+                                             v1::EmergencyStopResponse* resp) override;
+  grpc::ServerUnaryReactor* ResumeAllRollouts(grpc::CallbackServerContext* ctx,
+                                              const v1::EmergencyStopRequest* req,
+                                              v1::EmergencyStopResponse* resp) override;
   grpc::ServerUnaryReactor* VerifyAuditTrail(grpc::CallbackServerContext* ctx,
                                              const v1::VerifyAuditTrailRequest* req,
                                              v1::AuditVerification* resp) override;

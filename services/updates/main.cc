@@ -11,6 +11,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 #include "services/updates/key_ring.h"
+#include "services/updates/rollout_supervisor.h"
 #include "services/updates/schema.h"
 #include "services/updates/service.h"
 #include "services/updates/store.h"
@@ -96,8 +97,12 @@ int Run() {
         return store.ReadChunk(update_id, seq);
       },
       cache_metrics);
-  updates::UpdatesServiceImpl service(ring, store, *rt->events, rt->metrics->registry(), hub,
-                                      *max_bytes, chunks);
+  absl::StatusOr<int64_t> evaluate_ms = Env::Int("REDFLAG_ROLLOUT_EVALUATE_MS", 2000, 50, 60000);
+  if (!evaluate_ms.ok()) return ExitWithError(rt->name, evaluate_ms.status());
+  updates::RolloutStore rollouts(*rt->pool, *rt->events);
+  updates::RolloutSupervisor supervisor(rollouts, reg, absl::Milliseconds(*evaluate_ms));
+  updates::UpdatesServiceImpl service(ring, store, rollouts, *rt->events, reg, hub, *max_bytes,
+                                      chunks);
   return rt->ServeUntilSignal(&service);
 }
 

@@ -75,6 +75,24 @@ CREATE INDEX deliveries_update_page_idx ON updates.deliveries(update_id, id);
       R"sql(
 ALTER TABLE updates.deliveries SET
   (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+)sql",
+      // Staged rollouts: the plan (serialized RolloutPlan, hex), where it stands, and each
+      // delivery's stage (NULL without a rollout). HELD: a member whose stage has not started.
+      R"sql(
+CREATE TABLE updates.rollouts (
+  update_id uuid PRIMARY KEY REFERENCES updates.packages(id),
+  plan text NOT NULL,
+  state text NOT NULL CHECK (state IN ('ACTIVE', 'WAITING_APPROVAL', 'PAUSED', 'HALTED',
+                                       'ABORTED', 'COMPLETED')),
+  current_stage integer NOT NULL DEFAULT 0,
+  stage_started_at timestamptz NOT NULL DEFAULT now(),
+  forgiven_failures bigint NOT NULL DEFAULT 0,
+  paused_by text NOT NULL DEFAULT '' CHECK (paused_by IN ('', 'operator', 'emergency')),
+  reason text NOT NULL DEFAULT '',
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rollouts_state_idx ON updates.rollouts(state);
+ALTER TABLE updates.deliveries ADD COLUMN stage integer;
 )sql"};
   return kSteps;
 }

@@ -24,12 +24,13 @@ constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
 
 }  // namespace
 
-UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store,
+UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, RolloutStore& rollouts,
                                        const SecurityEventWriter& events,
                                        prometheus::Registry& metrics, EventHub& hub,
                                        int64_t max_package_bytes, ChunkCache& chunks)
     : keys_(keys),
       store_(store),
+      rollouts_(rollouts),
       chunks_(chunks),
       events_(events),
       hub_(hub),
@@ -114,6 +115,10 @@ absl::StatusOr<v1::Update> UpdatesServiceImpl::ReceivePackage(
             SignEnvelope(keys_.primary(), kManifestType, m->SerializeAsString());
         u.set_published_by(actor.subject);
         return u;
+      },
+      [&](PgConnection& c, const std::string& update_id) -> absl::Status {
+        if (!h.has_rollout()) return absl::OkStatus();
+        return rollouts_.Create(c, update_id, h.rollout(), actor);
       });
 }
 
@@ -459,6 +464,89 @@ grpc::Status UpdatesServiceImpl::Download(grpc::ServerContext* ctx, const v1::Do
       return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
     }
   }
+  return grpc::Status::OK;
+}
+
+namespace {
+
+// An operator's reason for a rollout action: required unless `optional`, at most 500 bytes,
+// no control characters (it is audited and shown to agents on an abort).
+absl::Status ValidateReason(const std::string& reason, bool optional) {
+  return ValidateText("reason", reason, 500, /*allow_empty=*/optional);
+}
+
+}  // namespace
+
+grpc::Status UpdatesServiceImpl::GetRollout(grpc::ServerContext* ctx,
+                                            const v1::GetRolloutRequest* req, v1::Rollout* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<v1::Rollout> r = rollouts_.Get(req->update_id());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::ApplyRollout(grpc::ServerContext& ctx,
+                                              const v1::RolloutActionRequest& req,
+                                              RolloutAction action, v1::Rollout* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, &ctx);
+  if (absl::Status s = ValidateReason(req.reason(), action == RolloutAction::kApprove); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  absl::StatusOr<v1::Rollout> r =
+      rollouts_.Apply(req.update_id(), action, ActorFromMetadata(ctx), req.reason());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  *resp = *std::move(r);
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::PauseRollout(grpc::ServerContext* ctx,
+                                              const v1::RolloutActionRequest* req,
+                                              v1::Rollout* resp) {
+  return ApplyRollout(*ctx, *req, RolloutAction::kPause, resp);
+}
+
+grpc::Status UpdatesServiceImpl::ResumeRollout(grpc::ServerContext* ctx,
+                                               const v1::RolloutActionRequest* req,
+                                               v1::Rollout* resp) {
+  return ApplyRollout(*ctx, *req, RolloutAction::kResume, resp);
+}
+
+grpc::Status UpdatesServiceImpl::AbortRollout(grpc::ServerContext* ctx,
+                                              const v1::RolloutActionRequest* req,
+                                              v1::Rollout* resp) {
+  return ApplyRollout(*ctx, *req, RolloutAction::kAbort, resp);
+}
+
+grpc::Status UpdatesServiceImpl::ApproveRolloutStage(grpc::ServerContext* ctx,
+                                                     const v1::RolloutActionRequest* req,
+                                                     v1::Rollout* resp) {
+  return ApplyRollout(*ctx, *req, RolloutAction::kApprove, resp);
+}
+
+grpc::Status UpdatesServiceImpl::PauseAllRollouts(grpc::ServerContext* ctx,
+                                                  const v1::EmergencyStopRequest* req,
+                                                  v1::EmergencyStopResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (absl::Status s = ValidateReason(req->reason(), false); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::vector<std::string>> ids =
+      rollouts_.PauseAll(ActorFromMetadata(*ctx), req->reason());
+  if (!ids.ok()) return ToGrpcStatus(ids.status());
+  LogWarn(absl::StrCat("emergency stop: ", ids->size(), " rollouts paused"));
+  for (std::string& id : *ids) resp->add_update_ids(std::move(id));
+  return grpc::Status::OK;
+}
+
+grpc::Status UpdatesServiceImpl::ResumeAllRollouts(grpc::ServerContext* ctx,
+                                                   const v1::EmergencyStopRequest* req,
+                                                   v1::EmergencyStopResponse* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  if (absl::Status s = ValidateReason(req->reason(), false); !s.ok()) return ToGrpcStatus(s);
+  absl::StatusOr<std::vector<std::string>> ids =
+      rollouts_.ResumeAll(ActorFromMetadata(*ctx), req->reason());
+  if (!ids.ok()) return ToGrpcStatus(ids.status());
+  LogInfo(absl::StrCat("emergency stop lifted: ", ids->size(), " rollouts resumed"));
+  for (std::string& id : *ids) resp->add_update_ids(std::move(id));
   return grpc::Status::OK;
 }
 

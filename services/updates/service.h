@@ -13,6 +13,7 @@
 #include "redflag/v1/updates.grpc.pb.h"
 #include "services/updates/chunk_cache.h"
 #include "services/updates/key_ring.h"
+#include "services/updates/rollouts.h"
 #include "services/updates/store.h"
 
 namespace redflag::updates {
@@ -23,9 +24,9 @@ inline constexpr char kManifestType[] = "redflag.v1.Manifest";
 class UpdatesServiceImpl final : public v1::UpdatesService::Service {
  public:
   // `chunks` serves downloads (package bytes read once per replica); it outlives the service.
-  UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, const SecurityEventWriter& events,
-                     prometheus::Registry& metrics, EventHub& hub, int64_t max_package_bytes,
-                     ChunkCache& chunks);
+  UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, RolloutStore& rollouts,
+                     const SecurityEventWriter& events, prometheus::Registry& metrics,
+                     EventHub& hub, int64_t max_package_bytes, ChunkCache& chunks);
 
   grpc::Status PublishUpdate(grpc::ServerContext* ctx,
                              grpc::ServerReader<v1::PublishUpdateChunk>* reader,
@@ -56,6 +57,20 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
                               v1::Empty* resp) override;
   grpc::Status Download(grpc::ServerContext* ctx, const v1::DownloadRequest* req,
                         grpc::ServerWriter<v1::DownloadChunk>* writer) override;
+  grpc::Status GetRollout(grpc::ServerContext* ctx, const v1::GetRolloutRequest* req,
+                          v1::Rollout* resp) override;
+  grpc::Status PauseRollout(grpc::ServerContext* ctx, const v1::RolloutActionRequest* req,
+                            v1::Rollout* resp) override;
+  grpc::Status ResumeRollout(grpc::ServerContext* ctx, const v1::RolloutActionRequest* req,
+                             v1::Rollout* resp) override;
+  grpc::Status AbortRollout(grpc::ServerContext* ctx, const v1::RolloutActionRequest* req,
+                            v1::Rollout* resp) override;
+  grpc::Status ApproveRolloutStage(grpc::ServerContext* ctx, const v1::RolloutActionRequest* req,
+                                   v1::Rollout* resp) override;
+  grpc::Status PauseAllRollouts(grpc::ServerContext* ctx, const v1::EmergencyStopRequest* req,
+                                v1::EmergencyStopResponse* resp) override;
+  grpc::Status ResumeAllRollouts(grpc::ServerContext* ctx, const v1::EmergencyStopRequest* req,
+                                 v1::EmergencyStopResponse* resp) override;
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchUpdatesRequest* req,
                      grpc::ServerWriter<v1::UpdateEvent>* writer) override;
 
@@ -68,11 +83,14 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
   absl::Status InstructionsFor(
       const google::protobuf::RepeatedPtrField<v1::PendingInstructionsRequest>& agents,
       v1::PendingInstructionsBatchResponse* out);
+  grpc::Status ApplyRollout(grpc::ServerContext& ctx, const v1::RolloutActionRequest& req,
+                            RolloutAction action, v1::Rollout* resp);
   absl::StatusOr<v1::Update> ReceivePackage(grpc::ServerContext& ctx,
                                             grpc::ServerReader<v1::PublishUpdateChunk>& reader);
 
   KeyRing& keys_;
   UpdateStore& store_;
+  RolloutStore& rollouts_;
   ChunkCache& chunks_;
   const SecurityEventWriter& events_;
   EventHub& hub_;

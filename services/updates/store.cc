@@ -7,6 +7,7 @@
 #include "common/pg_listener.h"
 #include "common/status.h"
 #include "common/version.h"
+#include "services/updates/rollout_plan.h"
 
 namespace redflag::updates {
 namespace {
@@ -59,6 +60,20 @@ constexpr Statement kEnsureDeliveries{
     "INSERT INTO updates.deliveries(id, update_id, agent_id, state) "
     "SELECT gen_random_uuid(), $1, a, 'OFFERED' FROM json_array_elements_text($2::json) a "
     "ON CONFLICT (update_id, agent_id) DO NOTHING"};
+// The same for an update with a rollout: $3 each agent's stage (StageAssigner), offered when
+// its stage has started ($4 the current stage), else HELD.
+constexpr Statement kEnsureStagedDeliveries{
+    "updates_ensure_staged_deliveries",
+    "INSERT INTO updates.deliveries(id, update_id, agent_id, state, stage) "
+    "SELECT gen_random_uuid(), $1, a, CASE WHEN s <= $4 THEN 'OFFERED' ELSE 'HELD' END, s "
+    "FROM unnest($2::text[], $3::int[]) AS t(a, s) "
+    "ON CONFLICT (update_id, agent_id) DO NOTHING",
+    Planning::kPerCall};
+// FOR SHARE: a stage cannot start between reading current_stage and inserting the held rows
+// it would have to promote (starting one locks the row FOR UPDATE).
+constexpr Statement kRolloutGate{
+    "updates_rollout_gate",
+    "SELECT plan, state, current_stage FROM updates.rollouts WHERE update_id = $1 FOR SHARE"};
 constexpr Statement kOpenDeliveries{
     "updates_open_deliveries",
     "SELECT agent_id, id FROM updates.deliveries WHERE update_id = $1 "
@@ -67,10 +82,12 @@ constexpr Statement kOpenDeliveries{
     Planning::kPerCall};
 constexpr Statement kRevocationsOwed{
     "updates_revocations_owed",
-    "SELECT d.agent_id, d.id, d.update_id, p.revoked_reason FROM updates.deliveries d "
-    "JOIN updates.packages p ON p.id = d.update_id "
-    "WHERE d.agent_id = ANY($1::text[]) "
-    "AND p.revoked_at IS NOT NULL AND NOT d.revocation_acked",
+    "SELECT d.agent_id, d.id, d.update_id, CASE WHEN p.revoked_at IS NOT NULL "
+    "THEN p.revoked_reason ELSE 'rollout aborted: ' || coalesce(r.reason, '') END "
+    "FROM updates.deliveries d JOIN updates.packages p ON p.id = d.update_id "
+    "LEFT JOIN updates.rollouts r ON r.update_id = d.update_id "
+    "WHERE d.agent_id = ANY($1::text[]) AND NOT d.revocation_acked "
+    "AND (p.revoked_at IS NOT NULL OR d.state = 'WITHDRAWN')",
     Planning::kPerCall};
 constexpr Statement kAckOffer{
     "updates_ack_offer",
@@ -78,7 +95,7 @@ constexpr Statement kAckOffer{
     "state = CASE WHEN NOT $3 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') "
     "THEN 'FAILED' ELSE state END, "
     "failure_reason = CASE WHEN NOT $3 THEN $4 ELSE failure_reason END "
-    "WHERE id = $2 AND agent_id = $1 RETURNING id"};
+    "WHERE id = $2 AND agent_id = $1 AND state <> 'HELD' RETURNING id"};
 constexpr Statement kAckRevocation{
     "updates_ack_revocation",
     "UPDATE updates.deliveries SET revocation_acked = true WHERE id = $2 AND agent_id = $1 "
@@ -196,7 +213,8 @@ absl::Status UpdateStore::CheckVersionRises(const v1::PublishUpdateChunk::Header
 absl::StatusOr<v1::Update> UpdateStore::Publish(
     const v1::PublishUpdateChunk::Header& h, const std::string& published_by,
     const std::function<absl::Status(PackageUpload&)>& fill,
-    const std::function<absl::StatusOr<v1::Update>(const std::string&)>& finish) {
+    const std::function<absl::StatusOr<v1::Update>(const std::string&)>& finish,
+    const std::function<absl::Status(PgConnection&, const std::string&)>& before_notify) {
   v1::Update out;
   std::string id = RandomUuid();
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction(
@@ -215,6 +233,7 @@ absl::StatusOr<v1::Update> UpdateStore::Publish(
                     absl::StrCat(static_cast<int>(m.kind())), absl::StrCat(m.size()), m.sha256(),
                     HexEncode(out.signed_manifest().SerializeAsString()), m.key_id(), published_by})
                 .status());
+        if (before_notify) REDFLAG_RETURN_IF_ERROR(before_notify(c, id));
         return Notify(c, kUpdatesChannel, absl::StrCat("published:", id));
       },
       absl::Minutes(1)));
@@ -269,18 +288,45 @@ absl::StatusOr<std::map<std::string, std::vector<OfferCandidate>>> UpdateStore::
   std::map<std::string, std::vector<OfferCandidate>> out;
   const std::string agents = JsonArray(agent_ids);
   const std::string agent_array = PgTextArray(agent_ids);
-  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult latest, c.Exec(kLatest, {platform, channel}));
     for (int i = 0; i < latest.Rows(); ++i) {
       std::string update_id = latest.Text(i, 0);
       REDFLAG_ASSIGN_OR_RETURN(v1::Update u, UpdateFrom(latest, i, 1));
-      REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDeliveries, {update_id, agents}).status());
+      REDFLAG_ASSIGN_OR_RETURN(bool offered, EnsureDeliveries(c, update_id, agent_ids, agents));
+      if (!offered) continue;
       REDFLAG_ASSIGN_OR_RETURN(PgResult d, c.Exec(kOpenDeliveries, {update_id, agent_array}));
       for (int j = 0; j < d.Rows(); ++j) out[d.Text(j, 0)].push_back({d.Text(j, 1), u});
     }
     return absl::OkStatus();
   }));
   return out;
+}
+
+absl::StatusOr<bool> UpdateStore::EnsureDeliveries(PgConnection& c, const std::string& update_id,
+                                                   const std::vector<std::string>& agent_ids,
+                                                   const std::string& agents_json) {
+  REDFLAG_ASSIGN_OR_RETURN(PgResult gate, c.Exec(kRolloutGate, {update_id}));
+  if (gate.Rows() == 0) {  // no rollout: every matching agent at once
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureDeliveries, {update_id, agents_json}).status());
+    return true;
+  }
+  const std::string state = gate.Text(0, 1);
+  // Paused, halted or aborted: nothing is offered, and no one joins a stage meanwhile.
+  if (state != "ACTIVE" && state != "WAITING_APPROVAL" && state != "COMPLETED") return false;
+  REDFLAG_ASSIGN_OR_RETURN(std::string plan_bytes, HexDecode(gate.Text(0, 0)));
+  v1::RolloutPlan plan;
+  if (!plan.ParseFromString(plan_bytes)) {
+    return absl::DataLossError(absl::StrCat("rollout plan of ", update_id, " does not parse"));
+  }
+  StageAssigner stages(plan, update_id);
+  std::vector<std::string> stage_of;
+  stage_of.reserve(agent_ids.size());
+  for (const std::string& a : agent_ids) stage_of.push_back(absl::StrCat(stages.StageOf(a)));
+  REDFLAG_RETURN_IF_ERROR(c.Exec(kEnsureStagedDeliveries, {update_id, PgTextArray(agent_ids),
+                                                           PgTextArray(stage_of), gate.Text(0, 2)})
+                              .status());
+  return true;
 }
 
 absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> UpdateStore::RevocationsOwed(
@@ -405,7 +451,10 @@ absl::StatusOr<int64_t> UpdateStore::DownloadSize(const std::string& agent_id,
       return absl::PermissionDeniedError("this update was not offered to this agent");
     }
     if (r.Bool(0, 1) || r.Text(0, 0) == "WITHDRAWN") {
-      return absl::FailedPreconditionError("this update was revoked");
+      return absl::FailedPreconditionError("this update was revoked or its rollout aborted");
+    }
+    if (r.Text(0, 0) == "HELD") {
+      return absl::PermissionDeniedError("this agent's rollout stage has not started");
     }
     size = r.Int(0, 2);
     return absl::OkStatus();

@@ -41,12 +41,15 @@ class UpdateStore {
   // series (revoked ones included).
   absl::Status CheckVersionRises(const v1::PublishUpdateChunk::Header& h);
   // One transaction: `fill` streams the bytes through the upload, then `finish` (given the
-  // update id) returns the signed update to store. The series is locked throughout, so two
-  // concurrent publications cannot both pass the version check.
+  // update id) returns the signed update to store, and `before_notify` (when set) adds to
+  // the same transaction (its rollout) before the publication is announced. The series is
+  // locked throughout, so two concurrent publications cannot both pass the version check.
   absl::StatusOr<v1::Update> Publish(
       const v1::PublishUpdateChunk::Header& h, const std::string& published_by,
       const std::function<absl::Status(PackageUpload&)>& fill,
-      const std::function<absl::StatusOr<v1::Update>(const std::string& update_id)>& finish);
+      const std::function<absl::StatusOr<v1::Update>(const std::string& update_id)>& finish,
+      const std::function<absl::Status(PgConnection&, const std::string& update_id)>&
+          before_notify = nullptr);
 
   // One page of the updates matching `filter` in publication order after `after` (the first
   // page: at_us -1), with each row's sort key (keys[i] is updates[i]'s).
@@ -62,12 +65,14 @@ class UpdateStore {
 
   // For agents of one platform and channel: the newest non-revoked update per package that
   // each still needs, with its delivery (created on first offer). A fixed number of statements
-  // whatever the number of agents: one for the updates, two per update.
+  // whatever the number of agents: one for the updates, three per update. Under a rollout an
+  // agent's delivery records its stage and is offered only once that stage has started (HELD
+  // before); nothing is offered while the rollout is paused, halted or aborted.
   absl::StatusOr<std::map<std::string, std::vector<OfferCandidate>>> Offers(
       const std::vector<std::string>& agent_ids, const std::string& platform,
       const std::string& channel);
-  // Deliveries of revoked updates whose revocation each agent has not acknowledged (one
-  // statement for all the agents).
+  // Deliveries of revoked updates, and withdrawn offers of aborted rollouts, whose revocation
+  // each agent has not acknowledged (one statement for all the agents).
   absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> RevocationsOwed(
       const std::vector<std::string>& agent_ids);
   // kind: "offer" or "revoke".
@@ -99,6 +104,12 @@ class UpdateStore {
   absl::StatusOr<std::string> ReadChunk(const std::string& update_id, int64_t seq);
 
  private:
+  // Creates the missing deliveries of `update_id` for the agents (staged under a rollout);
+  // false when its rollout offers nothing now.
+  absl::StatusOr<bool> EnsureDeliveries(PgConnection& c, const std::string& update_id,
+                                        const std::vector<std::string>& agent_ids,
+                                        const std::string& agents_json);
+
   PgPool& pool_;
 };
 

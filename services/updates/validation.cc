@@ -4,6 +4,7 @@
 #include "common/status.h"
 #include "common/validate.h"
 #include "common/version.h"
+#include "services/updates/rollout_plan.h"
 
 namespace redflag::updates {
 
@@ -21,6 +22,7 @@ absl::Status ValidatePublishHeader(const v1::PublishUpdateChunk::Header& h, int6
     return absl::InvalidArgumentError(absl::StrCat("size must be between 1 and ", max_bytes,
                                                    " bytes (REDFLAG_MAX_PACKAGE_BYTES)"));
   }
+  if (h.has_rollout()) REDFLAG_RETURN_IF_ERROR(ValidateRolloutPlan(h.rollout()));
   return absl::OkStatus();
 }
 

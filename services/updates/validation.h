@@ -16,7 +16,8 @@ namespace redflag::updates {
 inline constexpr size_t kMaxFailureReasonBytes = 500;
 
 // A publication header: safe package, platform and channel names (agents use them as file
-// names), a MAJOR.MINOR.PATCH version, kind AGENT or PACKAGE, size in 1..max_bytes.
+// names), a MAJOR.MINOR.PATCH version, kind AGENT or PACKAGE, size in 1..max_bytes, and a
+// valid rollout plan when it carries one.
 absl::Status ValidatePublishHeader(const v1::PublishUpdateChunk::Header& h, int64_t max_bytes);
 
 // A delivery report as it will be stored: INVALID_ARGUMENT for what cannot be recorded (no

@@ -159,6 +159,8 @@ const std::map<std::string, std::string>& SharedClusterEnv() {
       {"REDFLAG_RATE_LIMIT_LOGIN", "10000:10000"},
       {"REDFLAG_RATE_LIMIT_OPERATOR_WRITES", "10000:10000"},
       {"REDFLAG_BAD_TOKEN_THRESHOLD", "100000"},
+      // Rollout tests wait for the supervisor's verdicts.
+      {"REDFLAG_ROLLOUT_EVALUATE_MS", "200"},
   };
   return env;
 }

@@ -59,7 +59,8 @@ absl::StatusOr<v1::Update> OperatorClient::Publish(const std::string& name,
                                                    const std::string& version,
                                                    const std::string& platform,
                                                    const std::string& channel,
-                                                   const std::string& bytes, v1::UpdateKind kind) {
+                                                   const std::string& bytes, v1::UpdateKind kind,
+                                                   const v1::RolloutPlan* rollout) {
   auto ctx = Context();
   v1::Update resp;
   auto writer = stub_->PublishUpdate(ctx.get(), &resp);
@@ -71,6 +72,7 @@ absl::StatusOr<v1::Update> OperatorClient::Publish(const std::string& name,
   h->set_channel(channel);
   h->set_kind(kind);
   h->set_size(static_cast<int64_t>(bytes.size()));
+  if (rollout != nullptr) *h->mutable_rollout() = *rollout;
   bool ok = writer->Write(header);
   constexpr size_t kChunk = size_t{64} * 1024;
   for (size_t off = 0; ok && off < bytes.size(); off += kChunk) {

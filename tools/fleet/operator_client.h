@@ -23,11 +23,12 @@ class OperatorClient {
   void UseToken(std::string access_token) { token_ = std::move(access_token); }
   // Enough tokens of `seats_per_token` seats for `agents` registrations.
   absl::StatusOr<std::vector<std::string>> CreateTokens(int agents, int seats_per_token);
-  // Publishes `bytes` as an update of `kind` (a package, or a new agent binary); the reply
-  // is the stored update.
+  // Publishes `bytes` as an update of `kind` (a package, or a new agent binary), staged by
+  // `rollout` when set; the reply is the stored update.
   absl::StatusOr<v1::Update> Publish(const std::string& name, const std::string& version,
                                      const std::string& platform, const std::string& channel,
-                                     const std::string& bytes, v1::UpdateKind kind = v1::PACKAGE);
+                                     const std::string& bytes, v1::UpdateKind kind = v1::PACKAGE,
+                                     const v1::RolloutPlan* rollout = nullptr);
   // Deliveries of an update: counts by state name.
   absl::StatusOr<std::map<std::string, int64_t>> DeliveryCounts(const std::string& update_id);
 

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,9 @@ struct FleetOptions {
   absl::Duration backoff_cap = absl::Seconds(60);
   // Rate scenario: send the next check-in as soon as the previous one is acknowledged.
   bool flood_check_ins = false;
+  // When set and true for a verified package, its install is reported FAILED (code
+  // "install"), as a package that breaks on the machine would be (rollout tests).
+  std::function<bool(const v1::Manifest&)> install_fails;
 };
 
 // What a Fleet gives its agents.
