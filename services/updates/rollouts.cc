@@ -27,11 +27,6 @@ constexpr Statement kRead{"rollouts_read",
 constexpr Statement kLock{"rollouts_lock",
                           "SELECT " ROLLOUT_COLS
                           " FROM updates.rollouts WHERE update_id = $1 FOR UPDATE"};
-// The supervisor skips a rollout another replica is judging: that one decides.
-constexpr Statement kLockActive{"rollouts_lock_active",
-                                "SELECT " ROLLOUT_COLS
-                                " FROM updates.rollouts WHERE update_id = $1 AND state = 'ACTIVE' "
-                                "FOR UPDATE SKIP LOCKED"};
 constexpr Statement kActive{"rollouts_active",
                             "SELECT update_id FROM updates.rollouts WHERE state = 'ACTIVE'"};
 constexpr Statement kStageCounts{
@@ -74,7 +69,7 @@ constexpr Statement kUnfinished{
 constexpr Statement kCountByState{"rollouts_count_by_state",
                                   "SELECT state, count(*) FROM updates.rollouts GROUP BY state"};
 
-// One rollout row as read (kRead / kLock / kLockActive).
+// One rollout row as read (kRead / kLock).
 struct Row {
   v1::RolloutPlan plan;
   v1::RolloutState state = v1::ROLLOUT_STATE_UNSPECIFIED;
@@ -347,9 +342,11 @@ absl::StatusOr<int> RolloutStore::EvaluateAll() {
   int transitions = 0;
   for (const std::string& id : active) {
     REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
-      REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kLockActive, {id}));
-      if (r.Rows() == 0) return absl::OkStatus();  // changed meanwhile, or judged elsewhere
-      REDFLAG_ASSIGN_OR_RETURN(Row row, RowFrom(r));
+      // Waits for the lock rather than skipping: offers hold the row FOR SHARE, so on a busy
+      // rollout SKIP LOCKED would skip it nearly every time. A replica that waited on another's
+      // judgement reads the row that one left and judges the stage as it now stands.
+      REDFLAG_ASSIGN_OR_RETURN(Row row, ReadRow(c, kLock, id));
+      if (row.state != v1::ROLLOUT_ACTIVE) return absl::OkStatus();  // changed meanwhile
       REDFLAG_ASSIGN_OR_RETURN(bool changed, Judge(events_, c, id, row));
       transitions += changed ? 1 : 0;
       return absl::OkStatus();

@@ -43,8 +43,9 @@ class RolloutStore {
   absl::StatusOr<std::vector<std::string>> PauseAll(const Actor& actor, const std::string& reason);
   absl::StatusOr<std::vector<std::string>> ResumeAll(const Actor& actor, const std::string& reason);
 
-  // Judges every ACTIVE rollout's current stage and applies the verdict; a rollout another
-  // replica is judging right now is skipped (it decides). Returns the transitions made.
+  // Judges every ACTIVE rollout's current stage and applies the verdict, each under the
+  // rollout row's lock, so two replicas judging at once make each transition once. Returns the
+  // transitions made.
   absl::StatusOr<int> EvaluateAll();
 
   // Rollouts not completed or aborted, in id order, at most `limit`, with their status.

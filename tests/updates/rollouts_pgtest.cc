@@ -293,8 +293,14 @@ TEST_CASE("two replicas judging and offering at once start each stage exactly on
     const std::string id = PublishWithPlan(a, channel, plan);
     const std::vector<std::string> first_wave = Agents(50);
     ReportAll(a, Offered(a, first_wave, channel), v1::INSTALLED);
-    // Both replicas judge, while both keep offering to agents that connect meanwhile.
-    std::vector<std::string> late = Agents(200);
+    // Both replicas judge, while both keep offering to agents that connect meanwhile. The late
+    // agents all fall in the second stage: a late canary member would be offered but not yet
+    // installed, and rightly keep the canary from passing its 100 % success threshold.
+    const StageAssigner assigner(plan, id);
+    std::vector<std::string> late;
+    for (std::string& agent : Agents(250)) {
+      if (assigner.StageOf(agent) == 1) late.push_back(std::move(agent));
+    }
     std::vector<std::thread> threads;
     for (Replica* r : {&a, &b}) {
       threads.emplace_back([r] {
