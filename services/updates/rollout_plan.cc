@@ -133,7 +133,10 @@ StageVerdict JudgeStage(const v1::RolloutPlan& plan, int stage, const StageFigur
                                    : absl::StrCat(s.halt_failure_percent(), " %"));
     return StageVerdict::kHalt;
   }
-  const bool succeeded = members > 0 && f.installed * 100 >= int64_t{s.success_percent()} * members;
+  // At least one member recorded; when an operator forgave every member's failure, the
+  // stage has succeeded as far as it can (the resume said so).
+  const bool succeeded =
+      f.members > 0 && f.installed * 100 >= int64_t{s.success_percent()} * members;
   if (!succeeded || f.elapsed_seconds < s.soak_seconds()) return StageVerdict::kKeepGoing;
   if (stage + 1 >= plan.stages_size()) return StageVerdict::kComplete;
   return plan.stages(stage + 1).wait_for_approval() ? StageVerdict::kAwaitApproval

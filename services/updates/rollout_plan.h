@@ -69,7 +69,8 @@ enum class StageVerdict {
 };
 
 // Thresholds count failures beyond `forgiven`, over members less `forgiven`. A halt wins
-// over success. `why` (for kHalt) states the figures against the threshold.
+// over success. A stage with no members does not succeed (its agents may not have asked
+// yet); one whose every member's failure was forgiven does. `why` (for kHalt) states the figures against the threshold.
 StageVerdict JudgeStage(const v1::RolloutPlan& plan, int stage, const StageFigures& f,
                         std::string* why);
 

@@ -206,4 +206,12 @@ TEST_CASE("a stage advances on success after its soak, waiting for approval when
   StageFigures none;
   none.elapsed_seconds = 3600;
   CHECK(JudgeStage(p, 0, none, &why) == StageVerdict::kKeepGoing);
+
+  // Every member failed and the operator resumed, forgiving them all: the stage goes on.
+  StageFigures forgiven;
+  forgiven.members = 4;
+  forgiven.failed = 4;
+  forgiven.forgiven = 4;
+  forgiven.elapsed_seconds = 60;
+  CHECK(JudgeStage(p, 0, forgiven, &why) == StageVerdict::kAwaitApproval);
 }

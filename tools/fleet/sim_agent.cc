@@ -575,7 +575,7 @@ void SimAgent::OnDownloadDone(const std::string& instruction_id, const v1::Updat
                 "SHA-256 of the bytes does not match the manifest");
     return;
   }
-  if (fleet_.options.install_fails && fleet_.options.install_fails(m)) {
+  if (fleet_.options.install_fails && fleet_.options.install_fails(m, index_)) {
     Report(offer.delivery_id(), v1::VERIFIED);
     FinishOffer(instruction_id, offer.delivery_id(), m.update_id(), "install",
                 "the package's install step failed on this machine");

@@ -50,9 +50,10 @@ struct FleetOptions {
   absl::Duration backoff_cap = absl::Seconds(60);
   // Rate scenario: send the next check-in as soon as the previous one is acknowledged.
   bool flood_check_ins = false;
-  // When set and true for a verified package, its install is reported FAILED (code
-  // "install"), as a package that breaks on the machine would be (rollout tests).
-  std::function<bool(const v1::Manifest&)> install_fails;
+  // When set and true for a verified package on agent `index` (its place in the fleet),
+  // its install is reported FAILED (code "install"), as a package that breaks on the
+  // machine would be (rollout tests). Called on gRPC's threads: it must be thread-safe.
+  std::function<bool(const v1::Manifest&, int index)> install_fails;
 };
 
 // What a Fleet gives its agents.
