@@ -7,7 +7,8 @@ node -e '
 const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const titles = d.panels.map(p => p.title);
 for (const t of ["Failed Updates", "Machine Binding Violations", "Authentication Failures",
-                 "Connected Agents", "Check-ins per second"]) {
+                 "Connected Agents", "Check-ins per second", "Rollouts by state",
+                 "Rollout progress per stage"]) {
   if (!titles.some(x => x.startsWith(t))) { console.error("missing panel " + t); process.exit(1); }
 }
 for (const p of d.panels) for (const t of p.targets)
