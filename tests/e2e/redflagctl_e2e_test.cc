@@ -16,28 +16,13 @@
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/support/cluster.h"
+#include "tests/support/ctl.h"
 #include "tests/support/test_env.h"
 
 using namespace redflag;
 using namespace redflag::testing;
 
 namespace {
-
-// A shell prefix running redflagctl against the shared gateway with its own config directory.
-struct Ctl {
-  std::string config =
-      absl::StrCat(TestVar("REDFLAG_TEST_ROOT"), "/ctl-", RandomUuid().substr(0, 8));
-  std::string Cmd(const std::string& args, const std::string& env = "") const {
-    return absl::StrCat("env XDG_CONFIG_HOME=", config, " ", env, " ",
-                        BinaryPath("tools/redflagctl"),
-                        " --server=", Cluster::Get().gateway_address(),
-                        " --ca_file=", PkiFile("public-ca.crt"), " ", args);
-  }
-  std::pair<std::string, int> Run(const std::string& args, const std::string& env = "") const {
-    return RunCommand(Cmd(args, env));
-  }
-  std::string token_file() const { return config + "/redflag/token"; }
-};
 
 Ctl LoggedIn() {
   Ctl ctl;

@@ -3,16 +3,19 @@
 // installs fail halts the rollout before anyone else is offered it; an operator resumes it
 // and it completes stage by stage; abort withdraws what was held; the emergency stop pauses
 // and resumes. Operators act through the gateway with their roles enforced.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/support/cluster.h"
+#include "tests/support/ctl.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
 #include "tools/fleet/operator_client.h"
@@ -64,7 +67,8 @@ absl::StatusOr<v1::Rollout> Call(
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::Rollout out;
   grpc::Status s = rpc(*Cluster::Get().Operator(), ctx, &out);
-  if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  if (!s.ok())
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   return out;
 }
 
@@ -141,15 +145,15 @@ int EventsFor(const std::string& type, const std::string& id, std::string* detai
 
 }  // namespace
 
-TEST_CASE("a rollout whose canary fails halts before anyone else is offered it, and an operator "
-          "resumes it to completion",
-          "[rollout][e2e]") {
+TEST_CASE(
+    "a rollout whose canary fails halts before anyone else is offered it, and an operator "
+    "resumes it to completion",
+    "[rollout][e2e]") {
   auto& c = Cluster::Get();
   const std::string admin = c.AdminToken();
   std::atomic<bool> broken{true};  // the package's install breaks until the "fix"
-  RolloutFleet rf([&broken](const v1::Manifest& m, int) {
-    return m.name() == "rollout-pkg" && broken.load();
-  });
+  RolloutFleet rf(
+      [&broken](const v1::Manifest& m, int) { return m.name() == "rollout-pkg" && broken.load(); });
   fleet::OperatorClient op(c.gateway_address(), rf.options.ca_pem);
   op.UseToken(admin);
 
@@ -168,9 +172,9 @@ TEST_CASE("a rollout whose canary fails halts before anyone else is offered it, 
   AddStage(plan, "canary", 10, 100, 1);  // any failure halts
   AddStage(plan, "half", 50, 100, 1);
   AddStage(plan, "all", 100, 100, 1);
-  absl::StatusOr<v1::Update> update = op.Publish("rollout-pkg", "1.0.0", "Linux-x86_64",
-                                                 rf.options.channel, RandomBytes(4096),
-                                                 v1::PACKAGE, &plan);
+  absl::StatusOr<v1::Update> update =
+      op.Publish("rollout-pkg", "1.0.0", "Linux-x86_64", rf.options.channel, RandomBytes(4096),
+                 v1::PACKAGE, &plan);
   REQUIRE(update.ok());
   const std::string id = update->manifest().update_id();
 
@@ -213,8 +217,8 @@ TEST_CASE("a rollout whose canary fails halts before anyone else is offered it, 
   // The cause is fixed on the machines; the operator resumes, accepting the canary's
   // failures, and the rollout goes through every stage by itself.
   broken = false;
-  absl::StatusOr<v1::Rollout> resumed = Act(admin, &v1::OperatorService::Stub::ResumeRollout, id,
-                                            "canary machines fixed (INC-42)");
+  absl::StatusOr<v1::Rollout> resumed =
+      Act(admin, &v1::OperatorService::Stub::ResumeRollout, id, "canary machines fixed (INC-42)");
   REQUIRE(resumed.ok());
   CHECK(resumed->state() == v1::ROLLOUT_ACTIVE);
   CHECK(resumed->stages(0).forgiven_failures() == resumed->stages(0).counts().at("FAILED"));
@@ -250,9 +254,9 @@ TEST_CASE("abort withdraws held members and the emergency stop pauses and resume
   v1::RolloutPlan plan;
   AddStage(plan, "canary", 10, 100, 1)->set_soak_seconds(3600);
   AddStage(plan, "all", 100, 100, 1);
-  absl::StatusOr<v1::Update> update = op.Publish("abort-pkg", "1.0.0", "Linux-x86_64",
-                                                 rf.options.channel, RandomBytes(2048),
-                                                 v1::PACKAGE, &plan);
+  absl::StatusOr<v1::Update> update =
+      op.Publish("abort-pkg", "1.0.0", "Linux-x86_64", rf.options.channel, RandomBytes(2048),
+                 v1::PACKAGE, &plan);
   REQUIRE(update.ok());
   const std::string id = update->manifest().update_id();
   absl::Time deadline = absl::Now() + absl::Seconds(60);
@@ -312,5 +316,87 @@ TEST_CASE("abort withdraws held members and the emergency stop pauses and resume
   absl::SleepFor(absl::Seconds(1));
   CHECK(static_cast<int64_t>(rf.fleet->stats().Deliveries(id).size()) ==
         aborted->stages(0).members());
+  rf.fleet->StopAll();
+}
+
+TEST_CASE("an operator stages, watches, resumes and completes a rollout with redflagctl",
+          "[rollout][e2e][redflagctl]") {
+  std::atomic<bool> broken{true};
+  RolloutFleet rf(
+      [&broken](const v1::Manifest& m, int) { return m.name() == "cli-pkg" && broken.load(); });
+  Ctl ctl;
+  {
+    auto [out, rc] =
+        ctl.Run("login", "REDFLAG_PASSWORD='" + TestVar("REDFLAG_ADMIN_PASSWORD") + "'");
+    REQUIRE(rc == 0);
+  }
+  const std::string dir = TestVar("REDFLAG_TEST_ROOT") + "/rollout-" + rf.options.run_id;
+  REQUIRE(
+      RunCommand("mkdir -p " + dir + " && head -c 3000 /dev/urandom > " + dir + "/pkg").second ==
+      0);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+    return dir + "/" + name;
+  };
+  const std::string publish = "publish-update --file " + dir + "/pkg" +
+                              " --name cli-pkg --version 1.0.0 --platform Linux-x86_64 --channel " +
+                              rf.options.channel + " --rollout-plan ";
+
+  // A file that is not a plan, and a plan the service refuses: exit 2 and why.
+  auto [junk, junk_rc] = ctl.Run(publish + write("junk.json", "{\"stages\": 3}"));
+  CHECK(junk_rc == 2);
+  CHECK_THAT(junk, Catch::Contains("is not a RolloutPlan in JSON"));
+  auto [bad, bad_rc] = ctl.Run(
+      publish + write("bad.json",
+                      R"({"stages": [{"name": "canary", "percent": 10, "success_percent": 100,
+                          "halt_after_failures": 1},
+                         {"name": "rest", "percent": 90, "success_percent": 95,
+                          "halt_failure_percent": 5}]})"));
+  CHECK(bad_rc == 2);
+  CHECK_THAT(bad, Catch::Contains("last stage must be a percentage stage of 100"));
+
+  const std::string plan =
+      write("plan.json", R"({"stages": [{"name": "canary", "percent": 10, "success_percent": 100,
+                                       "halt_after_failures": 1},
+                                      {"name": "rest", "percent": 100, "success_percent": 95,
+                                       "halt_failure_percent": 5}]})");
+  auto [id_out, id_rc] = ctl.Run("--ids " + publish + plan);
+  INFO(id_out);
+  REQUIRE(id_rc == 0);
+  const std::string id(absl::StripAsciiWhitespace(id_out));
+  REQUIRE(id.size() == 36);
+
+  auto wait_for = [&](const std::string& state) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    std::string out;
+    while (absl::Now() < deadline) {
+      out = ctl.Run("get-rollout --update_id " + id).first;
+      if (absl::StrContains(out, state)) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return out;
+  };
+  std::string halted = wait_for("state:  HALTED");
+  INFO(halted);
+  CHECK_THAT(halted, Catch::Contains("state:  HALTED at stage 1 of 2 (canary"));
+  CHECK_THAT(halted, Catch::Contains("members failed"));
+  auto [events, ev_rc] = ctl.Run("--json list-security-events --type ROLLOUT_HALTED");
+  CHECK(ev_rc == 0);
+  CHECK_THAT(events, Catch::Contains(id));
+
+  broken = false;
+  auto [resumed, res_rc] =
+      ctl.Run("resume-rollout --update_id " + id + " --reason 'canary hosts fixed, INC-7'");
+  INFO(resumed);
+  CHECK(res_rc == 0);
+  std::string completed = wait_for("state:  COMPLETED");
+  INFO(completed);
+  CHECK_THAT(completed, Catch::Contains("state:  COMPLETED at stage 2 of 2 (rest"));
+  auto [json, json_rc] = ctl.Run("--json get-rollout --update_id " + id);
+  CHECK(json_rc == 0);
+  CHECK_THAT(json, Catch::Contains("\"state\": \"ROLLOUT_COMPLETED\""));
+  if (const char* t = std::getenv("REDFLAG_ROLLOUT_TRANSCRIPT")) {
+    std::ofstream(t) << halted << "\n----\n" << resumed << "\n----\n" << completed << "\n";
+  }
   rf.fleet->StopAll();
 }

@@ -1,24 +1,18 @@
 // A rollout plan's rules without a database: what ValidateRolloutPlan refuses (and says),
 // where StageAssigner places agents, and what JudgeStage decides from a stage's figures.
+#include "services/updates/rollout_plan.h"
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
-#include "common/encoding.h"
-#include "services/updates/rollout_plan.h"
 
 using namespace redflag;
 using namespace redflag::updates;
 
 namespace {
-
-std::string NewUuid() {
-  std::string h = HexEncode(RandomBytes(16));
-  return absl::StrCat(h.substr(0, 8), "-", h.substr(8, 4), "-4", h.substr(13, 3), "-a",
-                      h.substr(17, 3), "-", h.substr(20, 12));
-}
 
 v1::RolloutStage* AddStage(v1::RolloutPlan& p, const std::string& name, int percent) {
   v1::RolloutStage* s = p.add_stages();
@@ -50,7 +44,7 @@ TEST_CASE("a well-formed plan is accepted", "[rollout]") {
   CHECK(ValidateRolloutPlan(ThreeStages()).ok());
   v1::RolloutPlan p;
   v1::RolloutStage* canary = AddStage(p, "canary-group", 0);
-  canary->add_agent_ids(NewUuid());
+  canary->add_agent_ids(RandomUuid());
   canary->set_soak_seconds(600);
   AddStage(p, "rest", 100)->set_wait_for_approval(true);
   CHECK(ValidateRolloutPlan(p).ok());
@@ -89,7 +83,7 @@ TEST_CASE("a plan outside its rules is refused with the stage and the rule", "[r
   CHECK(!ValidateRolloutPlan(p).ok());
 
   p = ThreeStages();
-  p.mutable_stages(0)->add_agent_ids(NewUuid());
+  p.mutable_stages(0)->add_agent_ids(RandomUuid());
   CHECK_THAT(ErrorOf(p), Catch::Contains("percent and agent_ids exclude each other"));
 
   p = ThreeStages();
@@ -107,7 +101,7 @@ TEST_CASE("a plan outside its rules is refused with the stage and the rule", "[r
 
   // The same agent in two selector stages would make its stage ambiguous.
   v1::RolloutPlan twice;
-  const std::string id = NewUuid();
+  const std::string id = RandomUuid();
   AddStage(twice, "a", 0)->add_agent_ids(id);
   AddStage(twice, "b", 0)->add_agent_ids(id);
   AddStage(twice, "rest", 100);
@@ -117,11 +111,11 @@ TEST_CASE("a plan outside its rules is refused with the stage and the rule", "[r
 TEST_CASE("stages are decided once per agent, about as large as planned, and differ by update",
           "[rollout]") {
   const v1::RolloutPlan p = ThreeStages();
-  const std::string update = NewUuid();
+  const std::string update = RandomUuid();
   StageAssigner a(p, update);
   std::map<int, int> per_stage;
   std::vector<std::string> agents;
-  for (int i = 0; i < 10000; ++i) agents.push_back(NewUuid());
+  for (int i = 0; i < 10000; ++i) agents.push_back(RandomUuid());
   for (const std::string& agent : agents) {
     const int s = a.StageOf(agent);
     CHECK(s == StageAssigner(p, update).StageOf(agent));  // same answer from a second assigner
@@ -136,7 +130,7 @@ TEST_CASE("stages are decided once per agent, about as large as planned, and dif
   CHECK(per_stage[2] < 5200);
 
   // Another update's canaries are another tenth of the fleet, not the same agents.
-  StageAssigner b(p, NewUuid());
+  StageAssigner b(p, RandomUuid());
   int both = 0;
   for (const std::string& agent : agents) both += a.StageOf(agent) == 0 && b.StageOf(agent) == 0;
   CHECK(both < 200);  // about 1 % expected if independent; 10 % if the same

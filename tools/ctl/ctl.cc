@@ -27,6 +27,8 @@
 #include "common/config.h"
 #include "common/tls.h"
 #include "redflag/v1/gateway.grpc.pb.h"
+#include "tools/ctl/printable.h"
+#include "tools/ctl/rollout_view.h"
 
 namespace redflag::ctl {
 namespace {
@@ -305,20 +307,6 @@ std::string FieldText(const pb::Message& m, const pb::FieldDescriptor* f) {
   }
 }
 
-// Control characters from the server are shown escaped, never interpreted by the terminal.
-std::string Printable(const std::string& s, size_t max) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      out += absl::StrCat("\\x", absl::Hex(c, absl::kZeroPad2));
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (out.size() > max) out = out.substr(0, max - 3) + "...";
-  return out;
-}
-
 // The first repeated message field of a reply: what a list command lists.
 const pb::FieldDescriptor* ListField(const pb::Descriptor* d) {
   for (int i = 0; i < d->field_count(); ++i) {
@@ -425,6 +413,8 @@ void Print(const pb::Message& m, const Options& o, std::ostream& out) {
     }
   } else if (o.json) {
     PrintJson(m, out);
+  } else if (m.GetDescriptor() == v1::Rollout::descriptor()) {
+    PrintRollout(static_cast<const v1::Rollout&>(m), out);
   } else if (list != nullptr) {
     PrintTable(m, list, out);
   } else {
@@ -477,7 +467,7 @@ void Usage(std::ostream& out) {
       << TokenPath()
       << " and printed\n"
          "  publish-update        publish a file: --file --name --version --platform --channel\n"
-         "                        [--kind=package|agent]\n";
+         "                        [--kind=package|agent] [--rollout-plan=plan.json]\n";
   for (const auto& m : Methods()) {
     out << "  " << m.name << std::string(m.name.size() < 22 ? 22 - m.name.size() : 1, ' ') << m.help
         << "\n";
@@ -600,12 +590,42 @@ int Login(Client& client, const Options& o, std::ostream& out, std::ostream& err
   return kOk;
 }
 
+// Reads a rollout plan (RolloutPlan as protobuf JSON, field names as in updates.proto)
+// from `path` into the publication's header. The service validates the plan's rules.
+absl::Status ReadRolloutPlan(const std::string& path, v1::PublishUpdateChunk::Header& h) {
+  constexpr std::streamsize kMaxPlanBytes = 256 * 1024;
+  std::ifstream in(path, std::ios::binary);
+  if (path.empty() || !in) {
+    return absl::InvalidArgumentError("--rollout-plan must name a readable JSON file");
+  }
+  std::string json(static_cast<size_t>(kMaxPlanBytes) + 1, '\0');
+  in.read(json.data(), kMaxPlanBytes + 1);
+  if (in.gcount() > kMaxPlanBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rollout-plan ", path, " is larger than ", kMaxPlanBytes, " bytes"));
+  }
+  json.resize(static_cast<size_t>(in.gcount()));
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, h.mutable_rollout());
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--rollout-plan ", path, " is not a RolloutPlan in JSON: ", parsed.message().ToString()));
+  }
+  return absl::OkStatus();
+}
+
 int Publish(Client& client, const Parsed& p, std::ostream& out, std::ostream& err) {
   v1::PublishUpdateChunk header;
   std::string file;
   for (const auto& [name, value] : p.fields) {
     if (name == "file") {
       file = value.value_or("");
+      continue;
+    }
+    if (absl::StrReplaceAll(name, {{"-", "_"}}) == "rollout_plan") {
+      if (absl::Status s = ReadRolloutPlan(value.value_or(""), *header.mutable_header()); !s.ok()) {
+        err << "publish-update: " << s.message() << "\n";
+        return kUsage;
+      }
       continue;
     }
     if (absl::Status s = SetField(*header.mutable_header(), name, value); !s.ok()) {
@@ -712,6 +732,12 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << "redflagctl publish-update: publish a file (a progress bar on a terminal)\n"
              "  --file=path --name=text --version=text --platform=text --channel=text\n"
              "  --kind=package|agent (package)\n"
+             "  --rollout-plan=plan.json  offer it stage by stage: a RolloutPlan in JSON, e.g.\n"
+             "    {\"stages\": [{\"name\": \"canary\", \"percent\": 10, \"success_percent\": 100,\n"
+             "      \"halt_after_failures\": 1, \"soak_seconds\": 600},\n"
+             "     {\"name\": \"all\", \"percent\": 100, \"success_percent\": 95,\n"
+             "      \"halt_failure_percent\": 5, \"wait_for_approval\": true}]}\n"
+             "    without one, every matching agent is offered it at once\n"
           << kGlobalHelp;
     } else {
       out << "redflagctl create-token: SEATS [LABEL]; prints only the secret\n" << kGlobalHelp;
