@@ -145,10 +145,8 @@ int EventsFor(const std::string& type, const std::string& id, std::string* detai
 
 }  // namespace
 
-TEST_CASE(
-    "a rollout whose canary fails halts before anyone else is offered it, and an operator "
-    "resumes it to completion",
-    "[rollout][e2e]") {
+// ... and, once an operator resumes it, completes stage by stage.
+TEST_CASE("a failing canary halts its rollout before anyone else is offered it", "[rollout][e2e]") {
   auto& c = Cluster::Get();
   const std::string admin = c.AdminToken();
   std::atomic<bool> broken{true};  // the package's install breaks until the "fix"
