@@ -71,16 +71,20 @@ absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& enve
     return absl::PermissionDeniedError("instruction is addressed to another agent");
   }
   absl::Time issued = absl::FromUnixSeconds(in.issued_at().seconds());
-  if (issued < now - kFreshness - kClockSkew) {
-    return absl::FailedPreconditionError("instruction is stale (issued more than 5 minutes ago)");
+  const absl::Duration window = FreshnessOf(in);
+  if (issued < now - window - kClockSkew) {
+    return absl::FailedPreconditionError(absl::StrCat("instruction is stale (issued more than ",
+                                                      absl::ToInt64Seconds(window),
+                                                      " seconds ago, its freshness window)"));
   }
   if (issued > now + kClockSkew) {
     return absl::FailedPreconditionError("instruction is issued in the future");
   }
   if (in.nonce().empty()) return absl::InvalidArgumentError("instruction has no nonce");
-  // Forget nonces that have left the window: an instruction that old is stale anyway.
+  // Forget nonces older than the longest window any instruction may carry: an instruction
+  // that old is stale whatever it says, so its nonce can never be replayed.
   auto* seen = state.mutable_seen_nonces();
-  int64_t horizon = absl::ToUnixSeconds(now - kFreshness - kClockSkew);
+  int64_t horizon = absl::ToUnixSeconds(now - kMaxFreshness - kClockSkew);
   seen->erase(
       std::remove_if(seen->begin(), seen->end(),
                      [horizon](const v1::SeenNonce& n) { return n.issued_at_unix() < horizon; }),
@@ -94,6 +98,11 @@ absl::StatusOr<v1::Instruction> VerifyInstruction(const v1::SignedEnvelope& enve
   n->set_nonce(in.nonce());
   n->set_issued_at_unix(in.issued_at().seconds());
   return in;
+}
+
+absl::Duration FreshnessOf(const v1::Instruction& in) {
+  if (in.valid_for_seconds() == 0) return kFreshness;
+  return std::clamp(absl::Seconds(in.valid_for_seconds()), kMinFreshness, kMaxFreshness);
 }
 
 absl::Status ApplyKeyRevocation(const std::string& signer_key_id, const v1::KeyRevocation& rev,

@@ -66,6 +66,14 @@ absl::Status GrantServiceRoles(PgConnection& conn, const std::vector<ServiceRole
                       "REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC; "
                       "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC"));
   for (const ServiceRole& r : roles) REDFLAG_RETURN_IF_ERROR(conn.ExecScript(GrantsFor(r)));
+  // The one read across schemas: the updates service signs the operators' instruction
+  // freshness window (agents.security_settings) into every instruction.
+  for (const ServiceRole& r : roles) {
+    if (r.schema != "updates") continue;
+    REDFLAG_RETURN_IF_ERROR(conn.ExecScript(absl::StrReplaceAll(
+        "GRANT USAGE ON SCHEMA agents TO $r; GRANT SELECT ON agents.security_settings TO $r;",
+        {{"$r", r.role}})));
+  }
   return absl::OkStatus();
 }
 

@@ -6,6 +6,7 @@
 #include "common/pg_listener.h"
 #include "common/process.h"
 #include "common/runtime.h"
+#include "common/security_settings.h"
 #include "common/status.h"
 #include "services/agents/service.h"
 #include "services/agents/store.h"
@@ -16,27 +17,13 @@ ABSL_FLAG(std::string, metrics, "0.0.0.0:9202", "address for Prometheus /metrics
 
 namespace {
 
-absl::StatusOr<redflag::agents::PolicySettings> SettingsFromEnv() {
-  using redflag::Env;
-  redflag::agents::PolicySettings s;
-  std::string min = Env::Optional("MIN_AGENT_VERSION", "0.1.22");
-  absl::StatusOr<redflag::Version> v = redflag::Version::Parse(min);
-  if (!v.ok())
-    return absl::InvalidArgumentError(absl::StrCat("MIN_AGENT_VERSION: ", v.status().message()));
-  s.min_version = *v;
-  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at,
-                           Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
-  s.violations_before_block = static_cast<int>(block_at);
-  REDFLAG_ASSIGN_OR_RETURN(s.offline_after_seconds,
-                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, 30LL * 24 * 3600));
-  return s;
-}
-
 int Run() {
   using namespace redflag;
   BlockShutdownSignals();
-  absl::StatusOr<agents::PolicySettings> settings = SettingsFromEnv();
-  if (!settings.ok()) return ExitWithError("redflag-agents", settings.status());
+  // The environment's values are the initial ones; operators change them with
+  // UpdateSecuritySettings, and the stored values win from then on.
+  absl::StatusOr<v1::SecuritySettings> initial = SecuritySettingsFromEnv();
+  if (!initial.ok()) return ExitWithError("redflag-agents", initial.status());
   absl::StatusOr<ServiceRuntime> rt =
       ServiceRuntime::Start("redflag-agents", absl::GetFlag(FLAGS_listen),
                             absl::GetFlag(FLAGS_metrics), absl::GetFlag(FLAGS_health));
@@ -51,7 +38,12 @@ int Run() {
   PgListener listener(*db, agents::kAgentsChannel,
                       [&hub](const std::string& payload) { hub.Publish(payload); });
   if (absl::Status s = listener.Start(); !s.ok()) return ExitWithError(rt->name, s);
-  agents::AgentsServiceImpl service(store, *rt->events, rt->metrics->registry(), *settings, hub);
+  SecuritySettingsStore settings_store(*rt->pool);
+  if (absl::Status s = settings_store.Seed(*initial); !s.ok()) return ExitWithError(rt->name, s);
+  LiveSecuritySettings settings(settings_store, *initial);
+  if (absl::Status s = settings.Start(*db); !s.ok()) return ExitWithError(rt->name, s);
+  agents::AgentsServiceImpl service(store, *rt->events, rt->metrics->registry(), settings,
+                                    settings_store, hub);
   return rt->ServeUntilSignal(&service);
 }
 

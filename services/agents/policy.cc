@@ -5,6 +5,14 @@
 
 namespace redflag::agents {
 
+PolicySettings PolicyFrom(const v1::SecuritySettings& s) {
+  PolicySettings p;
+  if (absl::StatusOr<Version> v = Version::Parse(s.min_agent_version()); v.ok()) p.min_version = *v;
+  p.violations_before_block = s.binding_violations_before_block();
+  p.offline_after_seconds = s.offline_after_seconds();
+  return p;
+}
+
 Decision Evaluate(const AgentRow& agent, const std::string& machine_id, const std::string& version,
                   const PolicySettings& settings) {
   Decision d;

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "common/version.h"
+#include "redflag/v1/agents.pb.h"
 
 namespace redflag::agents {
 
@@ -42,6 +43,10 @@ struct PolicySettings {
   int violations_before_block = 3;
   int64_t offline_after_seconds = 300;
 };
+
+// The policy part of the operators' security settings (validated: a min_agent_version that
+// does not parse, which validation prevents, leaves the minimum at 0).
+PolicySettings PolicyFrom(const v1::SecuritySettings& s);
 
 Decision Evaluate(const AgentRow& agent, const std::string& presented_machine_id,
                   const std::string& presented_version, const PolicySettings& settings);

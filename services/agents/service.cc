@@ -24,8 +24,8 @@ void SetMicros(google::protobuf::Timestamp* ts, int64_t us) {
 }  // namespace
 
 AgentsServiceImpl::AgentsServiceImpl(AgentStore& store, const SecurityEventWriter& events,
-                                     prometheus::Registry& metrics, PolicySettings settings,
-                                     EventHub& hub)
+                                     prometheus::Registry& metrics, LiveSecuritySettings& settings,
+                                     SecuritySettingsStore& settings_store, EventHub& hub)
     : store_(store),
       events_(events),
       binding_violations_(prometheus::BuildCounter()
@@ -43,10 +43,11 @@ AgentsServiceImpl::AgentsServiceImpl(AgentStore& store, const SecurityEventWrite
                          .Help("Agents registered")
                          .Register(metrics)
                          .Add({})),
-      settings_(std::move(settings)),
+      settings_(settings),
+      settings_store_(settings_store),
       hub_(hub) {}
 
-v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
+v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row, const PolicySettings& policy) const {
   v1::Agent a;
   a.set_id(row.id);
   a.set_hostname(row.hostname);
@@ -55,9 +56,9 @@ v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
   a.set_machine_id_prefix(row.machine_id.substr(0, 16));
   int64_t now_us = absl::ToUnixMicros(absl::Now());
   bool online = row.last_seen_at_us != 0 &&
-                now_us - row.last_seen_at_us <= settings_.offline_after_seconds * 1000000;
+                now_us - row.last_seen_at_us <= policy.offline_after_seconds * 1000000;
   a.set_status(row.blocked ? v1::BLOCKED : (online ? v1::ONLINE : v1::OFFLINE));
-  std::vector<std::string> issues = ComplianceIssues(row, settings_, now_us);
+  std::vector<std::string> issues = ComplianceIssues(row, policy, now_us);
   a.set_compliant(issues.empty());
   for (auto& i : issues) a.add_compliance_issues(std::move(i));
   SetMicros(a.mutable_registered_at(), row.registered_at_us);
@@ -77,17 +78,18 @@ v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row) const {
 absl::Status AgentsServiceImpl::Check(const AgentRow& agent, const std::string& machine_id,
                                       const std::string& version, const std::string& source,
                                       std::string* new_highest) {
-  Decision d = Evaluate(agent, machine_id, version, settings_);
+  const PolicySettings policy = Policy();
+  Decision d = Evaluate(agent, machine_id, version, policy);
   if (d.refusal == Refusal::kBindingMismatch) {
     binding_violations_.Increment();
-    absl::StatusOr<int> count = store_.RecordViolation(agent.id, settings_.violations_before_block);
+    absl::StatusOr<int> count = store_.RecordViolation(agent.id, policy.violations_before_block);
     absl::Status s = events_.Record(
         {"MACHINE_ID_MISMATCH", agent.id, source,
          absl::StrCat("{\"bound_prefix\":", JsonQuote(agent.machine_id.substr(0, 16)),
                       ",\"presented_prefix\":", JsonQuote(machine_id.substr(0, 16)),
                       ",\"violations\":", count.ok() ? *count : -1, "}")});
     if (!s.ok()) LogError(absl::StrCat("cannot record MACHINE_ID_MISMATCH: ", s.message()));
-    if (count.ok() && *count == settings_.violations_before_block) {
+    if (count.ok() && *count == policy.violations_before_block) {
       (void)events_.Record(
           {"AGENT_AUTO_BLOCKED", agent.id, source, absl::StrCat("{\"violations\":", *count, "}")});
     }
@@ -110,11 +112,12 @@ grpc::Status AgentsServiceImpl::RegisterAgent(grpc::ServerContext* ctx,
     return ToGrpcStatus(s);
   absl::StatusOr<Version> v = Version::Parse(req->version());
   if (!v.ok()) return ToGrpcStatus(v.status());
-  if (v->Compare(settings_.min_version) < 0) {
+  const PolicySettings policy = Policy();
+  if (v->Compare(policy.min_version) < 0) {
     return grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
         absl::StrCat("agent version ", v->ToString(), " is below the minimum ",
-                     settings_.min_version.ToString(), " (MIN_AGENT_VERSION); update the agent"));
+                     policy.min_version.ToString(), " (min_agent_version); update the agent"));
   }
   if (absl::Status s = ValidateText("hostname", req->hostname(), 255); !s.ok()) {
     return ToGrpcStatus(s);
@@ -217,11 +220,12 @@ grpc::Status AgentsServiceImpl::ListAgents(grpc::ServerContext* ctx,
   absl::StatusOr<TimeIdCursor> after = ParseTimeIdToken("agents", req->page_token());
   if (!after.ok()) return ToGrpcStatus(after.status());
   // One more than asked: whether another page follows, without an empty last page.
-  absl::StatusOr<AgentStore::Page> page = store_.List(*req, settings_, *after, *size + 1);
+  const PolicySettings policy = Policy();
+  absl::StatusOr<AgentStore::Page> page = store_.List(*req, policy, *after, *size + 1);
   if (!page.ok()) return ToGrpcStatus(page.status());
   bool more = static_cast<int>(page->rows.size()) > *size;
   if (more) page->rows.pop_back();
-  for (const auto& r : page->rows) *resp->add_agents() = ToProto(r);
+  for (const auto& r : page->rows) *resp->add_agents() = ToProto(r, policy);
   resp->set_total_size(page->total);
   if (more) {
     const AgentRow& last = page->rows.back();
@@ -269,10 +273,10 @@ grpc::Status AgentsServiceImpl::ResetAgentVersion(grpc::ServerContext* ctx,
   }
   absl::StatusOr<Version> v = Version::Parse(req->version());
   if (!v.ok()) return ToGrpcStatus(v.status());
-  if (v->Compare(settings_.min_version) < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("version ", v->ToString(), " is below the minimum ",
-                                     settings_.min_version.ToString()));
+  if (const Version min = Policy().min_version; v->Compare(min) < 0) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("version ", v->ToString(), " is below the minimum ", min.ToString()));
   }
   std::string previous;
   absl::StatusOr<AgentRow> row = store_.ResetVersion(req->id(), v->ToString(), &previous);
@@ -468,6 +472,33 @@ grpc::Status AgentsServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchA
     if (!writer->Write(ev)) break;
   }
   hub_.Unsubscribe(sub);
+  return grpc::Status::OK;
+}
+
+}  // namespace redflag::agents
+
+namespace redflag::agents {
+
+grpc::Status AgentsServiceImpl::GetSecuritySettings(grpc::ServerContext* ctx,
+                                                    const v1::GetSecuritySettingsRequest*,
+                                                    v1::SecuritySettings* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  // From the database, not this replica's snapshot: what every replica converges to.
+  absl::StatusOr<v1::SecuritySettings> s = settings_store_.Load(settings_.fallback());
+  if (!s.ok()) return ToGrpcStatus(s.status());
+  *resp = *std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentsServiceImpl::UpdateSecuritySettings(grpc::ServerContext* ctx,
+                                                       const v1::UpdateSecuritySettingsRequest* req,
+                                                       v1::SecuritySettings* resp) {
+  REDFLAG_CHECK_PEER(gateway_only_, ctx);
+  absl::StatusOr<v1::SecuritySettings> s =
+      settings_store_.Update(*req, ActorFromMetadata(*ctx), events_, settings_.fallback());
+  if (!s.ok()) return ToGrpcStatus(s.status());
+  settings_.Set(*s);  // this replica at once; the others on the notification
+  *resp = *std::move(s);
   return grpc::Status::OK;
 }
 

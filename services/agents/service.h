@@ -7,6 +7,7 @@
 
 #include "common/event_hub.h"
 #include "common/security_events.h"
+#include "common/security_settings.h"
 #include "common/tls.h"
 #include "redflag/v1/agents.grpc.pb.h"
 #include "services/agents/policy.h"
@@ -16,8 +17,10 @@ namespace redflag::agents {
 
 class AgentsServiceImpl final : public v1::AgentsService::Service {
  public:
+  // `settings` (owned by the caller, started) and `settings_store` outlive the service.
   AgentsServiceImpl(AgentStore& store, const SecurityEventWriter& events,
-                    prometheus::Registry& metrics, PolicySettings settings, EventHub& hub);
+                    prometheus::Registry& metrics, LiveSecuritySettings& settings,
+                    SecuritySettingsStore& settings_store, EventHub& hub);
 
   grpc::Status RegisterAgent(grpc::ServerContext* ctx, const v1::RegisterAgentRequest* req,
                              v1::Agent* resp) override;
@@ -56,8 +59,15 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   // Relays registry notifications until the gateway hangs up.
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchAgentsRequest* req,
                      grpc::ServerWriter<v1::AgentEvent>* writer) override;
+  grpc::Status GetSecuritySettings(grpc::ServerContext* ctx,
+                                   const v1::GetSecuritySettingsRequest* req,
+                                   v1::SecuritySettings* resp) override;
+  grpc::Status UpdateSecuritySettings(grpc::ServerContext* ctx,
+                                      const v1::UpdateSecuritySettingsRequest* req,
+                                      v1::SecuritySettings* resp) override;
 
-  v1::Agent ToProto(const AgentRow& row) const;
+  v1::Agent ToProto(const AgentRow& row) const { return ToProto(row, Policy()); }
+  v1::Agent ToProto(const AgentRow& row, const PolicySettings& policy) const;
 
  private:
   // Applies policy to one request; records violations, downgrades and auto-blocks.
@@ -78,7 +88,11 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   // The agent as stored now, or NOT_FOUND.
   grpc::Status ReplyCurrent(const std::string& id, v1::Agent* resp) const;
 
-  PolicySettings settings_;
+  // The policy in force now (the operators' settings, reloaded on change).
+  PolicySettings Policy() const { return PolicyFrom(settings_.Get()); }
+
+  LiveSecuritySettings& settings_;
+  SecuritySettingsStore& settings_store_;
   EventHub& hub_;
   PeerPolicy gateway_only_{"gateway"};
 };

@@ -100,6 +100,16 @@ BEGIN
   RETURN sign(cardinality(pa) - cardinality(pb))::integer;
 END $$;
 CREATE INDEX agents_list_order_idx ON agents.agents(registered_at, id) WHERE deleted_at IS NULL;
+)sql",
+                                              // Security settings operators change at run
+                                              // time (common/security_settings.h).
+                                              R"sql(
+CREATE TABLE agents.security_settings (
+  name text PRIMARY KEY,
+  value text NOT NULL,
+  updated_by text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 )sql"};
 
 #define COLS                                                                                \

@@ -414,6 +414,18 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::PauseAllRollouts(grpc::CallbackSe
   WRITE(Role::kOperator, updates, PauseAllRollouts);
 }
 
+grpc::ServerUnaryReactor* OperatorServiceImpl::GetSecuritySettings(
+    grpc::CallbackServerContext* ctx, const v1::GetSecuritySettingsRequest* req,
+    v1::SecuritySettings* resp) {
+  READ(Role::kAdmin, agents, GetSecuritySettings);
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::UpdateSecuritySettings(
+    grpc::CallbackServerContext* ctx, const v1::UpdateSecuritySettingsRequest* req,
+    v1::SecuritySettings* resp) {
+  WRITE(Role::kAdmin, agents, UpdateSecuritySettings);
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::ResumeAllRollouts(
     grpc::CallbackServerContext* ctx, const v1::EmergencyStopRequest* req,
     v1::EmergencyStopResponse* resp) {

@@ -92,6 +92,12 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
   grpc::ServerUnaryReactor* ResumeAllRollouts(grpc::CallbackServerContext* ctx,
                                               const v1::EmergencyStopRequest* req,
                                               v1::EmergencyStopResponse* resp) override;
+  grpc::ServerUnaryReactor* GetSecuritySettings(grpc::CallbackServerContext* ctx,
+                                                const v1::GetSecuritySettingsRequest* req,
+                                                v1::SecuritySettings* resp) override;
+  grpc::ServerUnaryReactor* UpdateSecuritySettings(grpc::CallbackServerContext* ctx,
+                                                   const v1::UpdateSecuritySettingsRequest* req,
+                                                   v1::SecuritySettings* resp) override;
   grpc::ServerUnaryReactor* VerifyAuditTrail(grpc::CallbackServerContext* ctx,
                                              const v1::VerifyAuditTrailRequest* req,
                                              v1::AuditVerification* resp) override;

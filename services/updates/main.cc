@@ -7,6 +7,7 @@
 #include "common/pg_listener.h"
 #include "common/process.h"
 #include "common/runtime.h"
+#include "common/security_settings.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -101,8 +102,15 @@ int Run() {
   if (!evaluate_ms.ok()) return ExitWithError(rt->name, evaluate_ms.status());
   updates::RolloutStore rollouts(*rt->pool, *rt->events);
   updates::RolloutSupervisor supervisor(rollouts, reg, absl::Milliseconds(*evaluate_ms));
+  // The operators' settings (agents.security_settings, read-only here); this process's
+  // environment only until the agents service has recorded them.
+  absl::StatusOr<v1::SecuritySettings> initial = SecuritySettingsFromEnv();
+  if (!initial.ok()) return ExitWithError(rt->name, initial.status());
+  SecuritySettingsStore settings_store(*rt->pool);
+  LiveSecuritySettings settings(settings_store, *initial);
+  if (absl::Status s = settings.Start(*db); !s.ok()) return ExitWithError(rt->name, s);
   updates::UpdatesServiceImpl service(ring, store, rollouts, *rt->events, reg, hub, *max_bytes,
-                                      chunks);
+                                      chunks, settings);
   return rt->ServeUntilSignal(&service);
 }
 

@@ -27,13 +27,15 @@ constexpr char kKeyRevokePrefix[] = "upd-keyrev-";
 UpdatesServiceImpl::UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, RolloutStore& rollouts,
                                        const SecurityEventWriter& events,
                                        prometheus::Registry& metrics, EventHub& hub,
-                                       int64_t max_package_bytes, ChunkCache& chunks)
+                                       int64_t max_package_bytes, ChunkCache& chunks,
+                                       const LiveSecuritySettings& settings)
     : keys_(keys),
       store_(store),
       rollouts_(rollouts),
       chunks_(chunks),
       events_(events),
       hub_(hub),
+      settings_(settings),
       max_package_bytes_(max_package_bytes),
       failures_(prometheus::BuildCounter()
                     .Name("redflag_update_failures_total")
@@ -59,6 +61,7 @@ v1::SignedEnvelope UpdatesServiceImpl::SignFresh(v1::Instruction in) const {
   // The service, not the caller, chooses nonce and time: they are the replay guard.
   in.set_nonce(RandomUuid());
   in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  in.set_valid_for_seconds(settings_.Get().instruction_freshness_seconds());
   return SignEnvelope(keys_.primary(), kInstructionType, in.SerializeAsString());
 }
 

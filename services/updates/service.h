@@ -9,6 +9,7 @@
 
 #include "common/event_hub.h"
 #include "common/security_events.h"
+#include "common/security_settings.h"
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
 #include "services/updates/chunk_cache.h"
@@ -23,10 +24,12 @@ inline constexpr char kManifestType[] = "redflag.v1.Manifest";
 
 class UpdatesServiceImpl final : public v1::UpdatesService::Service {
  public:
-  // `chunks` serves downloads (package bytes read once per replica); it outlives the service.
+  // `chunks` serves downloads (package bytes read once per replica); `settings` gives the
+  // instruction freshness window signed into every instruction. Both outlive the service.
   UpdatesServiceImpl(KeyRing& keys, UpdateStore& store, RolloutStore& rollouts,
                      const SecurityEventWriter& events, prometheus::Registry& metrics,
-                     EventHub& hub, int64_t max_package_bytes, ChunkCache& chunks);
+                     EventHub& hub, int64_t max_package_bytes, ChunkCache& chunks,
+                     const LiveSecuritySettings& settings);
 
   grpc::Status PublishUpdate(grpc::ServerContext* ctx,
                              grpc::ServerReader<v1::PublishUpdateChunk>* reader,
@@ -94,6 +97,7 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
   ChunkCache& chunks_;
   const SecurityEventWriter& events_;
   EventHub& hub_;
+  const LiveSecuritySettings& settings_;
   const int64_t max_package_bytes_;
   prometheus::Family<prometheus::Counter>& failures_;
   prometheus::Family<prometheus::Counter>& reports_;

@@ -27,8 +27,9 @@ struct Fixture {
 
   v1::SignedEnvelope Sign(const SigningKey& by, const std::string& agent = "agent-1",
                           absl::Time issued = kNow, const std::string& nonce = "n-1",
-                          const std::string& type = "redflag.v1.Instruction") {
+                          const std::string& type = "redflag.v1.Instruction", int valid_for = 0) {
     v1::Instruction in;
+    in.set_valid_for_seconds(valid_for);
     in.set_instruction_id("i-1");
     in.set_agent_id(agent);
     in.set_nonce(nonce);
@@ -95,10 +96,43 @@ TEST_CASE("instructions are refused for each forgery or replay", "[instructions]
   }
 }
 
+TEST_CASE("the freshness window is the one the signed instruction carries, within bounds",
+          "[instructions]") {
+  Fixture f;
+  const std::string kType = "redflag.v1.Instruction";
+  auto at = [&](absl::Duration age, int valid_for, const std::string& nonce) {
+    return VerifyInstruction(f.Sign(f.key, "agent-1", kNow - age, nonce, kType, valid_for), f.state,
+                             kNow);
+  };
+  // Operators widened the window to 10 minutes: 8 minutes old is fresh, 11 is not.
+  CHECK(at(absl::Minutes(8), 600, "a").ok());
+  CHECK_THAT(Why(at(absl::Minutes(11), 600, "b")), Catch::Contains("600 seconds"));
+  // Narrowed to 2 minutes: 3 minutes old is stale although the default would take it.
+  CHECK_THAT(Why(at(absl::Minutes(3), 120, "c")), Catch::Contains("stale"));
+  CHECK(at(absl::Minutes(3), 0, "d").ok());  // a server that does not carry it: 5 minutes
+  // A window beyond 15 minutes (or under 1) is bounded, whoever signed it.
+  CHECK_THAT(Why(at(absl::Minutes(16), 86400, "e")), Catch::Contains("900 seconds"));
+  CHECK_THAT(Why(at(absl::Seconds(95), 1, "f")), Catch::Contains("60 seconds"));
+}
+
+TEST_CASE("a nonce is remembered as long as the widest window could keep it fresh",
+          "[instructions]") {
+  Fixture f;
+  const std::string kType = "redflag.v1.Instruction";
+  v1::SignedEnvelope wide = f.Sign(f.key, "agent-1", kNow, "wide", kType, 900);
+  REQUIRE(VerifyInstruction(wide, f.state, kNow).ok());
+  // Ten minutes on, another instruction (default window) prunes old nonces; replaying the
+  // 15-minute instruction must still be refused as a replay, not accepted as new.
+  absl::Time later = kNow + absl::Minutes(10);
+  REQUIRE(VerifyInstruction(f.Sign(f.key, "agent-1", later, "other"), f.state, later).ok());
+  CHECK_THAT(Why(VerifyInstruction(wide, f.state, later + absl::Seconds(1))),
+             Catch::Contains("replay"));
+}
+
 TEST_CASE("nonces are forgotten only after they could no longer be fresh", "[instructions]") {
   Fixture f;
   REQUIRE(VerifyInstruction(f.Sign(f.key, "agent-1", kNow, "old"), f.state, kNow).ok());
-  absl::Time later = kNow + absl::Minutes(6);
+  absl::Time later = kNow + absl::Minutes(16);
   REQUIRE(VerifyInstruction(f.Sign(f.key, "agent-1", later, "new"), f.state, later).ok());
   CHECK(f.state.seen_nonces_size() == 1);
   CHECK(f.state.seen_nonces(0).nonce() == "new");

@@ -1,0 +1,219 @@
+#include "common/security_settings.h"
+
+#include <map>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/version.h"
+
+namespace redflag {
+namespace {
+
+constexpr int64_t kMaxOfflineAfter = 30LL * 24 * 3600;
+
+constexpr Statement kSeed{
+    "settings_seed",
+    "INSERT INTO agents.security_settings (name, value, updated_by) "
+    "SELECT n, v, 'environment' FROM unnest($1::text[], $2::text[]) AS t(n, v) "
+    "ON CONFLICT (name) DO NOTHING"};
+constexpr Statement kLoad{
+    "settings_load",
+    "SELECT name, value, updated_by, (extract(epoch FROM updated_at))::bigint "
+    "FROM agents.security_settings"};
+constexpr Statement kLock{"settings_lock",
+                          "LOCK TABLE agents.security_settings IN SHARE ROW EXCLUSIVE MODE"};
+constexpr Statement kUpsert{
+    "settings_upsert",
+    "INSERT INTO agents.security_settings (name, value, updated_by, updated_at) "
+    "VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE "
+    "SET value = EXCLUDED.value, updated_by = EXCLUDED.updated_by, updated_at = now()"};
+
+absl::Status Range(const char* field, int64_t v, int64_t lo, int64_t hi) {
+  if (v >= lo && v <= hi) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " must be ", lo, "..", hi, " (got ", v, ")"));
+}
+
+// name -> value text, in one place so storing and loading agree.
+std::map<std::string, std::string> AsRows(const v1::SecuritySettings& s) {
+  return {{"instruction_freshness_seconds", absl::StrCat(s.instruction_freshness_seconds())},
+          {"binding_violations_before_block", absl::StrCat(s.binding_violations_before_block())},
+          {"min_agent_version", s.min_agent_version()},
+          {"offline_after_seconds", absl::StrCat(s.offline_after_seconds())}};
+}
+
+// Sets one field from its stored text; a row that does not parse is DATA_LOSS.
+absl::Status SetFromRow(v1::SecuritySettings& s, const std::string& name,
+                        const std::string& value) {
+  int64_t n = 0;
+  const bool numeric = absl::SimpleAtoi(value, &n);
+  if (name == "min_agent_version") {
+    s.set_min_agent_version(value);
+    return absl::OkStatus();
+  }
+  if (!numeric) return absl::DataLossError(absl::StrCat("setting ", name, " is not a number"));
+  if (name == "instruction_freshness_seconds")
+    s.set_instruction_freshness_seconds(static_cast<int32_t>(n));
+  if (name == "binding_violations_before_block")
+    s.set_binding_violations_before_block(static_cast<int32_t>(n));
+  if (name == "offline_after_seconds") s.set_offline_after_seconds(n);
+  return absl::OkStatus();  // an unknown name (a newer release's setting) is left alone
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
+  v1::SecuritySettings s;
+  REDFLAG_ASSIGN_OR_RETURN(
+      int64_t fresh, Env::Int("REDFLAG_INSTRUCTION_FRESHNESS_SECONDS", kDefaultFreshnessSeconds,
+                              kMinFreshnessSeconds, kMaxFreshnessSeconds));
+  s.set_instruction_freshness_seconds(static_cast<int32_t>(fresh));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at,
+                           Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
+  s.set_binding_violations_before_block(static_cast<int32_t>(block_at));
+  std::string min = Env::Optional("MIN_AGENT_VERSION", "0.1.22");
+  if (absl::StatusOr<Version> v = Version::Parse(min); !v.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("MIN_AGENT_VERSION: ", v.status().message()));
+  }
+  s.set_min_agent_version(min);
+  REDFLAG_ASSIGN_OR_RETURN(int64_t offline,
+                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, kMaxOfflineAfter));
+  s.set_offline_after_seconds(offline);
+  s.set_updated_by("environment");
+  return s;
+}
+
+absl::Status ValidateSecuritySettings(const v1::SecuritySettings& s) {
+  REDFLAG_RETURN_IF_ERROR(Range("instruction_freshness_seconds", s.instruction_freshness_seconds(),
+                                kMinFreshnessSeconds, kMaxFreshnessSeconds));
+  REDFLAG_RETURN_IF_ERROR(
+      Range("binding_violations_before_block", s.binding_violations_before_block(), 1, 1000));
+  if (absl::StatusOr<Version> v = Version::Parse(s.min_agent_version()); !v.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_agent_version must be a version like 1.2.3: ", v.status().message()));
+  }
+  return Range("offline_after_seconds", s.offline_after_seconds(), 10, kMaxOfflineAfter);
+}
+
+absl::Status SecuritySettingsStore::Seed(const v1::SecuritySettings& initial) {
+  std::vector<std::string> names, values;
+  for (const auto& [n, v] : AsRows(initial)) {
+    names.push_back(n);
+    values.push_back(v);
+  }
+  // Services that started first (with no rows to read) reload on the notification.
+  return pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kSeed, {PgTextArray(names), PgTextArray(values)}).status());
+    return Notify(c, kSettingsChannel, "seeded");
+  });
+}
+
+namespace {
+
+absl::StatusOr<v1::SecuritySettings> LoadWith(PgConnection& c, const v1::SecuritySettings& fb) {
+  v1::SecuritySettings s = fb;
+  REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kLoad, {}));
+  int64_t latest = 0;
+  for (int i = 0; i < r.Rows(); ++i) {
+    REDFLAG_RETURN_IF_ERROR(SetFromRow(s, r.Text(i, 0), r.Text(i, 1)));
+    if (r.Int(i, 3) >= latest) {
+      latest = r.Int(i, 3);
+      s.set_updated_by(r.Text(i, 2));
+      s.mutable_updated_at()->set_seconds(latest);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SecuritySettings> SecuritySettingsStore::Load(
+    const v1::SecuritySettings& fallback) {
+  v1::SecuritySettings out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(out, LoadWith(c, fallback));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<v1::SecuritySettings> SecuritySettingsStore::Update(
+    const v1::UpdateSecuritySettingsRequest& req, const Actor& actor,
+    const SecurityEventWriter& events, const v1::SecuritySettings& fallback) {
+  if (req.reason().empty() || req.reason().size() > 500) {
+    return absl::InvalidArgumentError(
+        "a reason of at most 500 characters is required to change security settings");
+  }
+  v1::SecuritySettings out;
+  REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
+    // One change at a time: each event's "old" is the value the change replaced.
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kLock, {}).status());
+    REDFLAG_ASSIGN_OR_RETURN(v1::SecuritySettings before, LoadWith(c, fallback));
+    v1::SecuritySettings after = before;
+    if (req.has_instruction_freshness_seconds()) {
+      after.set_instruction_freshness_seconds(req.instruction_freshness_seconds());
+    }
+    if (req.has_binding_violations_before_block()) {
+      after.set_binding_violations_before_block(req.binding_violations_before_block());
+    }
+    if (req.has_min_agent_version()) after.set_min_agent_version(req.min_agent_version());
+    if (req.has_offline_after_seconds())
+      after.set_offline_after_seconds(req.offline_after_seconds());
+    REDFLAG_RETURN_IF_ERROR(ValidateSecuritySettings(after));
+    const auto old_rows = AsRows(before);
+    for (const auto& [name, value] : AsRows(after)) {
+      if (old_rows.at(name) == value) continue;
+      REDFLAG_RETURN_IF_ERROR(c.Exec(kUpsert, {name, value, actor.subject}).status());
+      REDFLAG_RETURN_IF_ERROR(events.Record(
+          c, {"SECURITY_SETTING_CHANGED", actor.subject, actor.source,
+              absl::StrCat("{\"setting\":", JsonQuote(name),
+                           ",\"old\":", JsonQuote(old_rows.at(name)), ",\"new\":", JsonQuote(value),
+                           ",\"reason\":", JsonQuote(req.reason()), "}")}));
+      LogInfo(absl::StrCat("security setting ", name, " changed from ", old_rows.at(name), " to ",
+                           value, " by ", actor.subject));
+    }
+    REDFLAG_RETURN_IF_ERROR(Notify(c, kSettingsChannel, "changed"));
+    REDFLAG_ASSIGN_OR_RETURN(out, LoadWith(c, fallback));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+LiveSecuritySettings::LiveSecuritySettings(SecuritySettingsStore& store,
+                                           v1::SecuritySettings fallback)
+    : store_(store), fallback_(std::move(fallback)), current_(fallback_) {}
+
+absl::Status LiveSecuritySettings::Start(const DbConfig& db) {
+  // Listen first, then load: a change committed in between is seen by one or the other.
+  listener_ = std::make_unique<PgListener>(db, kSettingsChannel, [this](const std::string&) {
+    if (absl::Status s = Reload(); !s.ok()) {
+      LogWarn(absl::StrCat("security settings: reload failed, keeping the last values: ",
+                           s.ToString()));
+    }
+  });
+  REDFLAG_RETURN_IF_ERROR(listener_->Start());
+  return Reload();
+}
+
+absl::Status LiveSecuritySettings::Reload() {
+  // Serialised, so a slower load never replaces the result of a later one.
+  std::lock_guard<std::mutex> reloading(reload_mu_);
+  REDFLAG_ASSIGN_OR_RETURN(v1::SecuritySettings s, store_.Load(fallback_));
+  Set(std::move(s));
+  return absl::OkStatus();
+}
+
+v1::SecuritySettings LiveSecuritySettings::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+void LiveSecuritySettings::Set(v1::SecuritySettings s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(s);
+}
+
+}  // namespace redflag
