@@ -528,6 +528,15 @@ absl::Status AgentClient::RunStream() {
       while (stream->Read(&in)) {
         if (in.has_check_in_ack()) {
           LogInfo(absl::StrCat("check-in ", in.check_in_ack().ack_seq(), " acknowledged"));
+          // The operators' interval now (a gateway before it was carried sends 0).
+          if (const int now = in.check_in_ack().check_in_interval_seconds(); now > 0) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (now != interval) {
+              LogInfo(absl::StrCat("the server asks for a check-in every ", now, " s"));
+              interval = now;
+              cv_.notify_all();
+            }
+          }
           OnCheckInAcknowledged();
         } else if (in.has_slow_down()) {
           const v1::SlowDown& slow = in.slow_down();

@@ -42,7 +42,8 @@ std::map<std::string, std::string> AsRows(const v1::SecuritySettings& s) {
   return {{"instruction_freshness_seconds", absl::StrCat(s.instruction_freshness_seconds())},
           {"binding_violations_before_block", absl::StrCat(s.binding_violations_before_block())},
           {"min_agent_version", s.min_agent_version()},
-          {"offline_after_seconds", absl::StrCat(s.offline_after_seconds())}};
+          {"offline_after_seconds", absl::StrCat(s.offline_after_seconds())},
+          {"check_in_interval_seconds", absl::StrCat(s.check_in_interval_seconds())}};
 }
 
 // Sets one field from its stored text; a row that does not parse is DATA_LOSS.
@@ -60,6 +61,7 @@ absl::Status SetFromRow(v1::SecuritySettings& s, const std::string& name,
   if (name == "binding_violations_before_block")
     s.set_binding_violations_before_block(static_cast<int32_t>(n));
   if (name == "offline_after_seconds") s.set_offline_after_seconds(n);
+  if (name == "check_in_interval_seconds") s.set_check_in_interval_seconds(static_cast<int32_t>(n));
   return absl::OkStatus();  // an unknown name (a newer release's setting) is left alone
 }
 
@@ -82,6 +84,9 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
   REDFLAG_ASSIGN_OR_RETURN(int64_t offline,
                            Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, kMaxOfflineAfter));
   s.set_offline_after_seconds(offline);
+  REDFLAG_ASSIGN_OR_RETURN(int64_t interval,
+                           Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1, 3600));
+  s.set_check_in_interval_seconds(static_cast<int32_t>(interval));
   s.set_updated_by("environment");
   return s;
 }
@@ -95,7 +100,9 @@ absl::Status ValidateSecuritySettings(const v1::SecuritySettings& s) {
     return absl::InvalidArgumentError(
         absl::StrCat("min_agent_version must be a version like 1.2.3: ", v.status().message()));
   }
-  return Range("offline_after_seconds", s.offline_after_seconds(), 10, kMaxOfflineAfter);
+  REDFLAG_RETURN_IF_ERROR(
+      Range("offline_after_seconds", s.offline_after_seconds(), 10, kMaxOfflineAfter));
+  return Range("check_in_interval_seconds", s.check_in_interval_seconds(), 1, 3600);
 }
 
 absl::Status SecuritySettingsStore::Seed(const v1::SecuritySettings& initial) {
@@ -160,8 +167,12 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsStore::Update(
       after.set_binding_violations_before_block(req.binding_violations_before_block());
     }
     if (req.has_min_agent_version()) after.set_min_agent_version(req.min_agent_version());
-    if (req.has_offline_after_seconds())
+    if (req.has_offline_after_seconds()) {
       after.set_offline_after_seconds(req.offline_after_seconds());
+    }
+    if (req.has_check_in_interval_seconds()) {
+      after.set_check_in_interval_seconds(req.check_in_interval_seconds());
+    }
     REDFLAG_RETURN_IF_ERROR(ValidateSecuritySettings(after));
     const auto old_rows = AsRows(before);
     for (const auto& [name, value] : AsRows(after)) {
@@ -186,14 +197,17 @@ LiveSecuritySettings::LiveSecuritySettings(SecuritySettingsStore& store,
                                            v1::SecuritySettings fallback)
     : store_(store), fallback_(std::move(fallback)), current_(fallback_) {}
 
-absl::Status LiveSecuritySettings::Start(const DbConfig& db) {
+absl::Status LiveSecuritySettings::Start(const DbConfig& db, std::function<void()> on_change) {
   // Listen first, then load: a change committed in between is seen by one or the other.
-  listener_ = std::make_unique<PgListener>(db, kSettingsChannel, [this](const std::string&) {
-    if (absl::Status s = Reload(); !s.ok()) {
-      LogWarn(absl::StrCat("security settings: reload failed, keeping the last values: ",
-                           s.ToString()));
-    }
-  });
+  listener_ = std::make_unique<PgListener>(
+      db, kSettingsChannel, [this, on_change = std::move(on_change)](const std::string&) {
+        if (absl::Status s = Reload(); !s.ok()) {
+          LogWarn(absl::StrCat("security settings: reload failed, keeping the last values: ",
+                               s.ToString()));
+        } else if (on_change) {
+          on_change();
+        }
+      });
   REDFLAG_RETURN_IF_ERROR(listener_->Start());
   return Reload();
 }

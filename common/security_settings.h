@@ -4,6 +4,7 @@
 // reloading on every NOTIFY of kSettingsChannel.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,10 +55,11 @@ class SecuritySettingsStore {
 // The settings in force in this process. Get() copies a snapshot under a mutex: safe from
 // any thread. Start() loads once, then a PgListener thread reloads on every notification
 // (and after a lost connection); a failed reload keeps the last values and is logged.
+// `on_change`, when set, runs on the listener's thread after each successful reload.
 class LiveSecuritySettings {
  public:
   LiveSecuritySettings(SecuritySettingsStore& store, v1::SecuritySettings fallback);
-  absl::Status Start(const DbConfig& db);
+  absl::Status Start(const DbConfig& db, std::function<void()> on_change = nullptr);
   v1::SecuritySettings Get() const;
   // Replaces the snapshot (after this process's own change, before the notification).
   void Set(v1::SecuritySettings s);

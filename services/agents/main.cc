@@ -41,7 +41,10 @@ int Run() {
   SecuritySettingsStore settings_store(*rt->pool);
   if (absl::Status s = settings_store.Seed(*initial); !s.ok()) return ExitWithError(rt->name, s);
   LiveSecuritySettings settings(settings_store, *initial);
-  if (absl::Status s = settings.Start(*db); !s.ok()) return ExitWithError(rt->name, s);
+  // Gateways learn of a change through the Watch feed (SETTINGS_CHANGED) and fetch it.
+  if (absl::Status s = settings.Start(*db, [&hub] { hub.Publish("settings:"); }); !s.ok()) {
+    return ExitWithError(rt->name, s);
+  }
   agents::AgentsServiceImpl service(store, *rt->events, rt->metrics->registry(), settings,
                                     settings_store, hub);
   return rt->ServeUntilSignal(&service);

@@ -460,6 +460,7 @@ grpc::Status AgentsServiceImpl::Watch(grpc::ServerContext* ctx, const v1::WatchA
       ev.set_kind(kind == "blocked"     ? v1::AgentEvent::BLOCKED
                   : kind == "deleted"   ? v1::AgentEvent::DELETED
                   : kind == "connected" ? v1::AgentEvent::CONNECTED
+                  : kind == "settings"  ? v1::AgentEvent::SETTINGS_CHANGED
                                         : v1::AgentEvent::INSTRUCTIONS_PENDING);
       if (ev.kind() == v1::AgentEvent::CONNECTED) {  // "connected:<agent>:<seq>"
         size_t second = ev.agent_id().find(':');

@@ -119,6 +119,7 @@ size_t StreamRegistry::size() {
 
 void DispatchAgentEvent(StreamRegistry& registry, const v1::AgentEvent& ev,
                         const std::function<void()>& resync) {
+  if (ev.kind() == v1::AgentEvent::SETTINGS_CHANGED) return;  // not about any stream
   if (ev.agent_id().empty()) {
     resync();
     return;

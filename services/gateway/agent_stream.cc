@@ -195,7 +195,7 @@ void AgentStream::OnAuthorized(const grpc::Status& s, const v1::Agent& agent) {
     if (superseded) return;
   }
   v1::ServerMessage ack;
-  ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.check_in_interval_seconds);
+  ack.mutable_hello_ack()->set_check_in_interval_seconds(deps_.settings.check_in_interval());
   Now(ack.mutable_hello_ack()->mutable_server_time());
   Send(std::move(ack));
   ReadNext();
@@ -234,6 +234,7 @@ void AgentStream::HandleCheckIn(uint64_t seq, const v1::AgentCheckIn& check_in) 
       v1::ServerMessage ack;
       ack.mutable_check_in_ack()->set_ack_seq(seq);
       Now(ack.mutable_check_in_ack()->mutable_server_time());
+      ack.mutable_check_in_ack()->set_check_in_interval_seconds(deps_.settings.check_in_interval());
       Send(std::move(ack));
     } else if (!TransientFailure(ToGrpcStatus(s).error_code())) {
       // Blocked, binding violation, version refused: what is pending for the agent (the
@@ -259,7 +260,7 @@ void AgentStream::SlowDown(uint64_t seq, const absl::Status& limited) {
   v1::SlowDown* slow = m.mutable_slow_down();
   slow->set_ack_seq(seq);
   slow->set_retry_after_seconds(std::max(1, retry_after));
-  slow->set_check_in_interval_seconds(std::max(deps_.check_in_interval_seconds, retry_after));
+  slow->set_check_in_interval_seconds(std::max(deps_.settings.check_in_interval(), retry_after));
   Send(std::move(m));
 }
 

@@ -34,6 +34,7 @@
 #include "services/gateway/instruction_outbox.h"
 #include "services/gateway/outcome_forwarder.h"
 #include "services/gateway/rate_limiter.h"
+#include "services/gateway/settings_follower.h"
 
 namespace redflag::gateway {
 
@@ -51,7 +52,7 @@ struct StreamDeps {
   prometheus::Counter& instructions_sent;
   // Rounds in which one stream fetched what its agent is owed with its own backend calls.
   prometheus::Counter& fetch_rounds;
-  int check_in_interval_seconds;
+  SettingsFollower& settings;  // the check-in interval in force
 };
 
 class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {

@@ -154,6 +154,9 @@ int Run() {
       outcomes_family.Add({{"result", "retried"}}), outcomes_family.Add({{"result", "dropped"}}),
       outcomes_family.Add({{"result", "recorded"}})};
   gateway::StreamRegistry registry;
+  // REDFLAG_CHECK_IN_INTERVAL_SECONDS until the agents service's settings arrive (at the
+  // agents feed's first event).
+  gateway::SettingsFollower settings(*backends->agents, static_cast<int>(*interval));
   auto& fetch_rounds = prometheus::BuildCounter()
                            .Name("redflag_gateway_stream_fetch_rounds_total")
                            .Help(
@@ -161,19 +164,10 @@ int Run() {
                                "its own backend calls (not part of a batched fan-out)")
                            .Register(reg)
                            .Add({});
-  gateway::StreamDeps deps{*backends,
-                           authn,
-                           *batcher,
-                           **limits,
-                           registry,
-                           *timers,
-                           outcome_metrics,
-                           connected,
-                           check_ins,
-                           check_ins_throttled,
-                           instructions_sent,
-                           fetch_rounds,
-                           static_cast<int>(*interval)};
+  gateway::StreamDeps deps{
+      *backends,         authn,           *batcher,  **limits,  registry,
+      *timers,           outcome_metrics, connected, check_ins, check_ins_throttled,
+      instructions_sent, fetch_rounds,    settings};
   gateway::OperatorServiceImpl operators(*backends, authn, **limits);
   gateway::AgentGatewayImpl agent_gateway(deps);
   // Registry changes and publications reach the streams this replica holds. A gap in a feed
@@ -189,7 +183,11 @@ int Run() {
   auto agent_events = std::make_unique<gateway::EventWatcher<v1::AgentEvent>>(
       "agents",
       [&](grpc::ClientContext* c) { return backends->agents->Watch(c, v1::WatchAgentsRequest()); },
-      [&registry, &resync](const v1::AgentEvent& ev) {
+      [&registry, &resync, &settings](const v1::AgentEvent& ev) {
+        // On this feed's own thread: a gap (missed changes) or a change refetches settings.
+        if (ev.kind() == v1::AgentEvent::SETTINGS_CHANGED || ev.agent_id().empty()) {
+          settings.Refresh();
+        }
         gateway::DispatchAgentEvent(registry, ev, [&resync] { resync->Trigger(); });
       });
   auto fan_out = std::make_unique<gateway::UpdateFanOut>(registry, *backends, *timers,

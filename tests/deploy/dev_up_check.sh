@@ -57,7 +57,8 @@ kill "$BLOCKER"; wait "$BLOCKER" 2>/dev/null || true; BLOCKER=
 echo "1. port taken: refused in ${took} s, nothing started"
 
 # 2. The gateway fails to start after the others did.
-if out=$(REDFLAG_CHECK_IN_INTERVAL_SECONDS=0 bash "$ROOT/scripts/dev-up.sh" 2>&1); then
+# (REDFLAG_BAD_TOKEN_THRESHOLD is read by the gateway alone; 0 is out of its range.)
+if out=$(REDFLAG_BAD_TOKEN_THRESHOLD=0 bash "$ROOT/scripts/dev-up.sh" 2>&1); then
   fail "dev-up succeeded although the gateway could not start"
 fi
 echo "$out" | tail -n 12

@@ -98,7 +98,28 @@ TEST_CASE("verify: the agent re-sends its fingerprint and key ids, and the resul
 TEST_CASE("blocking closes the live stream at once; unblocking lets the agent back",
           "[e2e][agents][block]") {
   auto& c = Cluster::Get();
-  // Check-ins every 60 s on this gateway: only the pushed block can close the stream quickly.
+  // Check-ins every 60 s: only the pushed block can close the stream quickly. The interval
+  // is a fleet-wide security setting (restored when the test ends, however it ends); the new
+  // gateway starts with the same value before it has fetched the setting.
+  struct SlowCheckIns {
+    explicit SlowCheckIns(int seconds) {
+      grpc::ClientContext ctx;
+      Cluster::Authorize(ctx, Cluster::Get().AdminToken());
+      REQUIRE(Cluster::Get().Operator()->GetSecuritySettings(&ctx, {}, &before).ok());
+      Set(seconds);
+    }
+    ~SlowCheckIns() { Set(before.check_in_interval_seconds()); }
+    void Set(int seconds) {
+      grpc::ClientContext ctx;
+      Cluster::Authorize(ctx, Cluster::Get().AdminToken());
+      v1::UpdateSecuritySettingsRequest req;
+      req.set_check_in_interval_seconds(seconds);
+      req.set_reason("block test: slow check-ins");
+      v1::SecuritySettings out;
+      (void)Cluster::Get().Operator()->UpdateSecuritySettings(&ctx, req, &out);
+    }
+    v1::SecuritySettings before;
+  } slow(60);
   int port = 0;
   auto gateway = c.StartGateway({{"REDFLAG_CHECK_IN_INTERVAL_SECONDS", "60"}}, &port);
   std::string root = MakeMachineTree("block");

@@ -15,6 +15,7 @@
 #include "redflag/v1/updates.grpc.pb.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_env.h"
+#include "tools/fleet/fleet.h"
 
 using namespace redflag;
 using namespace redflag::testing;
@@ -103,6 +104,8 @@ TEST_CASE("security settings: admins only, ranges enforced, audited, applied wit
             "binding_violations_before_block must be 1..1000"},
            {[](auto& r) { r.set_min_agent_version("latest"); }, "min_agent_version must be"},
            {[](auto& r) { r.set_offline_after_seconds(1); }, "offline_after_seconds must be"},
+           {[](auto& r) { r.set_check_in_interval_seconds(0); },
+            "check_in_interval_seconds must be 1..3600"},
        }) {
     v1::UpdateSecuritySettingsRequest req;
     bad.set(req);
@@ -179,4 +182,46 @@ TEST_CASE("security settings: admins only, ranges enforced, audited, applied wit
     absl::SleepFor(absl::Milliseconds(100));
   }
   CHECK(window == 300);
+}
+
+TEST_CASE("a new check-in interval reaches connected agents at their next check-in",
+          "[settings][e2e]") {
+  auto& c = Cluster::Get();
+  const std::string admin = c.AdminToken();
+  v1::SecuritySettings before;
+  REQUIRE(Get(admin, &before).ok());
+  fleet::FleetOptions o;
+  o.target = c.gateway_address();
+  o.ca_pem = ReadFile(PkiFile("public-ca.crt"));
+  o.run_id = HexEncode(RandomBytes(6));
+  o.registration_tokens.push_back(c.NewRegistrationToken(2));
+  fleet::Fleet f(o);
+  f.Start(2);
+  REQUIRE(f.WaitConnected(2, absl::Seconds(30)));
+  CHECK(f.agent(0).check_in_interval() == before.check_in_interval_seconds());
+
+  auto set_interval = [&](int seconds) {
+    v1::UpdateSecuritySettingsRequest req;
+    req.set_check_in_interval_seconds(seconds);
+    req.set_reason("check-in interval test");
+    v1::SecuritySettings out;
+    REQUIRE(Update(admin, req, &out).ok());
+    CHECK(out.check_in_interval_seconds() == seconds);
+  };
+  auto wait_all = [&](int seconds, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (f.agent(0).check_in_interval() == seconds && f.agent(1).check_in_interval() == seconds) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  };
+  // Settings -> agents service -> NOTIFY -> its Watch feed -> gateway fetch -> CheckInAck.
+  set_interval(7);
+  CHECK(wait_all(7, absl::Seconds(10)));
+  set_interval(before.check_in_interval_seconds());  // the suite's pace, at the next check-in
+  CHECK(wait_all(before.check_in_interval_seconds(), absl::Seconds(15)));
+  f.StopAll();
 }

@@ -1,6 +1,7 @@
 // Staged rollouts against a real PostgreSQL: only started stages are offered, the
 // supervisor halts on an error threshold and advances on success, operators pause, resume,
 // approve and abort, and two replicas judging at once make each transition once.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
@@ -301,23 +302,27 @@ TEST_CASE("two replicas judging and offering at once start each stage exactly on
     for (std::string& agent : Agents(250)) {
       if (assigner.StageOf(agent) == 1) late.push_back(std::move(agent));
     }
+    // Catch2 assertions are not thread-safe: the threads count failures, the test thread
+    // asserts (TSan showed REQUIRE racing on Catch's run context).
+    std::atomic<int> failed_calls{0};
     std::vector<std::thread> threads;
     for (Replica* r : {&a, &b}) {
-      threads.emplace_back([r] {
-        for (int i = 0; i < 5; ++i) REQUIRE(r->rollouts.EvaluateAll().ok());
+      threads.emplace_back([r, &failed_calls] {
+        for (int i = 0; i < 5; ++i) failed_calls += r->rollouts.EvaluateAll().ok() ? 0 : 1;
       });
     }
     for (Replica* r : {&a, &b}) {
-      threads.emplace_back([r, &late, &channel, half = r == &a ? 0 : 1] {
+      threads.emplace_back([r, &late, &channel, &failed_calls, half = r == &a ? 0 : 1] {
         for (size_t i = half; i < late.size(); i += 20) {
           std::vector<std::string> batch(
               late.begin() + static_cast<long>(i),
               late.begin() + static_cast<long>(std::min(i + 10, late.size())));
-          REQUIRE(r->updates.Offers(batch, "test", channel).ok());
+          failed_calls += r->updates.Offers(batch, "test", channel).ok() ? 0 : 1;
         }
       });
     }
     for (std::thread& t : threads) t.join();
+    REQUIRE(failed_calls == 0);
     auto status = a.rollouts.Get(id);
     REQUIRE(status.ok());
     CHECK(status->current_stage() == 1);

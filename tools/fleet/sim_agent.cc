@@ -438,11 +438,19 @@ void SimAgent::CheckInTick(uint64_t generation) {
   });
 }
 
+int SimAgent::check_in_interval() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return interval_seconds_;
+}
+
 void SimAgent::OnCheckInAck(ConnectStream* s, const v1::CheckInAck& ack) {
   fleet_.stats.Count("check_in_acks");
   bool next;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (ack.check_in_interval_seconds() > 0 && stream_ == s) {
+      interval_seconds_ = ack.check_in_interval_seconds();  // the next tick uses it
+    }
     auto it = check_ins_in_flight_.find(ack.ack_seq());
     if (it != check_ins_in_flight_.end()) {
       fleet_.stats.Sample("check_in_ack", absl::Now() - it->second);

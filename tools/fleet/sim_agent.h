@@ -79,6 +79,8 @@ class SimAgent {
   // When the current stream's HelloAck arrived (InfinitePast when not connected).
   absl::Time connected_at();
   int index() const { return index_; }
+  // The check-in interval the server last asked for (HelloAck or CheckInAck), seconds.
+  int check_in_interval();
   std::string agent_id();
 
  private:

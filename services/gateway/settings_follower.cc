@@ -1,0 +1,27 @@
+#include "services/gateway/settings_follower.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace redflag::gateway {
+
+void SettingsFollower::Refresh() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::SecuritySettings s;
+  grpc::Status status = agents_.GetSecuritySettings(&ctx, v1::GetSecuritySettingsRequest(), &s);
+  if (!status.ok()) {
+    LogWarn(absl::StrCat("security settings: fetch failed, keeping a check-in interval of ",
+                         check_in_interval(), " s: ", status.error_message()));
+    return;
+  }
+  const int interval = s.check_in_interval_seconds();
+  if (interval < 1 || interval > 3600) return;  // validated by the agents service; never 0
+  if (interval_.exchange(interval, std::memory_order_relaxed) != interval) {
+    LogInfo(absl::StrCat("check-in interval is now ", interval, " s"));
+  }
+}
+
+}  // namespace redflag::gateway
