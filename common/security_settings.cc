@@ -12,8 +12,6 @@
 namespace redflag {
 namespace {
 
-constexpr int64_t kMaxOfflineAfter = 30LL * 24 * 3600;
-
 constexpr Statement kSeed{
     "settings_seed",
     "INSERT INTO agents.security_settings (name, value, updated_by) "
@@ -73,8 +71,8 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
       int64_t fresh, Env::Int("REDFLAG_INSTRUCTION_FRESHNESS_SECONDS", kDefaultFreshnessSeconds,
                               kMinFreshnessSeconds, kMaxFreshnessSeconds));
   s.set_instruction_freshness_seconds(static_cast<int32_t>(fresh));
-  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at,
-                           Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3, 1, 1000));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t block_at, Env::Int("REDFLAG_BINDING_VIOLATIONS_BEFORE_BLOCK", 3,
+                                                      1, kMaxViolationsBeforeBlock));
   s.set_binding_violations_before_block(static_cast<int32_t>(block_at));
   std::string min = Env::Optional("MIN_AGENT_VERSION", "0.1.22");
   if (absl::StatusOr<Version> v = Version::Parse(min); !v.ok()) {
@@ -82,10 +80,11 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
   }
   s.set_min_agent_version(min);
   REDFLAG_ASSIGN_OR_RETURN(int64_t offline,
-                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, 10, kMaxOfflineAfter));
+                           Env::Int("REDFLAG_OFFLINE_AFTER_SECONDS", 300, kMinOfflineAfterSeconds,
+                                    kMaxOfflineAfterSeconds));
   s.set_offline_after_seconds(offline);
-  REDFLAG_ASSIGN_OR_RETURN(int64_t interval,
-                           Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1, 3600));
+  REDFLAG_ASSIGN_OR_RETURN(int64_t interval, Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1,
+                                                      kMaxCheckInIntervalSeconds));
   s.set_check_in_interval_seconds(static_cast<int32_t>(interval));
   s.set_updated_by("environment");
   return s;
@@ -94,15 +93,16 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
 absl::Status ValidateSecuritySettings(const v1::SecuritySettings& s) {
   REDFLAG_RETURN_IF_ERROR(Range("instruction_freshness_seconds", s.instruction_freshness_seconds(),
                                 kMinFreshnessSeconds, kMaxFreshnessSeconds));
-  REDFLAG_RETURN_IF_ERROR(
-      Range("binding_violations_before_block", s.binding_violations_before_block(), 1, 1000));
+  REDFLAG_RETURN_IF_ERROR(Range("binding_violations_before_block",
+                                s.binding_violations_before_block(), 1, kMaxViolationsBeforeBlock));
   if (absl::StatusOr<Version> v = Version::Parse(s.min_agent_version()); !v.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("min_agent_version must be a version like 1.2.3: ", v.status().message()));
   }
-  REDFLAG_RETURN_IF_ERROR(
-      Range("offline_after_seconds", s.offline_after_seconds(), 10, kMaxOfflineAfter));
-  return Range("check_in_interval_seconds", s.check_in_interval_seconds(), 1, 3600);
+  REDFLAG_RETURN_IF_ERROR(Range("offline_after_seconds", s.offline_after_seconds(),
+                                kMinOfflineAfterSeconds, kMaxOfflineAfterSeconds));
+  return Range("check_in_interval_seconds", s.check_in_interval_seconds(), 1,
+               kMaxCheckInIntervalSeconds);
 }
 
 absl::Status SecuritySettingsStore::Seed(const v1::SecuritySettings& initial) {
@@ -195,7 +195,9 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsStore::Update(
 
 LiveSecuritySettings::LiveSecuritySettings(SecuritySettingsStore& store,
                                            v1::SecuritySettings fallback)
-    : store_(store), fallback_(std::move(fallback)), current_(fallback_) {}
+    : store_(store),
+      fallback_(std::move(fallback)),
+      current_(std::make_shared<const v1::SecuritySettings>(fallback_)) {}
 
 absl::Status LiveSecuritySettings::Start(const DbConfig& db, std::function<void()> on_change) {
   // Listen first, then load: a change committed in between is seen by one or the other.
@@ -220,14 +222,15 @@ absl::Status LiveSecuritySettings::Reload() {
   return absl::OkStatus();
 }
 
-v1::SecuritySettings LiveSecuritySettings::Get() const {
+std::shared_ptr<const v1::SecuritySettings> LiveSecuritySettings::Get() const {
   std::lock_guard<std::mutex> lock(mu_);
   return current_;
 }
 
 void LiveSecuritySettings::Set(v1::SecuritySettings s) {
+  auto next = std::make_shared<const v1::SecuritySettings>(std::move(s));
   std::lock_guard<std::mutex> lock(mu_);
-  current_ = std::move(s);
+  current_ = std::move(next);
 }
 
 }  // namespace redflag

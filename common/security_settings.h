@@ -23,6 +23,10 @@ inline constexpr char kSettingsChannel[] = "redflag_settings";
 inline constexpr int kMinFreshnessSeconds = 60;
 inline constexpr int kMaxFreshnessSeconds = 900;
 inline constexpr int kDefaultFreshnessSeconds = 300;
+inline constexpr int kMaxViolationsBeforeBlock = 1000;  // from 1
+inline constexpr int64_t kMinOfflineAfterSeconds = 10;
+inline constexpr int64_t kMaxOfflineAfterSeconds = 30LL * 24 * 3600;
+inline constexpr int kMaxCheckInIntervalSeconds = 3600;  // from 1
 
 // The values this process would start with: each variable named in agents.proto, range
 // checked (INVALID_ARGUMENT naming the variable), its default when unset.
@@ -52,15 +56,16 @@ class SecuritySettingsStore {
   PgPool& pool_;
 };
 
-// The settings in force in this process. Get() copies a snapshot under a mutex: safe from
-// any thread. Start() loads once, then a PgListener thread reloads on every notification
-// (and after a lost connection); a failed reload keeps the last values and is logged.
-// `on_change`, when set, runs on the listener's thread after each successful reload.
+// The settings in force in this process. Get() returns the current immutable snapshot (a
+// shared pointer taken under a mutex, no copy of the settings): safe from any thread. Start() loads
+// once, then a PgListener thread reloads on every notification (and after a lost connection); a
+// failed reload keeps the last values and is logged. `on_change`, when set, runs on the listener's
+// thread after each successful reload.
 class LiveSecuritySettings {
  public:
   LiveSecuritySettings(SecuritySettingsStore& store, v1::SecuritySettings fallback);
   absl::Status Start(const DbConfig& db, std::function<void()> on_change = nullptr);
-  v1::SecuritySettings Get() const;
+  std::shared_ptr<const v1::SecuritySettings> Get() const;
   // Replaces the snapshot (after this process's own change, before the notification).
   void Set(v1::SecuritySettings s);
   const v1::SecuritySettings& fallback() const { return fallback_; }
@@ -71,7 +76,7 @@ class LiveSecuritySettings {
   const v1::SecuritySettings fallback_;
   std::mutex reload_mu_;   // held across one load and its Set
   mutable std::mutex mu_;  // guards current_
-  v1::SecuritySettings current_;
+  std::shared_ptr<const v1::SecuritySettings> current_;
   std::unique_ptr<PgListener> listener_;
 };
 

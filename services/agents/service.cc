@@ -77,8 +77,7 @@ v1::Agent AgentsServiceImpl::ToProto(const AgentRow& row, const PolicySettings& 
 
 absl::Status AgentsServiceImpl::Check(const AgentRow& agent, const std::string& machine_id,
                                       const std::string& version, const std::string& source,
-                                      std::string* new_highest) {
-  const PolicySettings policy = Policy();
+                                      const PolicySettings& policy, std::string* new_highest) {
   Decision d = Evaluate(agent, machine_id, version, policy);
   if (d.refusal == Refusal::kBindingMismatch) {
     binding_violations_.Increment();
@@ -150,7 +149,7 @@ grpc::Status AgentsServiceImpl::AuthorizeAgent(grpc::ServerContext* ctx,
   std::string highest;
   // No version (credential refresh): check the binding and block state, touch nothing else.
   const std::string& version = req->version().empty() ? (*row)->version : req->version();
-  absl::Status s = Check(**row, req->machine_id(), version, req->source(), &highest);
+  absl::Status s = Check(**row, req->machine_id(), version, req->source(), Policy(), &highest);
   if (!s.ok()) return ToGrpcStatus(s);
   if (req->version().empty()) {
     *resp = ToProto(**row);
@@ -188,6 +187,7 @@ grpc::Status AgentsServiceImpl::RecordCheckIns(grpc::ServerContext* ctx,
   for (const auto& r : *rows) by_id[r.id] = &r;
 
   std::vector<CheckInWrite> writes;
+  const PolicySettings policy = Policy();
   for (const auto& c : req->check_ins()) {
     v1::CheckInResult* out = resp->add_results();
     out->set_agent_id(c.agent_id());
@@ -197,7 +197,7 @@ grpc::Status AgentsServiceImpl::RecordCheckIns(grpc::ServerContext* ctx,
     if (it == by_id.end()) {
       s = absl::UnauthenticatedError("unknown agent");
     } else {
-      s = Check(*it->second, c.machine_id(), c.version(), c.source(), &highest);
+      s = Check(*it->second, c.machine_id(), c.version(), c.source(), policy, &highest);
     }
     out->set_code(static_cast<int32_t>(s.code()));
     out->set_message(std::string(s.message()));
@@ -430,7 +430,7 @@ grpc::Status AgentsServiceImpl::RecordVerify(grpc::ServerContext* ctx,
   if (!match) {
     // The agent recomputed a different fingerprint: the same as a binding violation.
     std::string unused;
-    (void)Check(**row, req->machine_id(), (*row)->version, req->source(), &unused);
+    (void)Check(**row, req->machine_id(), (*row)->version, req->source(), Policy(), &unused);
   }
   (void)store_.AckInstruction(req->agent_id(), req->instruction_id(), match,
                               match ? "" : "fingerprint mismatch");

@@ -71,9 +71,10 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
 
  private:
   // Applies policy to one request; records violations, downgrades and auto-blocks.
+  // `policy` is read once per request (a batch of check-ins shares one).
   absl::Status Check(const AgentRow& agent, const std::string& machine_id,
                      const std::string& version, const std::string& source,
-                     std::string* new_highest);
+                     const PolicySettings& policy, std::string* new_highest);
 
   AgentStore& store_;
   const SecurityEventWriter& events_;
@@ -89,7 +90,7 @@ class AgentsServiceImpl final : public v1::AgentsService::Service {
   grpc::Status ReplyCurrent(const std::string& id, v1::Agent* resp) const;
 
   // The policy in force now (the operators' settings, reloaded on change).
-  PolicySettings Policy() const { return PolicyFrom(settings_.Get()); }
+  PolicySettings Policy() const { return PolicyFrom(*settings_.Get()); }
 
   LiveSecuritySettings& settings_;
   SecuritySettingsStore& settings_store_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/security_settings.h"
 
 namespace redflag::gateway {
 
@@ -18,7 +19,8 @@ void SettingsFollower::Refresh() {
     return;
   }
   const int interval = s.check_in_interval_seconds();
-  if (interval < 1 || interval > 3600) return;  // validated by the agents service; never 0
+  // Validated by the agents service; this only guards against a 0 from a partial reply.
+  if (interval < 1 || interval > kMaxCheckInIntervalSeconds) return;
   if (interval_.exchange(interval, std::memory_order_relaxed) != interval) {
     LogInfo(absl::StrCat("check-in interval is now ", interval, " s"));
   }

@@ -61,7 +61,7 @@ v1::SignedEnvelope UpdatesServiceImpl::SignFresh(v1::Instruction in) const {
   // The service, not the caller, chooses nonce and time: they are the replay guard.
   in.set_nonce(RandomUuid());
   in.mutable_issued_at()->set_seconds(absl::ToUnixSeconds(absl::Now()));
-  in.set_valid_for_seconds(settings_.Get().instruction_freshness_seconds());
+  in.set_valid_for_seconds(settings_.Get()->instruction_freshness_seconds());
   return SignEnvelope(keys_.primary(), kInstructionType, in.SerializeAsString());
 }
 
