@@ -11,7 +11,7 @@ case "$cmd" in
     bash "$ROOT/scripts/dev-pki.sh" "$DIR/pki" "$3" >/dev/null
     . "$DIR/pki/redflag.env"
     PORT=
-    for p in $(shuf -i 20000-45000 -n 50); do
+    for p in $(shuf -i 15000-19999 -n 50); do  # below the ephemeral range and the tests' FreePort()
       (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { PORT=$p; break; }
     done
     bash "$ROOT/scripts/pg.sh" start "$DIR/pg" "$PORT" "$DIR/pki/redflag.env"

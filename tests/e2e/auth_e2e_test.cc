@@ -169,7 +169,7 @@ TEST_CASE("failed logins from one source throttle that source", "[e2e][auth][loc
       {BinaryPath("services/auth/redflag-auth"), "--listen=127.0.0.1:" + std::to_string(port),
        "--metrics=127.0.0.1:" + std::to_string(FreePort())},
       env);
-  REQUIRE(WaitForPort(port, 20000));
+  REQUIRE(WaitUntilListening(dedicated, port) == "");
   auto stub = v1::AuthService::NewStub(
       MakeChannel("localhost:" + std::to_string(port), MutualTlsChannelCredentials(gw)));
   auto login = [&](const std::string& user, const std::string& pw) {

@@ -41,7 +41,7 @@ TEST_CASE("after a rotation, agents trust the new key only through the old key's
                    "--listen=127.0.0.1:" + std::to_string(updates_port),
                    "--metrics=127.0.0.1:" + std::to_string(FreePort())},
                   env);
-  REQUIRE(WaitForPort(updates_port, 20000));
+  REQUIRE(WaitUntilListening(updates, updates_port) == "");
   int gw_port = 0;
   auto gateway = c.StartGateway(
       {{"REDFLAG_UPDATES_ADDR", "localhost:" + std::to_string(updates_port)}}, &gw_port);

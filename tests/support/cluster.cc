@@ -16,6 +16,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -90,6 +94,12 @@ void Process::Kill() {
   pid_ = -1;
 }
 
+std::string Process::LogTail(size_t bytes) const {
+  std::ifstream in(log_, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
 void Process::Signal(int signal) {
   if (Running()) kill(pid_, signal);
 }
@@ -103,17 +113,49 @@ Process::~Process() {
   }
 }
 
-int FreePort() {
+namespace {
+
+// Whether nothing on this machine is bound to `port` (any address), as our children's bind
+// would need.
+bool PortIsFree(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+// The lowest ephemeral port (32768 when /proc does not say).
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(in >> low) || low <= 0) low = 32768;
+  return low;
+}
+
+}  // namespace
+
+int FreePort() {
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  static std::mt19937 rng(static_cast<uint32_t>(getpid()) ^
+                          static_cast<uint32_t>(
+                              std::chrono::steady_clock::now().time_since_epoch().count()));
+  constexpr int kLow = 20000;
+  const int high = std::max(kLow + 1000, std::min(EphemeralLow(), 32768));
+  std::uniform_int_distribution<int> pick(kLow, high - 1);
+  std::lock_guard<std::mutex> lock(mu);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port = pick(rng);
+    if (handed_out.count(port) || !PortIsFree(port)) continue;
+    handed_out.insert(port);
+    return port;
+  }
+  throw std::runtime_error("no free loopback port below the ephemeral range");
 }
 
 bool WaitForPort(int port, int timeout_ms) {
@@ -129,6 +171,18 @@ bool WaitForPort(int port, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+std::string WaitUntilListening(Process& p, int port, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 100) {
+    if (!p.Running()) {
+      return absl::StrCat("it exited (code ", p.exit_code(), ") before listening on port ", port,
+                          "; the end of ", p.log_path(), ":\n", p.LogTail());
+    }
+    if (WaitForPort(port, 100)) return "";
+  }
+  return absl::StrCat("it did not listen on port ", port, " within ", timeout_ms,
+                      " ms; the end of ", p.log_path(), ":\n", p.LogTail());
 }
 
 std::string BinaryPath(const std::string& relative) {
@@ -183,19 +237,33 @@ Cluster::Cluster() {
   auto [out, rc] = RunCommand(BinaryPath("tools/redflag-migrate"));
   if (rc != 0) throw std::runtime_error("redflag-migrate failed: " + out);
   for (const char* svc : {"auth", "agents", "updates"}) {
-    ports_[svc] = FreePort();
-    metrics_ports_[svc] = FreePort();
     service_procs_[svc] = procs_.size();
-    procs_.push_back(StartService(svc));
+    procs_.push_back(nullptr);
   }
-  for (const char* svc : {"auth", "agents", "updates"}) {
-    if (!WaitForPort(ports_[svc], 20000)) {
-      throw std::runtime_error(
-          absl::StrCat(svc, " did not start; see ", procs_.back()->log_path()));
+  // Started together (each takes seconds under sanitizers), then each awaited; a service that
+  // exited instead of listening (a port another test process took) starts again elsewhere.
+  std::map<std::string, std::string> why;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    for (const char* svc : {"auth", "agents", "updates"}) {
+      if (procs_[service_procs_[svc]] != nullptr && !why.count(svc)) continue;
+      ports_[svc] = FreePort();
+      metrics_ports_[svc] = FreePort();
+      procs_[service_procs_[svc]] = StartService(svc);
     }
+    why.clear();
+    for (const char* svc : {"auth", "agents", "updates"}) {
+      std::string w = WaitUntilListening(*procs_[service_procs_[svc]], ports_[svc]);
+      if (!w.empty()) why[svc] = w;
+    }
+    if (why.empty()) break;
+  }
+  if (!why.empty()) {
+    throw std::runtime_error(
+        absl::StrCat(why.begin()->first, " did not start: ", why.begin()->second));
   }
   int gw = 0;
-  procs_.push_back(StartGateway({}, &gw));
+  procs_.push_back(StartGatewayReporting({}, &gw, "127.0.0.1", &metrics_ports_["gateway"],
+                                         &ports_["gateway-health"]));
   ports_["gateway"] = gw;
 }
 
@@ -220,9 +288,8 @@ void Cluster::RestartService(const std::string& svc) {
   std::unique_ptr<Process>& p = procs_.at(service_procs_.at(svc));
   p->Kill();
   p = StartService(svc);
-  if (!WaitForPort(ports_.at(svc), 20000)) {
-    throw std::runtime_error(absl::StrCat(svc, " did not restart; see ", p->log_path()));
-  }
+  std::string why = WaitUntilListening(*p, ports_.at(svc));
+  if (!why.empty()) throw std::runtime_error(absl::StrCat(svc, " did not restart: ", why));
 }
 
 std::map<std::string, std::string> Cluster::GatewayEnv() const {
@@ -240,30 +307,50 @@ std::map<std::string, std::string> Cluster::GatewayEnv() const {
 
 std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::string>& overrides,
                                                int* port, const std::string& listen_host) {
-  *port = FreePort();
-  return StartGatewayOn(*port, overrides, listen_host);
+  int metrics = 0, health = 0;
+  return StartGatewayReporting(overrides, port, listen_host, &metrics, &health);
+}
+
+std::unique_ptr<Process> Cluster::StartGatewayReporting(
+    const std::map<std::string, std::string>& overrides, int* port,
+    const std::string& listen_host, int* metrics_port, int* health_port) {
+  std::string why;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    *port = FreePort();
+    std::unique_ptr<Process> proc =
+        LaunchGateway(*port, overrides, listen_host, metrics_port, health_port);
+    why = WaitUntilListening(*proc, *port);
+    if (why.empty()) return proc;
+    if (proc->Running()) break;  // slow, not refused a port: starting again will not help
+  }
+  throw std::runtime_error(absl::StrCat("gateway did not start: ", why));
 }
 
 std::unique_ptr<Process> Cluster::StartGatewayOn(
     int port_number, const std::map<std::string, std::string>& overrides,
     const std::string& listen_host) {
+  int metrics = 0, health = 0;
+  std::unique_ptr<Process> proc =
+      LaunchGateway(port_number, overrides, listen_host, &metrics, &health);
+  std::string why = WaitUntilListening(*proc, port_number);
+  if (!why.empty()) throw std::runtime_error(absl::StrCat("gateway did not start: ", why));
+  return proc;
+}
+
+std::unique_ptr<Process> Cluster::LaunchGateway(
+    int port_number, const std::map<std::string, std::string>& overrides,
+    const std::string& listen_host, int* metrics_port, int* health_port) const {
   std::map<std::string, std::string> env = GatewayEnv();
   for (const auto& [k, v] : overrides) env[k] = v;
-  int metrics = FreePort();
-  if (!metrics_ports_.count("gateway")) metrics_ports_["gateway"] = metrics;
-  int health = FreePort();
-  if (!ports_.count("gateway-health")) ports_["gateway-health"] = health;
-  auto proc = std::make_unique<Process>(
+  const int metrics = *metrics_port = FreePort();
+  const int health = *health_port = FreePort();
+  return std::make_unique<Process>(
       "gateway",
       std::vector<std::string>{BinaryPath("services/gateway/redflag-gateway"),
                                absl::StrCat("--listen=", listen_host, ":", port_number),
                                absl::StrCat("--metrics=127.0.0.1:", metrics),
                                absl::StrCat("--health=127.0.0.1:", health)},
       env);
-  if (!WaitForPort(port_number, 20000)) {
-    throw std::runtime_error(absl::StrCat("gateway did not start; see ", proc->log_path()));
-  }
-  return proc;
 }
 
 bool Cluster::AllRunning(std::string* dead) {

@@ -35,6 +35,11 @@ class Process {
   // Waits for exit; returns the exit code (or -1 on timeout / signal).
   int Wait(int timeout_ms);
   const std::string& log_path() const { return log_; }
+  // Its exit code once Running() saw it exit (-1 for a signal or while it runs).
+  int exit_code() const { return exit_code_; }
+  // The last `bytes` of its log (every start of the same name in this test process appends
+  // to one log), for error messages that say why a child did not come up.
+  std::string LogTail(size_t bytes = 2000) const;
 
  private:
   pid_t pid_ = -1;
@@ -42,8 +47,18 @@ class Process {
   int exit_code_ = -1;
 };
 
+// A loopback TCP port nothing is bound to now, chosen at random below the kernel's ephemeral
+// range (ip_local_port_range): an outgoing connection of a parallel test (hundreds of
+// simulated agents) cannot take it before our child binds it. Never the same port twice in
+// one test process. Two test processes may still pick the same one, rarely: the starters
+// below notice a child that exited instead of listening and retry on other ports.
 int FreePort();
+// Whether something accepts connections on 127.0.0.1:`port` within `timeout_ms`.
 bool WaitForPort(int port, int timeout_ms);
+// Waits until `p` listens on `port`; "" then, else why not: it exited (with its code and the
+// tail of its log) or did not listen within `timeout_ms` (sanitizer builds start slowly on a
+// loaded machine: give it a minute).
+std::string WaitUntilListening(Process& p, int port, int timeout_ms = 60000);
 std::string BinaryPath(const std::string& relative);
 
 class Cluster {
@@ -92,6 +107,15 @@ class Cluster {
  private:
   Cluster();
   std::unique_ptr<Process> StartService(const std::string& service) const;
+  // StartGateway, also saying which metrics and health ports the gateway serves.
+  std::unique_ptr<Process> StartGatewayReporting(
+      const std::map<std::string, std::string>& overrides, int* port,
+      const std::string& listen_host, int* metrics_port, int* health_port);
+  // Forks a gateway on `port` (metrics and health on free ports it reports) without waiting.
+  std::unique_ptr<Process> LaunchGateway(int port,
+                                         const std::map<std::string, std::string>& overrides,
+                                         const std::string& listen_host, int* metrics_port,
+                                         int* health_port) const;
   std::map<std::string, size_t> service_procs_;  // index in procs_
   std::map<std::string, std::string> GatewayEnv() const;
   std::map<std::string, int> ports_;
