@@ -142,9 +142,9 @@ int EphemeralLow() {
 int FreePort() {
   static std::mutex mu;
   static std::set<int> handed_out;
-  static std::mt19937 rng(static_cast<uint32_t>(getpid()) ^
-                          static_cast<uint32_t>(
-                              std::chrono::steady_clock::now().time_since_epoch().count()));
+  static std::mt19937 rng(
+      static_cast<uint32_t>(getpid()) ^
+      static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
   constexpr int kLow = 20000;
   const int high = std::max(kLow + 1000, std::min(EphemeralLow(), 32768));
   std::uniform_int_distribution<int> pick(kLow, high - 1);
@@ -312,8 +312,8 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
 }
 
 std::unique_ptr<Process> Cluster::StartGatewayReporting(
-    const std::map<std::string, std::string>& overrides, int* port,
-    const std::string& listen_host, int* metrics_port, int* health_port) {
+    const std::map<std::string, std::string>& overrides, int* port, const std::string& listen_host,
+    int* metrics_port, int* health_port) {
   std::string why;
   for (int attempt = 0; attempt < 3; ++attempt) {
     *port = FreePort();
@@ -337,9 +337,10 @@ std::unique_ptr<Process> Cluster::StartGatewayOn(
   return proc;
 }
 
-std::unique_ptr<Process> Cluster::LaunchGateway(
-    int port_number, const std::map<std::string, std::string>& overrides,
-    const std::string& listen_host, int* metrics_port, int* health_port) const {
+std::unique_ptr<Process> Cluster::LaunchGateway(int port_number,
+                                                const std::map<std::string, std::string>& overrides,
+                                                const std::string& listen_host, int* metrics_port,
+                                                int* health_port) const {
   std::map<std::string, std::string> env = GatewayEnv();
   for (const auto& [k, v] : overrides) env[k] = v;
   const int metrics = *metrics_port = FreePort();

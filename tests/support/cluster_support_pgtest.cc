@@ -23,8 +23,7 @@ TEST_CASE("free ports are below the ephemeral range, unused and never handed out
   }
 }
 
-TEST_CASE("a child that exits instead of listening is reported at once with its log",
-          "[support]") {
+TEST_CASE("a child that exits instead of listening is reported at once with its log", "[support]") {
   Process p("exits-early", {"/bin/sh", "-c", "echo 'bind: address already in use' >&2; exit 3"},
             {});
   const auto start = std::chrono::steady_clock::now();
