@@ -3,8 +3,10 @@
 #include <map>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/version.h"
@@ -35,18 +37,54 @@ absl::Status Range(const char* field, int64_t v, int64_t lo, int64_t hi) {
       absl::StrCat(field, " must be ", lo, "..", hi, " (got ", v, ")"));
 }
 
+// The rate limits, each with its row name, variable and default, and its accessors.
+struct RateLimitField {
+  const char* name;
+  const char* variable;
+  const char* fallback;
+  const v1::RateLimitSetting& (v1::SecuritySettings::*get)() const;
+  v1::RateLimitSetting* (v1::SecuritySettings::*mut)();
+  bool (v1::UpdateSecuritySettingsRequest::*requested)() const;
+  const v1::RateLimitSetting& (v1::UpdateSecuritySettingsRequest::*request)() const;
+};
+
+#define REDFLAG_RATE_LIMIT_FIELD(field, variable, fallback)                                      \
+  RateLimitField {                                                                               \
+#field, variable, fallback, &v1::SecuritySettings::field,                                    \
+        &v1::SecuritySettings::mutable_##field, &v1::UpdateSecuritySettingsRequest::has_##field, \
+        &v1::UpdateSecuritySettingsRequest::field                                                \
+  }
+const RateLimitField kRateLimits[] = {
+    REDFLAG_RATE_LIMIT_FIELD(registration_rate_limit, "REDFLAG_RATE_LIMIT_REGISTRATION", "20:100"),
+    REDFLAG_RATE_LIMIT_FIELD(login_rate_limit, "REDFLAG_RATE_LIMIT_LOGIN", "2:20"),
+    REDFLAG_RATE_LIMIT_FIELD(check_in_rate_limit, "REDFLAG_RATE_LIMIT_CHECK_IN", "1:10"),
+    REDFLAG_RATE_LIMIT_FIELD(operator_write_rate_limit, "REDFLAG_RATE_LIMIT_OPERATOR_WRITES",
+                             "10:50"),
+};
+#undef REDFLAG_RATE_LIMIT_FIELD
+
 // name -> value text, in one place so storing and loading agree.
 std::map<std::string, std::string> AsRows(const v1::SecuritySettings& s) {
-  return {{"instruction_freshness_seconds", absl::StrCat(s.instruction_freshness_seconds())},
-          {"binding_violations_before_block", absl::StrCat(s.binding_violations_before_block())},
-          {"min_agent_version", s.min_agent_version()},
-          {"offline_after_seconds", absl::StrCat(s.offline_after_seconds())},
-          {"check_in_interval_seconds", absl::StrCat(s.check_in_interval_seconds())}};
+  std::map<std::string, std::string> rows = {
+      {"instruction_freshness_seconds", absl::StrCat(s.instruction_freshness_seconds())},
+      {"binding_violations_before_block", absl::StrCat(s.binding_violations_before_block())},
+      {"min_agent_version", s.min_agent_version()},
+      {"offline_after_seconds", absl::StrCat(s.offline_after_seconds())},
+      {"check_in_interval_seconds", absl::StrCat(s.check_in_interval_seconds())}};
+  for (const RateLimitField& f : kRateLimits) rows[f.name] = RateLimitText((s.*f.get)());
+  return rows;
 }
 
 // Sets one field from its stored text; a row that does not parse is DATA_LOSS.
 absl::Status SetFromRow(v1::SecuritySettings& s, const std::string& name,
                         const std::string& value) {
+  for (const RateLimitField& f : kRateLimits) {
+    if (name != f.name) continue;
+    absl::StatusOr<v1::RateLimitSetting> limit = ParseRateLimit(name, value);
+    if (!limit.ok()) return absl::DataLossError(absl::StrCat("stored ", limit.status().message()));
+    *(s.*f.mut)() = *limit;
+    return absl::OkStatus();
+  }
   int64_t n = 0;
   const bool numeric = absl::SimpleAtoi(value, &n);
   if (name == "min_agent_version") {
@@ -64,6 +102,36 @@ absl::Status SetFromRow(v1::SecuritySettings& s, const std::string& name,
 }
 
 }  // namespace
+
+absl::Status ValidateRateLimit(const std::string& what, const v1::RateLimitSetting& limit) {
+  if (limit.per_second() >= kMinRatePerSecond && limit.per_second() <= kMaxRate &&
+      limit.burst() >= 1 && limit.burst() <= kMaxRate) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(what, " must have a rate of ", kMinRatePerSecond,
+                                                 "..", kMaxRate, " per second and a burst of 1..",
+                                                 kMaxRate, " (got ", RateLimitText(limit), ")"));
+}
+
+absl::StatusOr<v1::RateLimitSetting> ParseRateLimit(const std::string& what,
+                                                    const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ':');
+  double rate = 0, burst = 0;
+  if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &rate) ||
+      !absl::SimpleAtod(parts[1], &burst)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " must be RATE:BURST (e.g. 2:20), got \"",
+                                                   absl::CHexEscape(text), "\""));
+  }
+  v1::RateLimitSetting limit;
+  limit.set_per_second(rate);
+  limit.set_burst(burst);
+  REDFLAG_RETURN_IF_ERROR(ValidateRateLimit(what, limit));
+  return limit;
+}
+
+std::string RateLimitText(const v1::RateLimitSetting& limit) {
+  return absl::StrCat(limit.per_second(), ":", limit.burst());
+}
 
 absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
   v1::SecuritySettings s;
@@ -86,6 +154,10 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsFromEnv() {
   REDFLAG_ASSIGN_OR_RETURN(int64_t interval, Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1,
                                                       kMaxCheckInIntervalSeconds));
   s.set_check_in_interval_seconds(static_cast<int32_t>(interval));
+  for (const RateLimitField& f : kRateLimits) {
+    REDFLAG_ASSIGN_OR_RETURN(*(s.*f.mut)(),
+                             ParseRateLimit(f.variable, Env::Optional(f.variable, f.fallback)));
+  }
   s.set_updated_by("environment");
   return s;
 }
@@ -101,6 +173,9 @@ absl::Status ValidateSecuritySettings(const v1::SecuritySettings& s) {
   }
   REDFLAG_RETURN_IF_ERROR(Range("offline_after_seconds", s.offline_after_seconds(),
                                 kMinOfflineAfterSeconds, kMaxOfflineAfterSeconds));
+  for (const RateLimitField& f : kRateLimits) {
+    REDFLAG_RETURN_IF_ERROR(ValidateRateLimit(f.name, (s.*f.get)()));
+  }
   return Range("check_in_interval_seconds", s.check_in_interval_seconds(), 1,
                kMaxCheckInIntervalSeconds);
 }
@@ -172,6 +247,9 @@ absl::StatusOr<v1::SecuritySettings> SecuritySettingsStore::Update(
     }
     if (req.has_check_in_interval_seconds()) {
       after.set_check_in_interval_seconds(req.check_in_interval_seconds());
+    }
+    for (const RateLimitField& f : kRateLimits) {
+      if ((req.*f.requested)()) *(after.*f.mut)() = (req.*f.request)();
     }
     REDFLAG_RETURN_IF_ERROR(ValidateSecuritySettings(after));
     const auto old_rows = AsRows(before);

@@ -27,6 +27,17 @@ inline constexpr int kMaxViolationsBeforeBlock = 1000;  // from 1
 inline constexpr int64_t kMinOfflineAfterSeconds = 10;
 inline constexpr int64_t kMaxOfflineAfterSeconds = 30LL * 24 * 3600;
 inline constexpr int kMaxCheckInIntervalSeconds = 3600;  // from 1
+inline constexpr double kMinRatePerSecond = 0.01;
+inline constexpr double kMaxRate = 1e6;  // per second, and burst (from 1)
+
+// "RATE:BURST" (e.g. "2:20") as a RateLimitSetting; INVALID_ARGUMENT naming `what` (a field
+// or a variable), the form and the ranges.
+absl::StatusOr<v1::RateLimitSetting> ParseRateLimit(const std::string& what,
+                                                    const std::string& text);
+// INVALID_ARGUMENT naming `what` when a rate or burst is outside its range.
+absl::Status ValidateRateLimit(const std::string& what, const v1::RateLimitSetting& limit);
+// The "RATE:BURST" form, six significant digits each (how a limit is stored and audited).
+std::string RateLimitText(const v1::RateLimitSetting& limit);
 
 // The values this process would start with: each variable named in agents.proto, range
 // checked (INVALID_ARGUMENT naming the variable), its default when unset.

@@ -48,7 +48,7 @@ export REDFLAG_CHECK_IN_INTERVAL_SECONDS=5 REDFLAG_MAX_TOKENS=100000 REDFLAG_MAX
 
 free_port() {
   local p
-  for p in $(shuf -i 20000-45000 -n 100); do
+  for p in $(shuf -i 20000-32000 -n 100); do  # below the ephemeral range
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
   return 1

@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "common/process.h"
 #include "common/runtime.h"
+#include "common/security_settings.h"
 #include "common/server.h"
 #include "common/timer_queue.h"
 #include "common/tls.h"
@@ -54,8 +55,10 @@ int Run() {
   if (!internal_files.ok()) return ExitWithError(kName, internal_files.status());
   absl::StatusOr<TlsMaterial> internal_tls = TlsMaterial::Load(*internal_files);
   if (!internal_tls.ok()) return ExitWithError(kName, internal_tls.status());
-  absl::StatusOr<int64_t> interval = Env::Int("REDFLAG_CHECK_IN_INTERVAL_SECONDS", 30, 1, 3600);
-  if (!interval.ok()) return ExitWithError(kName, interval.status());
+  // The security settings this gateway applies (check-in interval, rate limits), from its
+  // environment until the agents service's stored values arrive.
+  absl::StatusOr<v1::SecuritySettings> initial_settings = SecuritySettingsFromEnv();
+  if (!initial_settings.ok()) return ExitWithError(kName, initial_settings.status());
   absl::StatusOr<bool> tls_enabled = Env::Bool("REDFLAG_TLS_ENABLED", true);
   if (!tls_enabled.ok()) return ExitWithError(kName, tls_enabled.status());
   if (!*tls_enabled) {
@@ -90,8 +93,31 @@ int Run() {
           .Register(reg)
           .Add({});
 
-  absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits = gateway::EdgeLimits::FromEnv();
+  absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits =
+      gateway::EdgeLimits::Create(*initial_settings);
   if (!limits.ok()) return ExitWithError(kName, limits.status());
+  {
+    auto& per_second = prometheus::BuildGauge()
+                           .Name("redflag_gateway_rate_limit_per_second")
+                           .Help(
+                               "Tokens per second each key of a rate-limited group gets back "
+                               "(the security setting in force on this gateway)")
+                           .Register(reg);
+    auto& burst = prometheus::BuildGauge()
+                      .Name("redflag_gateway_rate_limit_burst")
+                      .Help(
+                          "Tokens each key of a rate-limited group can hold (the security "
+                          "setting in force on this gateway)")
+                      .Register(reg);
+    const std::pair<gateway::RateLimiter*, const char*> groups[] = {
+        {&(*limits)->registration, "registration"},
+        {&(*limits)->login, "login"},
+        {&(*limits)->check_in, "check_in"},
+        {&(*limits)->operator_writes, "operator_writes"}};
+    for (const auto& [limiter, group] : groups) {
+      limiter->ExportTo(per_second.Add({{"group", group}}), burst.Add({{"group", group}}));
+    }
+  }
   absl::StatusOr<gateway::GateLimits> gate_limits = gateway::GateLimits::FromEnv();
   if (!gate_limits.ok()) return ExitWithError(kName, gate_limits.status());
   absl::StatusOr<gateway::Backends> backends =
@@ -154,9 +180,8 @@ int Run() {
       outcomes_family.Add({{"result", "retried"}}), outcomes_family.Add({{"result", "dropped"}}),
       outcomes_family.Add({{"result", "recorded"}})};
   gateway::StreamRegistry registry;
-  // REDFLAG_CHECK_IN_INTERVAL_SECONDS until the agents service's settings arrive (at the
-  // agents feed's first event).
-  gateway::SettingsFollower settings(*backends->agents, static_cast<int>(*interval));
+  // Fetched at the agents feed's first event (a gap) and at every SETTINGS_CHANGED.
+  gateway::SettingsFollower settings(*backends->agents, **limits, *initial_settings);
   auto& fetch_rounds = prometheus::BuildCounter()
                            .Name("redflag_gateway_stream_fetch_rounds_total")
                            .Help(

@@ -7,19 +7,34 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config.h"
+#include "common/log.h"
+#include "common/security_settings.h"
 #include "common/status.h"
 
 namespace redflag::gateway {
 
-absl::StatusOr<RateLimit> RateLimit::Parse(const std::string& variable, const std::string& text) {
-  std::vector<std::string> parts = absl::StrSplit(text, ':');
-  RateLimit l{0, 0};
-  if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &l.per_second) ||
-      !absl::SimpleAtod(parts[1], &l.burst) || !(l.per_second > 0) || !(l.burst >= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        variable, " must be RATE:BURST with RATE > 0 and BURST >= 1, got \"", text, "\""));
+bool RateLimiter::SetLimit(RateLimit limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (limit == limit_) return false;
+  limit_ = limit;
+  if (per_second_gauge_ != nullptr) {
+    per_second_gauge_->Set(limit.per_second);
+    burst_gauge_->Set(limit.burst);
   }
-  return l;
+  return true;
+}
+
+void RateLimiter::ExportTo(prometheus::Gauge& per_second, prometheus::Gauge& burst) {
+  std::lock_guard<std::mutex> lock(mu_);
+  per_second_gauge_ = &per_second;
+  burst_gauge_ = &burst;
+  per_second.Set(limit_.per_second);
+  burst.Set(limit_.burst);
+}
+
+RateLimit RateLimiter::limit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return limit_;
 }
 
 absl::Status RateLimiter::Acquire(const std::string& key, absl::Time now) {
@@ -93,14 +108,8 @@ bool FailureLockout::RecordFailure(const std::string& key, absl::Time now) {
   return true;
 }
 
-absl::StatusOr<std::unique_ptr<EdgeLimits>> EdgeLimits::FromEnv() {
-  auto limit = [](const char* var, const char* fallback) {
-    return RateLimit::Parse(var, Env::Optional(var, fallback));
-  };
-  REDFLAG_ASSIGN_OR_RETURN(RateLimit reg, limit("REDFLAG_RATE_LIMIT_REGISTRATION", "20:100"));
-  REDFLAG_ASSIGN_OR_RETURN(RateLimit login, limit("REDFLAG_RATE_LIMIT_LOGIN", "2:20"));
-  REDFLAG_ASSIGN_OR_RETURN(RateLimit check_in, limit("REDFLAG_RATE_LIMIT_CHECK_IN", "1:10"));
-  REDFLAG_ASSIGN_OR_RETURN(RateLimit writes, limit("REDFLAG_RATE_LIMIT_OPERATOR_WRITES", "10:50"));
+absl::StatusOr<std::unique_ptr<EdgeLimits>> EdgeLimits::Create(
+    const v1::SecuritySettings& initial) {
   REDFLAG_ASSIGN_OR_RETURN(int64_t threshold,
                            Env::Int("REDFLAG_BAD_TOKEN_THRESHOLD", 20, 1, 100000));
   REDFLAG_ASSIGN_OR_RETURN(int64_t window,
@@ -108,11 +117,27 @@ absl::StatusOr<std::unique_ptr<EdgeLimits>> EdgeLimits::FromEnv() {
   REDFLAG_ASSIGN_OR_RETURN(int64_t lock_for,
                            Env::Int("REDFLAG_BAD_TOKEN_LOCKOUT_SECONDS", 300, 1, 86400));
   // Aggregate of non-movable members: make_unique cannot brace-initialise it in C++17.
+  // NOLINTNEXTLINE(modernize-make-unique)
   return std::unique_ptr<EdgeLimits>(new EdgeLimits{
-      // NOLINT(modernize-make-unique)
-      RateLimiter("registration", reg), RateLimiter("login", login),
-      RateLimiter("check-in", check_in), RateLimiter("operator writes", writes),
+      RateLimiter("registration", RateLimit::From(initial.registration_rate_limit())),
+      RateLimiter("login", RateLimit::From(initial.login_rate_limit())),
+      RateLimiter("check-in", RateLimit::From(initial.check_in_rate_limit())),
+      RateLimiter("operator writes", RateLimit::From(initial.operator_write_rate_limit())),
       FailureLockout(static_cast<int>(threshold), absl::Seconds(window), absl::Seconds(lock_for))});
+}
+
+void EdgeLimits::Apply(const v1::SecuritySettings& settings) {
+  const std::pair<RateLimiter*, const v1::RateLimitSetting*> limits[] = {
+      {&registration, &settings.registration_rate_limit()},
+      {&login, &settings.login_rate_limit()},
+      {&check_in, &settings.check_in_rate_limit()},
+      {&operator_writes, &settings.operator_write_rate_limit()}};
+  for (const auto& [limiter, setting] : limits) {
+    if (limiter->SetLimit(RateLimit::From(*setting))) {
+      LogInfo(absl::StrCat("rate limit for ", limiter->group(), " is now ", RateLimitText(*setting),
+                           " (per second:burst)"));
+    }
+  }
 }
 
 }  // namespace redflag::gateway

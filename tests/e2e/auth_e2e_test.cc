@@ -12,6 +12,7 @@
 #include "common/encoding.h"
 #include "common/status.h"
 #include "tests/support/cluster.h"
+#include "tests/support/rate_limits.h"
 #include "tests/support/test_env.h"
 
 using namespace redflag;
@@ -326,9 +327,10 @@ TEST_CASE("registration tokens: secret shown once, only a prefix listed, revocat
 
 TEST_CASE("over the rate limit callers get RESOURCE_EXHAUSTED with a retry delay",
           "[e2e][auth][ratelimit]") {
-  int port = 0;
-  auto gateway = Cluster::Get().StartGateway(
-      {{"REDFLAG_RATE_LIMIT_REGISTRATION", "0.5:2"}, {"REDFLAG_RATE_LIMIT_LOGIN", "0.5:2"}}, &port);
+  int port = 0, metrics = 0;
+  auto gateway = Cluster::Get().StartGateway({}, &port, "127.0.0.1", &metrics);
+  // Tight limits for this test (security settings: every gateway applies them).
+  ScopedRateLimits tight({{"registration", "0.5:2"}, {"login", "0.5:2"}}, {metrics});
   auto channel = MakeChannel("localhost:" + std::to_string(port),
                              TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt"))));
   auto agents = v1::AgentGateway::NewStub(channel);

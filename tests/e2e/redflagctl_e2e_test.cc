@@ -116,6 +116,36 @@ TEST_CASE("every redflagctl command has --help naming its options", "[e2e][redfl
   CHECK(block.find("--reason=text") != std::string::npos);
 }
 
+TEST_CASE("redflagctl shows and changes edge rate limits as RATE:BURST", "[e2e][redflagctl]") {
+  Ctl ctl = LoggedIn();
+  auto [shown, rc] = ctl.Run("get-security-settings");
+  INFO(shown);
+  REQUIRE(rc == 0);
+  CHECK(shown.find("login_rate_limit") != std::string::npos);
+  CHECK(shown.find("10000:10000") != std::string::npos);  // the shared cluster's value
+  auto [help, hrc] = ctl.Run("update-security-settings --help");
+  CHECK(hrc == 0);
+  CHECK(help.find("--login_rate_limit=RATE:BURST") != std::string::npos);
+  // Refused before anything is sent, with the form or the range.
+  auto [form, frc] =
+      ctl.Run("update-security-settings --login_rate_limit=fast --reason 'ctl test'");
+  CHECK(frc == 2);
+  CHECK(form.find("--login_rate_limit must be RATE:BURST") != std::string::npos);
+  auto [range, rrc] =
+      ctl.Run("update-security-settings --login_rate_limit=0:5 --reason 'ctl test'");
+  CHECK(rrc == 2);
+  CHECK(range.find("rate of 0.01..1e+06 per second") != std::string::npos);
+  // A change and its undo (both audited), shown in the reply.
+  auto [changed, crc] =
+      ctl.Run("update-security-settings --operator_write_rate_limit=5000:9000 --reason 'ctl test'");
+  INFO(changed);
+  CHECK(crc == 0);
+  CHECK(changed.find("5000:9000") != std::string::npos);
+  CHECK(ctl.Run("update-security-settings --operator_write_rate_limit=10000:10000 "
+                "--reason 'ctl test: undo'")
+            .second == 0);
+}
+
 TEST_CASE("incident procedures of the hardening guide, each one command or pipeline",
           "[e2e][redflagctl][incident]") {
   REQUIRE(InitCrypto().ok());

@@ -2,8 +2,10 @@
 // them, unsafe values are refused with the allowed range, every change is a security event
 // naming old and new value and the operator, and a change reaches the services that apply
 // it within seconds — the updates service signs the new freshness window into instructions,
-// the agents service refuses agents below a raised minimum version.
+// the agents service refuses agents below a raised minimum version, every gateway applies new
+// edge rate limits.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <functional>
 
 #include "absl/strings/match.h"
@@ -11,9 +13,12 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "common/security_settings.h"
+#include "common/status.h"
 #include "common/tls.h"
 #include "redflag/v1/updates.grpc.pb.h"
 #include "tests/support/cluster.h"
+#include "tests/support/rate_limits.h"
 #include "tests/support/test_env.h"
 #include "tools/fleet/fleet.h"
 
@@ -224,4 +229,87 @@ TEST_CASE("a new check-in interval reaches connected agents at their next check-
   set_interval(before.check_in_interval_seconds());  // the suite's pace, at the next check-in
   CHECK(wait_all(before.check_in_interval_seconds(), absl::Seconds(15)));
   f.StopAll();
+}
+
+TEST_CASE("edge rate limits are security settings: ranged, audited, applied by every gateway",
+          "[settings][e2e][ratelimit]") {
+  auto& c = Cluster::Get();
+  const std::string admin = c.AdminToken();
+  v1::SecuritySettings before;
+  REQUIRE(Get(admin, &before).ok());
+  const std::string suite_login = RateLimitText(before.login_rate_limit());
+  CHECK(suite_login == "10000:10000");  // the shared cluster's environment seeded it
+
+  // A gateway whose own environment says otherwise applies the stored value (the variables
+  // only seed the first start) and says so in its log.
+  int port = 0, metrics = 0;
+  auto gateway =
+      c.StartGateway({{"REDFLAG_RATE_LIMIT_LOGIN", "1:1"}}, &port, "127.0.0.1", &metrics);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && PublishedRateLimit(metrics, "login") != suite_login) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK(PublishedRateLimit(metrics, "login") == suite_login);
+  CHECK(
+      WaitForLog(*gateway, "the stored values replace this gateway's REDFLAG_RATE_LIMIT_*", 5000));
+
+  // Unsafe values are refused, saying what is allowed; nothing changes. A rate of 0 (or NaN)
+  // would lock every caller out for good: there is no "off".
+  const double nan = std::nan("");
+  for (const auto& [rate, burst] : std::vector<std::pair<double, double>>{
+           {0, 5}, {0.001, 5}, {2, 0}, {2e7, 5}, {nan, 5}, {2, nan}}) {
+    v1::UpdateSecuritySettingsRequest req;
+    req.mutable_login_rate_limit()->set_per_second(rate);
+    req.mutable_login_rate_limit()->set_burst(burst);
+    req.set_reason("try it");
+    v1::SecuritySettings out;
+    grpc::Status s = Update(admin, req, &out);
+    INFO(rate << ":" << burst);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(),
+               Catch::Contains("login_rate_limit must have a rate of 0.01..1e+06 per second "
+                               "and a burst of 1..1e+06"));
+  }
+  v1::SecuritySettings unchanged;
+  REQUIRE(Get(admin, &unchanged).ok());
+  CHECK(RateLimitText(unchanged.login_rate_limit()) == suite_login);
+
+  auto login = [](int gateway_port) {
+    auto ops = v1::OperatorService::NewStub(
+        MakeChannel("localhost:" + std::to_string(gateway_port),
+                    TlsChannelCredentials(ReadFile(PkiFile("public-ca.crt")))));
+    grpc::ClientContext ctx;
+    v1::LoginRequest req;
+    req.set_username("admin");
+    req.set_password(TestVar("REDFLAG_ADMIN_PASSWORD"));
+    v1::TokenPair pair;
+    return ops->Login(&ctx, req, &pair);
+  };
+  {
+    // One login per 100 s from a source, on both gateways, once they have applied it.
+    ScopedRateLimits tight({{"login", "0.01:1"}}, {metrics});
+    // Audited with the old and the new value.
+    CHECK(std::stoll(QueryColumn("SELECT count(*) FROM audit.security_events WHERE type = "
+                                 "'SECURITY_SETTING_CHANGED' AND detail LIKE $1",
+                                 {"%\"old\":\"10000:10000\",\"new\":\"0.01:1\"%"})[0]) >= 1);
+    CHECK(login(port).ok());
+    grpc::Status refused = login(port);
+    CHECK(refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    REQUIRE(RetryDelayOf(refused).has_value());
+    CHECK(*RetryDelayOf(refused) > absl::Seconds(60));
+    // Other groups keep their own limits: the admin's writes still go through.
+    v1::UpdateSecuritySettingsRequest noop;
+    noop.set_check_in_interval_seconds(before.check_in_interval_seconds());
+    noop.set_reason("writes are not logins");
+    v1::SecuritySettings out;
+    CHECK(Update(admin, noop, &out).ok());
+  }
+  // Restored (and applied): the legitimate admin logs in again at once, on both gateways.
+  CHECK(PublishedRateLimit(c.metrics_port("gateway"), "login") == suite_login);
+  deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && PublishedRateLimit(metrics, "login") != suite_login) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  CHECK(login(port).ok());
+  CHECK(login(port).ok());
 }

@@ -6,6 +6,7 @@
 
 #include "common/status.h"
 #include "tests/support/cluster.h"
+#include "tests/support/rate_limits.h"
 #include "tests/support/test_env.h"
 
 using namespace redflag;
@@ -26,9 +27,10 @@ v1::AgentMessage CheckIn(uint64_t seq) {
 TEST_CASE("a check-in over the rate limit is told to slow down and the stream stays",
           "[e2e][ratelimit][stream]") {
   auto& c = Cluster::Get();
-  int port = 0;
-  // One check-in every 2 s, burst 1.
-  auto gateway = c.StartGateway({{"REDFLAG_RATE_LIMIT_CHECK_IN", "0.5:1"}}, &port);
+  int port = 0, metrics = 0;
+  auto gateway = c.StartGateway({}, &port, "127.0.0.1", &metrics);
+  // One check-in every 2 s, burst 1 (a security setting: every gateway applies it).
+  ScopedRateLimits tight({{"check_in", "0.5:1"}}, {metrics});
   const std::string address = "localhost:" + std::to_string(port);
   const std::string machine = RandomMachineId();
   v1::RegisterResponse reg;
@@ -83,9 +85,10 @@ TEST_CASE("a check-in over the rate limit is told to slow down and the stream st
 TEST_CASE("a real agent checking in too often adopts the server's pace without reconnecting",
           "[e2e][ratelimit][stream]") {
   auto& c = Cluster::Get();
-  int port = 0;
-  // The shared cluster asks for a check-in every second; this gateway allows one per 2 s.
-  auto gateway = c.StartGateway({{"REDFLAG_RATE_LIMIT_CHECK_IN", "0.5:1"}}, &port);
+  int port = 0, metrics = 0;
+  auto gateway = c.StartGateway({}, &port, "127.0.0.1", &metrics);
+  // The shared cluster asks for a check-in every second; the gateways allow one per 2 s.
+  ScopedRateLimits tight({{"check_in", "0.5:1"}}, {metrics});
   std::string root = MakeMachineTree("slow-down");
   auto agent =
       StartAgent("slow-down", root, "localhost:" + std::to_string(port), c.NewRegistrationToken(1));

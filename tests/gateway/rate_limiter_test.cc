@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/security_settings.h"
 #include "common/status.h"
 
 using namespace redflag;
@@ -33,13 +34,38 @@ TEST_CASE("memory stays bounded by dropping idle buckets", "[ratelimit]") {
   CHECK(l.Acquire("new", kT0 + absl::Minutes(1)).ok());
 }
 
-TEST_CASE("rate limits are parsed strictly", "[ratelimit]") {
-  CHECK(RateLimit::Parse("V", "5:20").ok());
-  for (const char* bad : {"5", "a:b", "0:5", "5:0", "-1:3", "5:20:1"}) {
+TEST_CASE("rate limits are parsed strictly, with their ranges in the message", "[ratelimit]") {
+  absl::StatusOr<v1::RateLimitSetting> ok = ParseRateLimit("V", "0.5:20");
+  REQUIRE(ok.ok());
+  CHECK(ok->per_second() == 0.5);
+  CHECK(ok->burst() == 20);
+  CHECK(RateLimitText(*ok) == "0.5:20");
+  for (const char* bad : {"5", "a:b", "5:20:1", ""}) {
     INFO(bad);
-    CHECK_THAT(std::string(RateLimit::Parse("V", bad).status().message()),
+    CHECK_THAT(std::string(ParseRateLimit("V", bad).status().message()),
                Catch::Contains("V must be RATE:BURST"));
   }
+  for (const char* bad : {"0:5", "5:0", "-1:3", "0.001:3", "2000000:5", "5:2000000", "nan:5"}) {
+    INFO(bad);
+    CHECK_THAT(
+        std::string(ParseRateLimit("V", bad).status().message()),
+        Catch::Contains("V must have a rate of 0.01..1e+06 per second and a burst of 1..1e+06"));
+  }
+}
+
+TEST_CASE("a new limit applies at once and buckets keep at most the new burst", "[ratelimit]") {
+  RateLimiter l("login", {1, 5});
+  for (int i = 0; i < 5; ++i) CHECK(l.Acquire("10.0.0.1", kT0).ok());
+  CHECK_FALSE(l.Acquire("10.0.0.1", kT0).ok());
+  CHECK(l.Acquire("10.0.0.2", kT0).ok());  // four left in its bucket
+  CHECK_FALSE(l.SetLimit({1, 5}));         // the same: nothing to apply
+  CHECK(l.SetLimit({100, 2}));
+  // Refilled at the new rate: 10 ms gives the first key one token.
+  CHECK(l.Acquire("10.0.0.1", kT0 + absl::Milliseconds(10)).ok());
+  // The second key's four tokens are capped at the new burst of two.
+  CHECK(l.Acquire("10.0.0.2", kT0 + absl::Milliseconds(10)).ok());
+  CHECK(l.Acquire("10.0.0.2", kT0 + absl::Milliseconds(10)).ok());
+  CHECK_FALSE(l.Acquire("10.0.0.2", kT0 + absl::Milliseconds(10)).ok());
 }
 
 TEST_CASE("a source is locked out after repeated failures and recovers after the period",

@@ -306,9 +306,13 @@ std::map<std::string, std::string> Cluster::GatewayEnv() const {
 }
 
 std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::string>& overrides,
-                                               int* port, const std::string& listen_host) {
+                                               int* port, const std::string& listen_host,
+                                               int* metrics_port) {
   int metrics = 0, health = 0;
-  return StartGatewayReporting(overrides, port, listen_host, &metrics, &health);
+  std::unique_ptr<Process> proc =
+      StartGatewayReporting(overrides, port, listen_host, &metrics, &health);
+  if (metrics_port != nullptr) *metrics_port = metrics;
+  return proc;
 }
 
 std::unique_ptr<Process> Cluster::StartGatewayReporting(

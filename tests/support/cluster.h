@@ -81,8 +81,10 @@ class Cluster {
   // Starts another gateway on the same backends with `overrides` added to its
   // environment; `*port` receives its port. Stopped when the Process is destroyed.
   // `listen_host` "[::]" accepts both 127.0.0.1 and ::1: two distinct client sources.
+  // `*metrics_port`, when given, receives the port of its Prometheus endpoint.
   std::unique_ptr<Process> StartGateway(const std::map<std::string, std::string>& overrides,
-                                        int* port, const std::string& listen_host = "127.0.0.1");
+                                        int* port, const std::string& listen_host = "127.0.0.1",
+                                        int* metrics_port = nullptr);
   // The same on a given port (a restart of a gateway on the port its agents know).
   std::unique_ptr<Process> StartGatewayOn(int port,
                                           const std::map<std::string, std::string>& overrides,

@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "common/config.h"
+#include "common/security_settings.h"
 #include "common/tls.h"
 #include "redflag/v1/gateway.grpc.pb.h"
 #include "tools/ctl/printable.h"
@@ -110,7 +111,8 @@ const std::vector<Method>& Methods() {
       Unary("resume-all-rollouts", "lift the emergency stop's pauses (operator)",
             &Stub::ResumeAllRollouts),
       Unary("get-security-settings",
-            "freshness window, violations before block, minimum version, offline-after (admin)",
+            "freshness window, violations before block, minimum version, offline-after, "
+            "check-in interval, edge rate limits (admin)",
             &Stub::GetSecuritySettings),
       Unary("update-security-settings",
             "change the fields given, with --reason; each change is audited (admin)",
@@ -194,6 +196,11 @@ absl::Status SaveToken(const std::string& token) {
   return ok ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", p.string()));
 }
 
+// A RateLimitSetting field: given and shown as RATE:BURST.
+bool IsRateLimit(const pb::FieldDescriptor* f) {
+  return !f->is_repeated() && f->message_type() == v1::RateLimitSetting::descriptor();
+}
+
 // --field=value (or --field value, or a bare --flag for a bool) into the request.
 absl::Status SetField(pb::Message& msg, const std::string& raw_name,
                       const std::optional<std::string>& value) {
@@ -202,11 +209,18 @@ absl::Status SetField(pb::Message& msg, const std::string& raw_name,
   if (f == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("unknown option --", raw_name));
   }
+  const pb::Reflection* r = msg.GetReflection();
+  if (IsRateLimit(f)) {
+    if (!value) return absl::InvalidArgumentError(absl::StrCat("--", raw_name, " needs a value"));
+    absl::StatusOr<v1::RateLimitSetting> limit = ParseRateLimit("--" + raw_name, *value);
+    if (!limit.ok()) return limit.status();
+    r->MutableMessage(&msg, f)->CopyFrom(*limit);
+    return absl::OkStatus();
+  }
   if (f->is_repeated() || f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", raw_name, " cannot be given on the command line"));
   }
-  const pb::Reflection* r = msg.GetReflection();
   if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL) {
     std::string v = absl::AsciiStrToLower(value.value_or("true"));
     if (v == "true" || v == "yes" || v == "1") {
@@ -278,7 +292,7 @@ std::string FieldText(const pb::Message& m, const pb::FieldDescriptor* f) {
           parts.push_back(r->GetRepeatedMessage(m, f, i).ShortDebugString());
           break;
         default:
-          parts.push_back("...");
+          parts.emplace_back("...");
       }
     }
     return absl::StrJoin(parts, ",");
@@ -301,6 +315,11 @@ std::string FieldText(const pb::Message& m, const pb::FieldDescriptor* f) {
     case pb::FieldDescriptor::CPPTYPE_MESSAGE: {
       if (!r->HasField(m, f)) return "";
       const pb::Message& sub = r->GetMessage(m, f);
+      if (IsRateLimit(f)) {
+        v1::RateLimitSetting limit;
+        limit.CopyFrom(sub);
+        return RateLimitText(limit);
+      }
       if (sub.GetDescriptor() == pb::Timestamp::descriptor()) {
         pb::Timestamp ts;
         ts.CopyFrom(sub);
@@ -440,6 +459,7 @@ std::string TypeName(const pb::FieldDescriptor* f) {
   }
   if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL) return "true|false";
   if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING) return "text";
+  if (IsRateLimit(f)) return "RATE:BURST";
   return "number";
 }
 
@@ -456,7 +476,10 @@ void CommandHelp(const Method& m, std::ostream& out) {
   const pb::Descriptor* d = req->GetDescriptor();
   for (int i = 0; i < d->field_count(); ++i) {
     const pb::FieldDescriptor* f = d->field(i);
-    if (f->is_repeated() || f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (!IsRateLimit(f) &&
+        (f->is_repeated() || f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE)) {
+      continue;
+    }
     out << "  --" << f->name() << "=" << TypeName(f) << "\n";
   }
   if (d->FindFieldByName("page_token") != nullptr) {
@@ -535,8 +558,8 @@ absl::StatusOr<Parsed> Parse(const std::vector<std::string>& args) {
 
 class Client {
  public:
-  Client(const Options& o, std::shared_ptr<grpc::ChannelCredentials> creds)
-      : stub_(v1::OperatorService::NewStub(MakeChannel(o.server, std::move(creds)))) {}
+  Client(const Options& o, const std::shared_ptr<grpc::ChannelCredentials>& creds)
+      : stub_(v1::OperatorService::NewStub(MakeChannel(o.server, creds))) {}
   Stub& stub() { return *stub_; }
   std::unique_ptr<grpc::ClientContext> Context(bool authorized) {
     auto ctx = std::make_unique<grpc::ClientContext>();
@@ -599,7 +622,7 @@ int Login(Client& client, const Options& o, std::ostream& out, std::ostream& err
 // Reads a rollout plan (RolloutPlan as protobuf JSON, field names as in updates.proto)
 // from `path` into the publication's header. The service validates the plan's rules.
 absl::Status ReadRolloutPlan(const std::string& path, v1::PublishUpdateChunk::Header& h) {
-  constexpr std::streamsize kMaxPlanBytes = 256 * 1024;
+  constexpr std::streamsize kMaxPlanBytes = std::streamsize{256} * 1024;
   std::ifstream in(path, std::ios::binary);
   if (path.empty() || !in) {
     return absl::InvalidArgumentError("--rollout-plan must name a readable JSON file");
