@@ -265,20 +265,23 @@ grpc::Status UpdatesServiceImpl::ReportDelivery(grpc::ServerContext* ctx,
   if (!reported.ok()) return ToGrpcStatus(reported.status());
   *resp = reported->delivery;
   if (!reported->changed) return grpc::Status::OK;  // a retry: counted and logged once already
-  const v1::Delivery* d = resp;
-  reports_.Add({{"state", v1::DeliveryState_Name(report->state())}}).Increment();
-  if (report->state() == v1::FAILED) {
-    // Bounded label values for redflag_update_failures_total (normalised above).
-    std::string label = report->failure_code().empty() ? "other" : report->failure_code();
-    failures_.Add({{"reason", label}}).Increment();
-    (void)events_.Record(
-        {"UPDATE_VERIFICATION_FAILED", report->agent_id(), ActorFromMetadata(*ctx).source,
-         absl::StrCat("{\"delivery\":", JsonQuote(report->delivery_id()),
-                      ",\"update\":", JsonQuote(d->update_id()), ",\"code\":", JsonQuote(label),
-                      ",\"reason\":", JsonQuote(TruncateUtf8(report->failure_reason(), 300)),
-                      "}")});
-  }
+  CountOutcome(*ctx, *resp, report->failure_code(), report->failure_reason());
   return grpc::Status::OK;
+}
+
+void UpdatesServiceImpl::CountOutcome(const grpc::ServerContext& ctx, const v1::Delivery& d,
+                                      const std::string& failure_code,
+                                      const std::string& failure_reason) {
+  reports_.Add({{"state", v1::DeliveryState_Name(d.state())}}).Increment();
+  if (d.state() != v1::FAILED) return;
+  // Bounded label values for redflag_update_failures_total (normalised by the caller).
+  const std::string label = failure_code.empty() ? "other" : failure_code;
+  failures_.Add({{"reason", label}}).Increment();
+  (void)events_.Record(
+      {"UPDATE_VERIFICATION_FAILED", d.agent_id(), ActorFromMetadata(ctx).source,
+       absl::StrCat("{\"delivery\":", JsonQuote(d.delivery_id()),
+                    ",\"update\":", JsonQuote(d.update_id()), ",\"code\":", JsonQuote(label),
+                    ",\"reason\":", JsonQuote(TruncateUtf8(failure_reason, 300)), "}")});
 }
 
 grpc::Status UpdatesServiceImpl::SignInstruction(grpc::ServerContext* ctx,
@@ -415,11 +418,15 @@ grpc::Status UpdatesServiceImpl::AckInstruction(grpc::ServerContext* ctx,
   const std::string& id = req->instruction_id();
   absl::Status s;
   if (absl::StartsWith(id, kOfferPrefix)) {
-    s = store_.Ack(req->agent_id(), id.substr(sizeof(kOfferPrefix) - 1), "offer", req->applied(),
-                   StorableText(req->error(), 500));
+    const std::string error = StorableText(req->error(), 500);
+    absl::StatusOr<UpdateStore::AckedOffer> acked = store_.AckOffer(
+        req->agent_id(), id.substr(sizeof(kOfferPrefix) - 1), req->applied(), error);
+    s = acked.status();
+    // The report it ended with was lost on the way (e.g. with a gateway): the ack recorded
+    // the outcome instead, counted and audited as the report would have been.
+    if (acked.ok() && acked->closed) CountOutcome(*ctx, acked->delivery, "unreported", error);
   } else if (absl::StartsWith(id, kRevokePrefix)) {
-    s = store_.Ack(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1), "revoke", req->applied(),
-                   StorableText(req->error(), 500));
+    s = store_.AckRevocation(req->agent_id(), id.substr(sizeof(kRevokePrefix) - 1));
   } else if (absl::StartsWith(id, kKeyPrefix) || absl::StartsWith(id, kKeyRevokePrefix)) {
     s = absl::OkStatus();  // key changes are stateless: the agent's hello says what it pinned
   } else {

@@ -86,6 +86,11 @@ class UpdatesServiceImpl final : public v1::UpdatesService::Service {
   absl::Status InstructionsFor(
       const google::protobuf::RepeatedPtrField<v1::PendingInstructionsRequest>& agents,
       v1::PendingInstructionsBatchResponse* out);
+  // What a delivery's newly recorded state counts (redflag_delivery_reports_total by state)
+  // and, for FAILED, audits (UPDATE_VERIFICATION_FAILED): once per change, whether a report
+  // or an offer's ack recorded it.
+  void CountOutcome(const grpc::ServerContext& ctx, const v1::Delivery& d,
+                    const std::string& failure_code, const std::string& failure_reason);
   grpc::Status ApplyRollout(grpc::ServerContext& ctx, const v1::RolloutActionRequest& req,
                             RolloutAction action, v1::Rollout* resp);
   absl::StatusOr<v1::Update> ReceivePackage(grpc::ServerContext& ctx,

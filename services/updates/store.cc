@@ -89,13 +89,20 @@ constexpr Statement kRevocationsOwed{
     "WHERE d.agent_id = ANY($1::text[]) AND NOT d.revocation_acked "
     "AND (p.revoked_at IS NOT NULL OR d.state = 'WITHDRAWN')",
     Planning::kPerCall};
+// The ack ends the offer (never delivered again) and carries its outcome: an open delivery
+// whose INSTALLED or FAILED report was lost (it died with a gateway while the ack got
+// through) ends as the ack says. The last column says whether it did.
 constexpr Statement kAckOffer{
     "updates_ack_offer",
-    "UPDATE updates.deliveries SET offer_acked = true, updated_at = now(), "
-    "state = CASE WHEN NOT $3 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') "
-    "THEN 'FAILED' ELSE state END, "
-    "failure_reason = CASE WHEN NOT $3 THEN $4 ELSE failure_reason END "
-    "WHERE id = $2 AND agent_id = $1 AND state <> 'HELD' RETURNING id"};
+    "WITH old AS (SELECT id, state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AS open "
+    "FROM updates.deliveries WHERE id = $2 AND agent_id = $1 AND state <> 'HELD' FOR UPDATE) "
+    "UPDATE updates.deliveries d SET offer_acked = true, updated_at = now(), "
+    "state = CASE WHEN old.open THEN CASE WHEN $3 THEN 'INSTALLED' ELSE 'FAILED' END "
+    "ELSE d.state END, "
+    "failure_reason = CASE WHEN old.open AND NOT $3 THEN $4 ELSE d.failure_reason END "
+    "FROM old WHERE d.id = old.id RETURNING "
+    "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, "
+    "floor(extract(epoch from d.updated_at))::bigint, old.open"};
 constexpr Statement kAckRevocation{
     "updates_ack_revocation",
     "UPDATE updates.deliveries SET revocation_acked = true WHERE id = $2 AND agent_id = $1 "
@@ -347,15 +354,27 @@ absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> UpdateStore::Re
   return out;
 }
 
-absl::Status UpdateStore::Ack(const std::string& agent_id, const std::string& delivery_id,
-                              const std::string& kind, bool applied, const std::string& error) {
+absl::StatusOr<UpdateStore::AckedOffer> UpdateStore::AckOffer(const std::string& agent_id,
+                                                              const std::string& delivery_id,
+                                                              bool applied,
+                                                              const std::string& error) {
+  AckedOffer out;
+  REDFLAG_RETURN_IF_ERROR(pool_.WithConnection([&](PgConnection& c) -> absl::Status {
+    REDFLAG_ASSIGN_OR_RETURN(
+        PgResult r, c.Exec(kAckOffer, {agent_id, delivery_id, applied ? "true" : "false", error}));
+    if (r.Rows() == 0) return absl::NotFoundError("no such delivery for this agent");
+    out.delivery = DeliveryFrom(r, 0);
+    out.closed = r.Bool(0, 6);
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::Status UpdateStore::AckRevocation(const std::string& agent_id,
+                                        const std::string& delivery_id) {
   return pool_.WithConnection([&](PgConnection& c) -> absl::Status {
-    absl::StatusOr<PgResult> r =
-        kind == "offer"
-            ? c.Exec(kAckOffer, {agent_id, delivery_id, applied ? "true" : "false", error})
-            : c.Exec(kAckRevocation, {agent_id, delivery_id});
-    if (!r.ok()) return r.status();
-    if (r->Rows() == 0) return absl::NotFoundError("no such delivery for this agent");
+    REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kAckRevocation, {agent_id, delivery_id}));
+    if (r.Rows() == 0) return absl::NotFoundError("no such delivery for this agent");
     return absl::OkStatus();
   });
 }

@@ -75,9 +75,18 @@ class UpdateStore {
   // each agent has not acknowledged (one statement for all the agents).
   absl::StatusOr<std::map<std::string, std::vector<v1::Delivery>>> RevocationsOwed(
       const std::vector<std::string>& agent_ids);
-  // kind: "offer" or "revoke".
-  absl::Status Ack(const std::string& agent_id, const std::string& delivery_id,
-                   const std::string& kind, bool applied, const std::string& error);
+  // An agent's acknowledgement of an offer: it is not offered again. The ack carries the
+  // outcome too (applied: installed; not applied: failed, `error` the reason), so an open
+  // delivery whose INSTALLED or FAILED report was lost ends as the ack says (`closed`); one
+  // already ended keeps its state. NOT_FOUND for another agent's delivery or a held one.
+  struct AckedOffer {
+    v1::Delivery delivery;
+    bool closed = false;
+  };
+  absl::StatusOr<AckedOffer> AckOffer(const std::string& agent_id, const std::string& delivery_id,
+                                      bool applied, const std::string& error);
+  // An agent's acknowledgement of a revocation or withdrawal: it is not sent again.
+  absl::Status AckRevocation(const std::string& agent_id, const std::string& delivery_id);
   // Records an agent's progress report. Idempotent and monotonic: states only move forward
   // (OFFERED < DOWNLOADING < VERIFIED < INSTALLED | FAILED); a repeated report, or one
   // overtaken by a later state, succeeds with `changed` false and the delivery unchanged.

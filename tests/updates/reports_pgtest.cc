@@ -96,6 +96,67 @@ TEST_CASE("delivery reports are idempotent and never move a delivery backwards",
   CHECK(rows->counts == std::map<std::string, int64_t>{{"INSTALLED", 1}});
 }
 
+TEST_CASE("an offer's ack ends a delivery whose final report was lost, and only then",
+          "[updates][reports][pg]") {
+  REQUIRE(InitCrypto().ok());
+  auto pool = redflag::testing::TestPool(2);
+  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
+  updates::UpdateStore store(*pool);
+  const std::string agent = "agent-" + HexEncode(RandomBytes(4));
+  auto state_of = [&](const std::string& d) {
+    v1::ListDeliveriesRequest filter;
+    filter.set_agent_id(agent);
+    auto rows = store.Deliveries(filter, "", 10);
+    REQUIRE(rows.ok());
+    for (const auto& row : rows->rows) {
+      if (row.delivery_id() == d) return std::make_pair(row.state(), row.failure_reason());
+    }
+    FAIL("no delivery " << d);
+    return std::make_pair(v1::DELIVERY_STATE_UNSPECIFIED, std::string());
+  };
+
+  // Installed: DOWNLOADING was recorded, the INSTALLED report died with a gateway, the ack
+  // (applied) got through. Before, the delivery stayed DOWNLOADING for good: acked offers
+  // are not delivered again, so the agent never had a reason to report a second time.
+  const std::string installed = OfferedDelivery(*pool, agent);
+  REQUIRE(store.Report(Report(agent, installed, v1::DOWNLOADING)).ok());
+  auto acked = store.AckOffer(agent, installed, true, "");
+  REQUIRE(acked.ok());
+  CHECK(acked->closed);
+  CHECK(acked->delivery.state() == v1::INSTALLED);
+  CHECK(state_of(installed).first == v1::INSTALLED);
+  // The late report, if it comes after all, changes nothing; a repeated ack closes nothing.
+  auto late = store.Report(Report(agent, installed, v1::INSTALLED));
+  REQUIRE(late.ok());
+  CHECK_FALSE(late->changed);
+  auto again = store.AckOffer(agent, installed, true, "");
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->closed);
+
+  // Failed: the FAILED report was lost; the ack (not applied) carries the reason.
+  const std::string failed = OfferedDelivery(*pool, agent);
+  auto refused = store.AckOffer(agent, failed, false, "checksum mismatch");
+  REQUIRE(refused.ok());
+  CHECK(refused->closed);
+  CHECK(state_of(failed) == std::make_pair(v1::FAILED, std::string("checksum mismatch")));
+
+  // Reported first (the usual order): the ack ends nothing and keeps the report's reason.
+  const std::string reported = OfferedDelivery(*pool, agent);
+  v1::ReportDeliveryRequest r = Report(agent, reported, v1::FAILED);
+  r.set_failure_reason("signature did not verify");
+  REQUIRE(store.Report(r).ok());
+  auto after = store.AckOffer(agent, reported, false, "something shorter");
+  REQUIRE(after.ok());
+  CHECK_FALSE(after->closed);
+  CHECK(state_of(reported) == std::make_pair(v1::FAILED, std::string("signature did not verify")));
+
+  // Another agent's ack is refused and changes nothing.
+  const std::string theirs = OfferedDelivery(*pool, agent);
+  CHECK(store.AckOffer("someone-else", theirs, true, "").status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(state_of(theirs).first == v1::OFFERED);
+}
+
 TEST_CASE("a failure report with NUL, control bytes or a long multibyte reason is recorded",
           "[updates][reports][pg]") {
   // Before: the reason went to PostgreSQL raw (NUL refused as 'malformed value') or cut at
