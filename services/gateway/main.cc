@@ -96,28 +96,7 @@ int Run() {
   absl::StatusOr<std::unique_ptr<gateway::EdgeLimits>> limits =
       gateway::EdgeLimits::Create(*initial_settings);
   if (!limits.ok()) return ExitWithError(kName, limits.status());
-  {
-    auto& per_second = prometheus::BuildGauge()
-                           .Name("redflag_gateway_rate_limit_per_second")
-                           .Help(
-                               "Tokens per second each key of a rate-limited group gets back "
-                               "(the security setting in force on this gateway)")
-                           .Register(reg);
-    auto& burst = prometheus::BuildGauge()
-                      .Name("redflag_gateway_rate_limit_burst")
-                      .Help(
-                          "Tokens each key of a rate-limited group can hold (the security "
-                          "setting in force on this gateway)")
-                      .Register(reg);
-    const std::pair<gateway::RateLimiter*, const char*> groups[] = {
-        {&(*limits)->registration, "registration"},
-        {&(*limits)->login, "login"},
-        {&(*limits)->check_in, "check_in"},
-        {&(*limits)->operator_writes, "operator_writes"}};
-    for (const auto& [limiter, group] : groups) {
-      limiter->ExportTo(per_second.Add({{"group", group}}), burst.Add({{"group", group}}));
-    }
-  }
+  (*limits)->ExportTo(reg);
   absl::StatusOr<gateway::GateLimits> gate_limits = gateway::GateLimits::FromEnv();
   if (!gate_limits.ok()) return ExitWithError(kName, gate_limits.status());
   absl::StatusOr<gateway::Backends> backends =

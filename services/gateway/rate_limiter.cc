@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/security_settings.h"
@@ -126,17 +124,42 @@ absl::StatusOr<std::unique_ptr<EdgeLimits>> EdgeLimits::Create(
       FailureLockout(static_cast<int>(threshold), absl::Seconds(window), absl::Seconds(lock_for))});
 }
 
-void EdgeLimits::Apply(const v1::SecuritySettings& settings) {
-  const std::pair<RateLimiter*, const v1::RateLimitSetting*> limits[] = {
-      {&registration, &settings.registration_rate_limit()},
-      {&login, &settings.login_rate_limit()},
-      {&check_in, &settings.check_in_rate_limit()},
-      {&operator_writes, &settings.operator_write_rate_limit()}};
-  for (const auto& [limiter, setting] : limits) {
-    if (limiter->SetLimit(RateLimit::From(*setting))) {
-      LogInfo(absl::StrCat("rate limit for ", limiter->group(), " is now ", RateLimitText(*setting),
-                           " (per second:burst)"));
+std::array<EdgeLimits::Group, 4> EdgeLimits::Groups() {
+  return {
+      {{"registration", &registration, &v1::SecuritySettings::registration_rate_limit},
+       {"login", &login, &v1::SecuritySettings::login_rate_limit},
+       {"check_in", &check_in, &v1::SecuritySettings::check_in_rate_limit},
+       {"operator_writes", &operator_writes, &v1::SecuritySettings::operator_write_rate_limit}}};
+}
+
+bool EdgeLimits::Apply(const v1::SecuritySettings& settings) {
+  bool changed = false;
+  for (const Group& g : Groups()) {
+    const v1::RateLimitSetting& setting = (settings.*g.setting)();
+    if (g.limiter->SetLimit(RateLimit::From(setting))) {
+      changed = true;
+      LogInfo(absl::StrCat("rate limit for ", g.limiter->group(), " is now ",
+                           RateLimitText(setting), " (per second:burst)"));
     }
+  }
+  return changed;
+}
+
+void EdgeLimits::ExportTo(prometheus::Registry& registry) {
+  auto& per_second = prometheus::BuildGauge()
+                         .Name("redflag_gateway_rate_limit_per_second")
+                         .Help(
+                             "Tokens per second each key of a rate-limited group gets back "
+                             "(the security setting in force on this gateway)")
+                         .Register(registry);
+  auto& burst = prometheus::BuildGauge()
+                    .Name("redflag_gateway_rate_limit_burst")
+                    .Help(
+                        "Tokens each key of a rate-limited group can hold (the security "
+                        "setting in force on this gateway)")
+                    .Register(registry);
+  for (const Group& g : Groups()) {
+    g.limiter->ExportTo(per_second.Add({{"group", g.label}}), burst.Add({{"group", g.label}}));
   }
 }
 

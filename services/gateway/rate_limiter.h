@@ -4,6 +4,7 @@
 // with a RetryInfo delay. Thread-safe.
 #pragma once
 
+#include <array>
 #include <mutex>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "prometheus/gauge.h"
+#include "prometheus/registry.h"
 #include "redflag/v1/agents.pb.h"
 
 namespace redflag::gateway {
@@ -88,8 +90,21 @@ struct EdgeLimits {
   RateLimiter operator_writes;
   FailureLockout bad_tokens;
   static absl::StatusOr<std::unique_ptr<EdgeLimits>> Create(const v1::SecuritySettings& initial);
-  // Sets every rate limit to the settings' values; logs each one that changed.
-  void Apply(const v1::SecuritySettings& settings);
+  // Sets every rate limit to the settings' values; logs each one that changed and returns
+  // whether any did.
+  bool Apply(const v1::SecuritySettings& settings);
+  // Publishes the limits in force as redflag_gateway_rate_limit_per_second{group} and
+  // redflag_gateway_rate_limit_burst{group}, now and at every change. Call once, at start.
+  void ExportTo(prometheus::Registry& registry);
+
+ private:
+  // Each rate limiter with its metric label and the setting it follows.
+  struct Group {
+    const char* label;
+    RateLimiter* limiter;
+    const v1::RateLimitSetting& (v1::SecuritySettings::*setting)() const;
+  };
+  std::array<Group, 4> Groups();
 };
 
 }  // namespace redflag::gateway

@@ -32,28 +32,20 @@ void SettingsFollower::Apply(const v1::SecuritySettings& s) {
                      valid.message()));
     return;
   }
-  if (!fetched_once_) {
-    fetched_once_ = true;
-    const bool differs =
-        RateLimitText(s.registration_rate_limit()) !=
-            RateLimitText(initial_.registration_rate_limit()) ||
-        RateLimitText(s.login_rate_limit()) != RateLimitText(initial_.login_rate_limit()) ||
-        RateLimitText(s.check_in_rate_limit()) != RateLimitText(initial_.check_in_rate_limit()) ||
-        RateLimitText(s.operator_write_rate_limit()) !=
-            RateLimitText(initial_.operator_write_rate_limit()) ||
-        s.check_in_interval_seconds() != initial_.check_in_interval_seconds();
-    if (differs) {
-      LogWarn(
-          "security settings: the stored values replace this gateway's REDFLAG_RATE_LIMIT_* "
-          "and REDFLAG_CHECK_IN_INTERVAL_SECONDS (the environment only seeds the first start; "
-          "change them with UpdateSecuritySettings)");
-    }
-  }
-  limits_.Apply(s);
+  bool changed = limits_.Apply(s);
   const int interval = s.check_in_interval_seconds();
   if (interval_.exchange(interval, std::memory_order_relaxed) != interval) {
+    changed = true;
     LogInfo(absl::StrCat("check-in interval is now ", interval, " s"));
   }
+  // Until the first fetch, the limits and the interval are this gateway's environment.
+  if (!fetched_once_ && changed) {
+    LogWarn(
+        "security settings: the stored values replace this gateway's REDFLAG_RATE_LIMIT_* "
+        "and REDFLAG_CHECK_IN_INTERVAL_SECONDS (the environment only seeds the first start; "
+        "change them with UpdateSecuritySettings)");
+  }
+  fetched_once_ = true;
 }
 
 }  // namespace redflag::gateway

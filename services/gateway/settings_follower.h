@@ -16,13 +16,10 @@ namespace redflag::gateway {
 
 class SettingsFollower {
  public:
-  // `limits` must outlive this follower.
+  // `limits` must outlive this follower and hold `initial`'s rate limits (EdgeLimits::Create).
   SettingsFollower(v1::AgentsService::StubInterface& agents, EdgeLimits& limits,
                    const v1::SecuritySettings& initial)
-      : agents_(agents),
-        limits_(limits),
-        initial_(initial),
-        interval_(initial.check_in_interval_seconds()) {}
+      : agents_(agents), limits_(limits), interval_(initial.check_in_interval_seconds()) {}
 
   // One blocking GetSecuritySettings call (5 s deadline), then applies what it got. Call
   // only from a thread of our own (the Watch feed's), never from a gRPC completion thread;
@@ -36,7 +33,6 @@ class SettingsFollower {
  private:
   v1::AgentsService::StubInterface& agents_;
   EdgeLimits& limits_;
-  const v1::SecuritySettings initial_;
   bool fetched_once_ = false;  // only Refresh/Apply's thread
   std::atomic<int> interval_;
 };

@@ -89,6 +89,9 @@ constexpr Statement kRevocationsOwed{
     "WHERE d.agent_id = ANY($1::text[]) AND NOT d.revocation_acked "
     "AND (p.revoked_at IS NOT NULL OR d.state = 'WITHDRAWN')",
     Planning::kPerCall};
+#define DELIVERY_COLS                                          \
+  "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, " \
+  "floor(extract(epoch from d.updated_at))::bigint"
 // The ack ends the offer (never delivered again) and carries its outcome: an open delivery
 // whose INSTALLED or FAILED report was lost (it died with a gateway while the ack got
 // through) ends as the ack says. The last column says whether it did.
@@ -100,16 +103,11 @@ constexpr Statement kAckOffer{
     "state = CASE WHEN old.open THEN CASE WHEN $3 THEN 'INSTALLED' ELSE 'FAILED' END "
     "ELSE d.state END, "
     "failure_reason = CASE WHEN old.open AND NOT $3 THEN $4 ELSE d.failure_reason END "
-    "FROM old WHERE d.id = old.id RETURNING "
-    "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, "
-    "floor(extract(epoch from d.updated_at))::bigint, old.open"};
+    "FROM old WHERE d.id = old.id RETURNING " DELIVERY_COLS ", old.open"};
 constexpr Statement kAckRevocation{
     "updates_ack_revocation",
     "UPDATE updates.deliveries SET revocation_acked = true WHERE id = $2 AND agent_id = $1 "
     "RETURNING id"};
-#define DELIVERY_COLS                                          \
-  "d.id, d.update_id, d.agent_id, d.state, d.failure_reason, " \
-  "floor(extract(epoch from d.updated_at))::bigint"
 constexpr Statement kReport{
     "updates_report",
     "UPDATE updates.deliveries d SET state = $3, failure_reason = $4, updated_at = now() "
