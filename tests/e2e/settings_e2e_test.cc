@@ -245,11 +245,7 @@ TEST_CASE("edge rate limits are security settings: ranged, audited, applied by e
   int port = 0, metrics = 0;
   auto gateway =
       c.StartGateway({{"REDFLAG_RATE_LIMIT_LOGIN", "1:1"}}, &port, "127.0.0.1", &metrics);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline && PublishedRateLimit(metrics, "login") != suite_login) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  CHECK(PublishedRateLimit(metrics, "login") == suite_login);
+  CHECK(WaitForPublishedRateLimits({metrics}, {{"login", suite_login}}) == "");
   CHECK(
       WaitForLog(*gateway, "the stored values replace this gateway's REDFLAG_RATE_LIMIT_*", 5000));
 
@@ -306,10 +302,7 @@ TEST_CASE("edge rate limits are security settings: ranged, audited, applied by e
   }
   // Restored (and applied): the legitimate admin logs in again at once, on both gateways.
   CHECK(PublishedRateLimit(c.metrics_port("gateway"), "login") == suite_login);
-  deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline && PublishedRateLimit(metrics, "login") != suite_login) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  CHECK(WaitForPublishedRateLimits({metrics}, {{"login", suite_login}}) == "");
   CHECK(login(port).ok());
   CHECK(login(port).ok());
 }

@@ -1,23 +1,25 @@
 #include "tests/support/rate_limits.h"
 
 #include <catch2/catch.hpp>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/security_settings.h"
 #include "tests/support/cluster.h"
 
 namespace redflag::testing {
 namespace {
 
-v1::RateLimitSetting* Field(v1::UpdateSecuritySettingsRequest& req, const std::string& group) {
-  if (group == "registration") return req.mutable_registration_rate_limit();
-  if (group == "login") return req.mutable_login_rate_limit();
-  if (group == "check_in") return req.mutable_check_in_rate_limit();
-  if (group == "operator_writes") return req.mutable_operator_write_rate_limit();
+// The field of `group` in SecuritySettings or UpdateSecuritySettingsRequest (same names).
+template <typename Settings>
+v1::RateLimitSetting* Field(Settings& s, const std::string& group) {
+  if (group == "registration") return s.mutable_registration_rate_limit();
+  if (group == "login") return s.mutable_login_rate_limit();
+  if (group == "check_in") return s.mutable_check_in_rate_limit();
+  if (group == "operator_writes") return s.mutable_operator_write_rate_limit();
   throw std::invalid_argument("unknown rate-limit group " + group);
 }
 
@@ -41,22 +43,29 @@ std::string SetAndWait(const v1::UpdateSecuritySettingsRequest& req,
   v1::SecuritySettings out;
   grpc::Status s = c.Operator()->UpdateSecuritySettings(&ctx, req, &out);
   if (!s.ok()) return "UpdateSecuritySettings: " + s.error_message();
+  return WaitForPublishedRateLimits(gateways, want);
+}
+
+}  // namespace
+
+std::string WaitForPublishedRateLimits(const std::vector<int>& gateway_metrics_ports,
+                                       const std::map<std::string, std::string>& want,
+                                       absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
   std::string why;
-  for (int i = 0; i < 200; ++i) {  // 20 s: a change reaches gateways within seconds
+  do {
     why.clear();
-    for (int port : gateways) {
+    for (int port : gateway_metrics_ports) {
       for (const auto& [group, text] : want) {
         const std::string got = PublishedRateLimit(port, group);
         if (got != text) why = absl::StrCat("gateway :", port, " ", group, " is ", got);
       }
     }
     if (why.empty()) return "";
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
   return why;
 }
-
-}  // namespace
 
 std::string PublishedRateLimit(int metrics_port, const std::string& group) {
   const std::string body = HttpGet(metrics_port, "/metrics");
@@ -99,16 +108,12 @@ ScopedRateLimits::ScopedRateLimits(const std::map<std::string, std::string>& lim
 ScopedRateLimits::~ScopedRateLimits() { Restore(); }
 
 void ScopedRateLimits::Restore() {
+  v1::SecuritySettings before = before_;
   v1::UpdateSecuritySettingsRequest req;
   std::map<std::string, std::string> want;
-  const std::pair<const char*, const v1::RateLimitSetting*> groups[] = {
-      {"registration", &before_.registration_rate_limit()},
-      {"login", &before_.login_rate_limit()},
-      {"check_in", &before_.check_in_rate_limit()},
-      {"operator_writes", &before_.operator_write_rate_limit()}};
-  for (const auto& [group, limit] : groups) {
-    *Field(req, group) = *limit;
-    want[group] = RateLimitText(*limit);
+  for (const char* group : {"registration", "login", "check_in", "operator_writes"}) {
+    *Field(req, group) = *Field(before, group);
+    want[group] = RateLimitText(*Field(req, group));
   }
   req.set_reason("e2e: the suite's rate limits again");
   // Not REQUIRE: a destructor must not throw. A failure here shows in the next tests.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "redflag/v1/agents.pb.h"
 
 namespace redflag::testing {
@@ -29,6 +30,12 @@ class ScopedRateLimits {
   std::vector<int> gateways_;
   v1::SecuritySettings before_;
 };
+
+// Waits until every gateway publishes `want` (group -> "RATE:BURST", as RateLimitText
+// writes it); "" then, else what a gateway published instead when `timeout` ran out.
+std::string WaitForPublishedRateLimits(const std::vector<int>& gateway_metrics_ports,
+                                       const std::map<std::string, std::string>& want,
+                                       absl::Duration timeout = absl::Seconds(20));
 
 // The limit a gateway publishes for `group` on its metrics endpoint ("RATE:BURST", six
 // significant digits each), or "" when it publishes none.

@@ -50,14 +50,23 @@ v1::ReportDeliveryRequest Report(const std::string& agent, const std::string& de
   return r;
 }
 
+// A migrated database and the store over it, for one test case.
+struct StoreOnPg {
+  StoreOnPg() : pool(Migrated()), store(*pool) {}
+  static std::unique_ptr<PgPool> Migrated() {
+    REQUIRE(InitCrypto().ok());
+    auto pool = redflag::testing::TestPool(2);
+    REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
+    return pool;
+  }
+  std::unique_ptr<PgPool> pool;
+  updates::UpdateStore store;
+};
+
 }  // namespace
 
-TEST_CASE("delivery reports are idempotent and never move a delivery backwards",
-          "[updates][reports][pg]") {
-  REQUIRE(InitCrypto().ok());
-  auto pool = redflag::testing::TestPool(2);
-  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
-  updates::UpdateStore store(*pool);
+TEST_CASE_METHOD(StoreOnPg, "delivery reports are idempotent and never move a delivery backwards",
+                 "[updates][reports][pg]") {
   const std::string agent = "agent-" + HexEncode(RandomBytes(4));
   const std::string d = OfferedDelivery(*pool, agent);
 
@@ -96,12 +105,9 @@ TEST_CASE("delivery reports are idempotent and never move a delivery backwards",
   CHECK(rows->counts == std::map<std::string, int64_t>{{"INSTALLED", 1}});
 }
 
-TEST_CASE("an offer's ack ends a delivery whose final report was lost, and only then",
-          "[updates][reports][pg]") {
-  REQUIRE(InitCrypto().ok());
-  auto pool = redflag::testing::TestPool(2);
-  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
-  updates::UpdateStore store(*pool);
+TEST_CASE_METHOD(StoreOnPg,
+                 "an offer's ack ends a delivery whose final report was lost, and only then",
+                 "[updates][reports][pg]") {
   const std::string agent = "agent-" + HexEncode(RandomBytes(4));
   auto state_of = [&](const std::string& d) {
     v1::ListDeliveriesRequest filter;
@@ -157,15 +163,12 @@ TEST_CASE("an offer's ack ends a delivery whose final report was lost, and only 
   CHECK(state_of(theirs).first == v1::OFFERED);
 }
 
-TEST_CASE("a failure report with NUL, control bytes or a long multibyte reason is recorded",
-          "[updates][reports][pg]") {
+TEST_CASE_METHOD(StoreOnPg,
+                 "a failure report with NUL, control bytes or a long multibyte reason is recorded",
+                 "[updates][reports][pg]") {
   // Before: the reason went to PostgreSQL raw (NUL refused as 'malformed value') or cut at
   // byte 500 inside a UTF-8 sequence (refused too), the forwarder dropped the report as a
   // permanent error, and the FAILED outcome was lost.
-  REQUIRE(InitCrypto().ok());
-  auto pool = redflag::testing::TestPool(2);
-  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
-  updates::UpdateStore store(*pool);
   for (const std::string& reason : {std::string("bad\0byte\r\nforged log line", 25),
                                     std::string(499, 'x') + "\xc3\xa9" + "tail"}) {
     const std::string agent = "agent-" + HexEncode(RandomBytes(4));
@@ -202,14 +205,10 @@ TEST_CASE("delivery reports are refused for what cannot be recorded, with the re
   CHECK(normal->failure_code() == "other");  // metric labels stay bounded
 }
 
-TEST_CASE("rollout counts are exact and pages cover every delivery past 10,000",
-          "[updates][reports][pg][paging]") {
+TEST_CASE_METHOD(StoreOnPg, "rollout counts are exact and pages cover every delivery past 10,000",
+                 "[updates][reports][pg][paging]") {
   // Before: one query capped at 10,000 rows, counted in C++: a rollout of 10,050 agents
   // showed 10,000 (and which 50 were missing depended on update times).
-  REQUIRE(InitCrypto().ok());
-  auto pool = redflag::testing::TestPool(2);
-  REQUIRE(updates::MigrateUpdatesSchema(*pool).ok());
-  updates::UpdateStore store(*pool);
   const std::string first = OfferedDelivery(*pool, "agent-" + HexEncode(RandomBytes(4)));
   std::string update;
   REQUIRE(pool->WithConnection([&](PgConnection& c) -> absl::Status {
