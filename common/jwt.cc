@@ -1,9 +1,9 @@
 #include "common/jwt.h"
 
-#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <sodium.h>
 
+#include <cmath>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -11,12 +11,10 @@
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
+#include "redflag/v1/jwt.pb.h"
 
 namespace redflag {
 namespace {
-
-using google::protobuf::Struct;
-using google::protobuf::Value;
 
 constexpr char kHeader[] = R"({"alg":"HS256","typ":"JWT"})";
 
@@ -24,23 +22,19 @@ absl::Status Reject(absl::string_view reason) {
   return absl::UnauthenticatedError(absl::StrCat("invalid token: ", reason));
 }
 
-absl::StatusOr<Struct> ParseJsonObject(absl::string_view json) {
-  Struct s;
-  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &s).ok()) {
-    return absl::InvalidArgumentError("not a JSON object");
-  }
-  return s;
+// A JSON object into `out`; claims RedFlag does not use are ignored. (Not google.protobuf.Struct:
+// its map, built inside libprotobuf, crashes under -fsanitize=thread on Debian 12.)
+bool ParseJsonObject(absl::string_view json, google::protobuf::Message* out) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  return google::protobuf::util::JsonStringToMessage(std::string(json), out, options).ok();
 }
 
-std::string StringField(const Struct& s, const char* name) {
-  auto it = s.fields().find(name);
-  return it != s.fields().end() && it->second.has_string_value() ? it->second.string_value() : "";
-}
-
-bool TimeField(const Struct& s, const char* name, absl::Time* out) {
-  auto it = s.fields().find(name);
-  if (it == s.fields().end() || !it->second.has_number_value()) return false;
-  *out = absl::FromUnixSeconds(static_cast<int64_t>(it->second.number_value()));
+// A NumericDate claim as a time; false when it is no plausible date (NaN, infinite, or
+// beyond year 33658), which would overflow the conversion.
+bool UnixSeconds(double seconds, absl::Time* out) {
+  if (!std::isfinite(seconds) || std::fabs(seconds) > 1e12) return false;
+  *out = absl::FromUnixSeconds(static_cast<int64_t>(seconds));
   return true;
 }
 
@@ -61,17 +55,16 @@ JwtCodec::~JwtCodec() {
 std::string JwtCodec::Mac(absl::string_view data) const { return HmacSha256(secret_, data); }
 
 std::string JwtCodec::Sign(const JwtClaims& c) const {
-  Struct payload;
-  auto& f = *payload.mutable_fields();
-  f["sub"].set_string_value(c.sub);
-  f["role"].set_string_value(c.role);
-  f["aud"].set_string_value(c.aud);
-  f["iss"].set_string_value(c.iss);
-  f["jti"].set_string_value(c.jti);
-  if (!c.sid.empty()) f["sid"].set_string_value(c.sid);
-  f["iat"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.iat)));
-  f["nbf"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.nbf)));
-  f["exp"].set_number_value(static_cast<double>(absl::ToUnixSeconds(c.exp)));
+  v1::JwtPayload payload;
+  payload.set_sub(c.sub);
+  payload.set_role(c.role);
+  payload.set_aud(c.aud);
+  payload.set_iss(c.iss);
+  payload.set_jti(c.jti);
+  payload.set_sid(c.sid);
+  payload.set_iat(static_cast<double>(absl::ToUnixSeconds(c.iat)));
+  payload.set_nbf(static_cast<double>(absl::ToUnixSeconds(c.nbf)));
+  payload.set_exp(static_cast<double>(absl::ToUnixSeconds(c.exp)));
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(payload, &json);
   std::string signing_input = absl::StrCat(Base64UrlEncode(kHeader), ".", Base64UrlEncode(json));
@@ -86,10 +79,10 @@ absl::StatusOr<JwtClaims> JwtCodec::Verify(absl::string_view token, absl::string
 
   absl::StatusOr<std::string> header_json = Base64UrlDecode(parts[0]);
   if (!header_json.ok()) return Reject("malformed header encoding");
-  absl::StatusOr<Struct> header = ParseJsonObject(*header_json);
-  if (!header.ok()) return Reject("malformed header JSON");
+  v1::JwtHeader header;
+  if (!ParseJsonObject(*header_json, &header)) return Reject("malformed header JSON");
   // Only the configured algorithm: "none", RS256 or anything else is refused before any MAC.
-  if (StringField(*header, "alg") != "HS256") return Reject("algorithm not allowed");
+  if (header.alg() != "HS256") return Reject("algorithm not allowed");
 
   absl::StatusOr<std::string> sig = Base64UrlDecode(parts[2]);
   if (!sig.ok()) return Reject("malformed signature encoding");
@@ -100,20 +93,21 @@ absl::StatusOr<JwtClaims> JwtCodec::Verify(absl::string_view token, absl::string
 
   absl::StatusOr<std::string> payload_json = Base64UrlDecode(parts[1]);
   if (!payload_json.ok()) return Reject("malformed payload encoding");
-  absl::StatusOr<Struct> payload = ParseJsonObject(*payload_json);
-  if (!payload.ok()) return Reject("malformed payload JSON");
+  v1::JwtPayload payload;
+  if (!ParseJsonObject(*payload_json, &payload)) return Reject("malformed payload JSON");
+  if (!payload.has_exp() || !payload.has_iat()) return Reject("missing exp or iat");
 
   JwtClaims c;
-  c.sub = StringField(*payload, "sub");
-  c.role = StringField(*payload, "role");
-  c.aud = StringField(*payload, "aud");
-  c.iss = StringField(*payload, "iss");
-  c.jti = StringField(*payload, "jti");
-  c.sid = StringField(*payload, "sid");
-  if (!TimeField(*payload, "exp", &c.exp) || !TimeField(*payload, "iat", &c.iat)) {
-    return Reject("missing exp or iat");
+  c.sub = payload.sub();
+  c.role = payload.role();
+  c.aud = payload.aud();
+  c.iss = payload.iss();
+  c.jti = payload.jti();
+  c.sid = payload.sid();
+  if (!UnixSeconds(payload.exp(), &c.exp) || !UnixSeconds(payload.iat(), &c.iat) ||
+      !UnixSeconds(payload.has_nbf() ? payload.nbf() : payload.iat(), &c.nbf)) {
+    return Reject("time claim out of range");
   }
-  if (!TimeField(*payload, "nbf", &c.nbf)) c.nbf = c.iat;
   if (c.iss != kIssuer) return Reject("wrong issuer");
   if (c.aud != audience) return Reject("wrong audience");
   if (c.sub.empty()) return Reject("missing subject");

@@ -18,8 +18,14 @@ JwtCodec Codec(const std::string& secret = std::string(40, 's')) {
 }
 
 JwtClaims Claims() {
-  return JwtClaims{"alice", "operator", kOperatorAudience,     kIssuer, "jti-1",
-                   kNow,    kNow,       kNow + absl::Hours(24)};
+  return JwtClaims{"alice", "operator", kOperatorAudience,      kIssuer, "jti-1",
+                   kNow,    kNow,       kNow + absl::Hours(24), ""};
+}
+
+// A token with exactly this header and payload JSON, signed with Codec()'s secret.
+std::string SignedJson(const std::string& header, const std::string& payload) {
+  std::string input = Base64UrlEncode(header) + "." + Base64UrlEncode(payload);
+  return input + "." + Base64UrlEncode(HmacSha256(std::string(40, 's'), input));
 }
 
 std::string Message(const absl::StatusOr<JwtClaims>& r) {
@@ -97,6 +103,57 @@ TEST_CASE("token rejections", "[jwt]") {
   SECTION("every refusal is UNAUTHENTICATED") {
     CHECK(c.Verify("x.y.z", kOperatorAudience, kNow).status().code() ==
           absl::StatusCode::kUnauthenticated);
+  }
+}
+
+TEST_CASE("tokens in the JSON written before JwtPayload (google.protobuf.Struct) still verify",
+          "[jwt]") {
+  // Replicas of two versions run side by side during an upgrade: this is what the previous
+  // codec wrote (keys in map order, times as JSON numbers).
+  JwtCodec c = Codec();
+  std::string old = SignedJson(
+      R"({"alg":"HS256","typ":"JWT"})",
+      R"({"aud":"redflag-operator","exp":1800086400,"iat":1800000000,"iss":"redflag-auth",)"
+      R"("jti":"jti-1","nbf":1800000000,"role":"operator","sid":"s-1","sub":"alice"})");
+  auto claims = c.Verify(old, kOperatorAudience, kNow);
+  REQUIRE(claims.ok());
+  CHECK(claims->sub == "alice");
+  CHECK(claims->sid == "s-1");
+  CHECK(claims->exp == kNow + absl::Hours(24));
+  CHECK(claims->nbf == kNow);
+}
+
+TEST_CASE("claims RedFlag does not use are ignored; the ones it uses must make sense", "[jwt]") {
+  JwtCodec c = Codec();
+  const std::string header = R"({"alg":"HS256","typ":"JWT","kid":"k1"})";
+  const std::string rest =
+      R"("sub":"alice","aud":"redflag-operator","iss":"redflag-auth","iat":1800000000)";
+  SECTION("unknown header and payload fields, no nbf (it defaults to iat)") {
+    auto claims = c.Verify(
+        SignedJson(header, "{" + rest + R"(,"exp":1800000100,"scope":["x"],"extra":{"a":1}})"),
+        kOperatorAudience, kNow);
+    REQUIRE(claims.ok());
+    CHECK(claims->nbf == kNow);
+  }
+  SECTION("no exp") {
+    CHECK_THAT(Message(c.Verify(SignedJson(header, "{" + rest + "}"), kOperatorAudience, kNow)),
+               Catch::Contains("missing exp or iat"));
+  }
+  SECTION("times that are no date") {
+    for (const char* exp : {R"("Infinity")", R"("NaN")", "1e300", "-1e300"}) {
+      INFO(exp);
+      CHECK_THAT(Message(c.Verify(SignedJson(header, "{" + rest + ",\"exp\":" + exp + "}"),
+                                  kOperatorAudience, kNow)),
+                 Catch::Contains("time claim out of range"));
+    }
+  }
+  SECTION("a claim of the wrong JSON type") {
+    CHECK_THAT(Message(c.Verify(SignedJson(header, R"({"sub":5,"exp":1,"iat":1})"),
+                                kOperatorAudience, kNow)),
+               Catch::Contains("malformed payload JSON"));
+    CHECK_THAT(
+        Message(c.Verify(SignedJson(R"({"alg":256})", "{" + rest + "}"), kOperatorAudience, kNow)),
+        Catch::Contains("malformed header JSON"));
   }
 }
 

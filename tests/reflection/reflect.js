@@ -28,12 +28,14 @@ const call = (client, method, req, md) =>
   md.add('authorization', `Bearer ${login.resp.access_token}`);
   const agents = await call(client, 'ListAgents', {}, md);
   if (agents.err) throw agents.err;
-  console.log(JSON.stringify({
-    services,
-    methods,
-    anonymous_code: anonymous.err ? anonymous.err.code : 0,
-    agent_count: agents.resp.agents.length,
-  }));
+  // One "key value" line each, so the C++ test reads it without a JSON library.
+  const lines = [
+    ...services.map((s) => `service ${s}`),
+    ...methods.map((m) => `method ${m}`),
+    `anonymous_code ${anonymous.err ? anonymous.err.code : 0}`,
+    `agent_count ${agents.resp.agents.length}`,
+  ];
+  console.log(lines.join('\n'));
   client.close();
   process.exit(0);
 })().catch((e) => {
