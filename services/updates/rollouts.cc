@@ -49,10 +49,6 @@ constexpr Statement kWithdrawHeld{
     "rollouts_withdraw_held",
     "UPDATE updates.deliveries SET state = 'WITHDRAWN', revocation_acked = true, "
     "updated_at = now() WHERE update_id = $1 AND state = 'HELD'"};
-constexpr Statement kWithdrawOpen{
-    "rollouts_withdraw_open",
-    "UPDATE updates.deliveries SET state = 'WITHDRAWN', updated_at = now() "
-    "WHERE update_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED')"};
 constexpr Statement kPauseAll{
     "rollouts_pause_all",
     "UPDATE updates.rollouts SET state = 'PAUSED', paused_by = 'emergency', reason = $1, "
@@ -281,7 +277,7 @@ absl::StatusOr<v1::Rollout> RolloutStore::Apply(const std::string& update_id, Ro
           return NotApplicable("abort", row);
         }
         REDFLAG_RETURN_IF_ERROR(c.Exec(kWithdrawHeld, {update_id}).status());
-        REDFLAG_ASSIGN_OR_RETURN(PgResult open, c.Exec(kWithdrawOpen, {update_id}));
+        REDFLAG_ASSIGN_OR_RETURN(PgResult open, c.Exec(kWithdrawOpenOffers, {update_id}));
         REDFLAG_RETURN_IF_ERROR(
             SetState(c, update_id, v1::ROLLOUT_ABORTED, reason, "", row.forgiven));
         REDFLAG_RETURN_IF_ERROR(

@@ -45,10 +45,6 @@ constexpr Statement kRevoke{
     "UPDATE updates.packages p SET revoked_reason = CASE WHEN revoked_at IS NULL THEN $2 "
     "ELSE revoked_reason END, revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
     "RETURNING " PACKAGE_COLS};
-constexpr Statement kWithdraw{
-    "updates_withdraw",
-    "UPDATE updates.deliveries SET state = 'WITHDRAWN', updated_at = now() "
-    "WHERE update_id = $1 AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED')"};
 constexpr Statement kLatest{"updates_latest",
                             "SELECT DISTINCT ON (p.name) p.id, " PACKAGE_COLS
                             " FROM updates.packages p "
@@ -78,7 +74,7 @@ constexpr Statement kOpenDeliveries{
     "updates_open_deliveries",
     "SELECT agent_id, id FROM updates.deliveries WHERE update_id = $1 "
     "AND agent_id = ANY($2::text[]) "
-    "AND state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AND NOT offer_acked",
+    "AND state IN " REDFLAG_OPEN_DELIVERY_STATES " AND NOT offer_acked",
     Planning::kPerCall};
 constexpr Statement kRevocationsOwed{
     "updates_revocations_owed",
@@ -97,7 +93,8 @@ constexpr Statement kRevocationsOwed{
 // through) ends as the ack says. The last column says whether it did.
 constexpr Statement kAckOffer{
     "updates_ack_offer",
-    "WITH old AS (SELECT id, state IN ('OFFERED', 'DOWNLOADING', 'VERIFIED') AS open "
+    "WITH old AS (SELECT id, state IN " REDFLAG_OPEN_DELIVERY_STATES
+    " AS open "
     "FROM updates.deliveries WHERE id = $2 AND agent_id = $1 AND state <> 'HELD' FOR UPDATE) "
     "UPDATE updates.deliveries d SET offer_acked = true, updated_at = now(), "
     "state = CASE WHEN old.open THEN CASE WHEN $3 THEN 'INSTALLED' ELSE 'FAILED' END "
@@ -281,7 +278,7 @@ absl::StatusOr<v1::Update> UpdateStore::Revoke(const std::string& update_id,
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kRevoke, {update_id, reason}));
     if (r.Rows() == 0) return absl::NotFoundError(absl::StrCat("no update ", update_id));
     REDFLAG_ASSIGN_OR_RETURN(out, UpdateFrom(r, 0, 0));
-    REDFLAG_RETURN_IF_ERROR(c.Exec(kWithdraw, {update_id}).status());
+    REDFLAG_RETURN_IF_ERROR(c.Exec(kWithdrawOpenOffers, {update_id}).status());
     return Notify(c, kUpdatesChannel, absl::StrCat("revoked:", update_id));
   }));
   return out;

@@ -21,6 +21,16 @@ namespace redflag::updates {
 inline constexpr char kUpdatesChannel[] = "redflag_updates";
 inline constexpr size_t kChunkBytes = size_t{256} * 1024;
 
+// The delivery states of an offer still open (the agent may yet act on it), as an SQL list.
+#define REDFLAG_OPEN_DELIVERY_STATES "('OFFERED', 'DOWNLOADING', 'VERIFIED')"
+
+// Withdraws every open offer of update $1 (a revocation, an aborted rollout); the affected
+// rows are the offers withdrawn.
+inline constexpr Statement kWithdrawOpenOffers{
+    "updates_withdraw_open_offers",
+    "UPDATE updates.deliveries SET state = 'WITHDRAWN', updated_at = now() "
+    "WHERE update_id = $1 AND state IN " REDFLAG_OPEN_DELIVERY_STATES};
+
 // Receives a package's bytes chunk by chunk inside one transaction.
 class PackageUpload {
  public:
