@@ -81,16 +81,29 @@ absl::Status AgentsServiceImpl::Check(const AgentRow& agent, const std::string& 
   Decision d = Evaluate(agent, machine_id, version, policy);
   if (d.refusal == Refusal::kBindingMismatch) {
     binding_violations_.Increment();
-    absl::StatusOr<int> count = store_.RecordViolation(agent.id, policy.violations_before_block);
-    absl::Status s = events_.Record(
-        {"MACHINE_ID_MISMATCH", agent.id, source,
-         absl::StrCat("{\"bound_prefix\":", JsonQuote(agent.machine_id.substr(0, 16)),
-                      ",\"presented_prefix\":", JsonQuote(machine_id.substr(0, 16)),
-                      ",\"violations\":", count.ok() ? *count : -1, "}")});
-    if (!s.ok()) LogError(absl::StrCat("cannot record MACHINE_ID_MISMATCH: ", s.message()));
-    if (count.ok() && *count == policy.violations_before_block) {
-      (void)events_.Record(
-          {"AGENT_AUTO_BLOCKED", agent.id, source, absl::StrCat("{\"violations\":", *count, "}")});
+    auto mismatch = [&](int count) -> SecurityEventInput {
+      return {"MACHINE_ID_MISMATCH", agent.id, source,
+              absl::StrCat("{\"bound_prefix\":", JsonQuote(agent.machine_id.substr(0, 16)),
+                           ",\"presented_prefix\":", JsonQuote(machine_id.substr(0, 16)),
+                           ",\"violations\":", count, "}")};
+    };
+    // The count, the automatic block and their events commit together: nobody sees the agent
+    // blocked with its last violation missing from the audit trail.
+    absl::StatusOr<int> count = store_.RecordViolation(
+        agent.id, policy.violations_before_block, [&](PgConnection& tx, int n) -> absl::Status {
+          REDFLAG_RETURN_IF_ERROR(events_.Record(tx, mismatch(n)));
+          if (n != policy.violations_before_block) return absl::OkStatus();
+          return events_.Record(tx, {"AGENT_AUTO_BLOCKED", agent.id, source,
+                                     absl::StrCat("{\"violations\":", n, "}")});
+        });
+    if (!count.ok()) {
+      // Not counted (the database is away): the event still must not be lost; it waits in
+      // the writer's queue for the database (violations -1: not counted).
+      LogError(absl::StrCat("cannot count a binding violation of ", agent.id, ": ",
+                            count.status().message()));
+      if (absl::Status s = events_.Record(mismatch(-1)); !s.ok()) {
+        LogError(absl::StrCat("cannot record MACHINE_ID_MISMATCH: ", s.message()));
+      }
     }
   } else if (d.refusal == Refusal::kDowngrade) {
     absl::Status s =

@@ -374,12 +374,14 @@ absl::Status AgentStore::WriteCheckIns(const std::vector<CheckInWrite>& writes) 
       [&](PgConnection& c) { return c.Exec(kWriteCheckIns, {json}).status(); });
 }
 
-absl::StatusOr<int> AgentStore::RecordViolation(const std::string& id, int block_at) {
+absl::StatusOr<int> AgentStore::RecordViolation(const std::string& id, int block_at,
+                                                const ViolationAudit& audit) {
   int count = 0;
   REDFLAG_RETURN_IF_ERROR(pool_.InTransaction([&](PgConnection& c) -> absl::Status {
     REDFLAG_ASSIGN_OR_RETURN(PgResult r, c.Exec(kViolation, {id, absl::StrCat(block_at)}));
     if (r.Rows() != 1) return absl::OkStatus();
     count = static_cast<int>(r.Int(0, 0));
+    REDFLAG_RETURN_IF_ERROR(audit(c, count));
     if (count != block_at) return absl::OkStatus();
     return InsertInstruction(c, id, BlockNotice("repeated machine binding violations"), "blocked");
   }));

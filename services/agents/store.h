@@ -3,6 +3,7 @@
 // and written in batches (json_to_recordset), two statements per batch.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,9 +53,15 @@ class AgentStore {
   // Takes the next stream sequence number and announces "connected:<agent>:<seq>" on
   // kAgentsChannel (one statement); returns the number.
   absl::StatusOr<int64_t> AnnounceStream(const std::string& agent_id);
+  // Writes what a counted violation must leave in the audit trail, inside its transaction;
+  // receives the count after the increment.
+  using ViolationAudit = std::function<absl::Status(PgConnection& tx, int count)>;
   // Counts a binding violation; blocks the agent once `block_at` is reached (queueing a
-  // block notice and notifying the gateways). Returns the count after the increment.
-  absl::StatusOr<int> RecordViolation(const std::string& id, int block_at);
+  // block notice and notifying the gateways). `audit` runs in the same transaction: the
+  // count, the block and their security events are stored together or not at all. Returns
+  // the count after the increment (0 for no such agent, nothing audited).
+  absl::StatusOr<int> RecordViolation(const std::string& id, int block_at,
+                                      const ViolationAudit& audit);
   // Blocking queues a block notice and tells the gateways to close the agent's stream.
   // Sets the agent's reported and highest version to `version` (already validated);
   // `*previous` receives the highest version it replaced. NOT_FOUND for no such agent.
