@@ -22,6 +22,21 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& o, int* bound_por
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  // The health listener first: when its port is taken, nothing has been served yet. (Started
+  // second, its failure came after the main server was taking calls — agents reconnect at
+  // once — and destroying that server waits for its calls without a deadline: the process
+  // could hang instead of exiting with this error.)
+  RunningServer running;
+  if (!o.health_address.empty()) {
+    grpc::ServerBuilder hb;
+    int hport = 0;
+    hb.AddListeningPort(o.health_address, grpc::InsecureServerCredentials(), &hport);
+    running.health = hb.BuildAndStart();
+    if (running.health == nullptr || hport == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", o.health_address));
+    }
+  }
+
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.address, o.credentials, &port);
@@ -50,20 +65,11 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& o, int* bound_por
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
+    if (running.health) running.health->Shutdown(std::chrono::system_clock::now());
     return absl::UnavailableError(absl::StrCat("cannot listen on ", o.address));
   }
   if (bound_port != nullptr) *bound_port = port;
-  RunningServer running;
   running.server = std::move(server);
-  if (!o.health_address.empty()) {
-    grpc::ServerBuilder hb;
-    int hport = 0;
-    hb.AddListeningPort(o.health_address, grpc::InsecureServerCredentials(), &hport);
-    running.health = hb.BuildAndStart();
-    if (running.health == nullptr || hport == 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", o.health_address));
-    }
-  }
   return running;
 }
 
