@@ -20,11 +20,14 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/crypto.h"
 #include "common/encoding.h"
 #include "tests/support/test_env.h"
@@ -48,21 +51,27 @@ Process::Process(const std::string& name, std::vector<std::string> argv,
   for (const auto& [k, v] : env) merged[k] = v;
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(absl::StrCat(k, "=", v));
+  // Everything the child needs is built before fork: between fork and execve the child may
+  // only make async-signal-safe calls. It is a copy of a multithreaded process (a fleet's
+  // worker threads) whose other threads may have held the allocator's lock at the fork; a
+  // malloc there (a vector's push_back) waited forever under ASan — a gateway restarted by a
+  // fault test that never printed a line nor listened.
+  std::vector<char*> args, envp;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* log_file = log_.c_str();
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    std::vector<char*> a, e;
-    for (auto& s : argv) a.push_back(s.data());
-    a.push_back(nullptr);
-    for (auto& s : env_strings) e.push_back(s.data());
-    e.push_back(nullptr);
-    execve(a[0], a.data(), e.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
 }
@@ -98,6 +107,26 @@ std::string Process::LogTail(size_t bytes) const {
   std::ifstream in(log_, std::ios::binary);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
+std::string Process::KernelView() const {
+  if (pid_ <= 0) return "not running";
+  const std::string proc = absl::StrCat("/proc/", pid_);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  char exe[4096];
+  ssize_t n = readlink((proc + "/exe").c_str(), exe, sizeof(exe) - 1);
+  std::string state, threads;
+  std::istringstream status(read(proc + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    absl::string_view v(line);
+    if (absl::ConsumePrefix(&v, "State:")) state = std::string(absl::StripAsciiWhitespace(v));
+    if (absl::ConsumePrefix(&v, "Threads:")) threads = std::string(absl::StripAsciiWhitespace(v));
+  }
+  return absl::StrCat("pid ", pid_, ", program ", n > 0 ? std::string(exe, n) : "?", ", state ",
+                      state, ", threads ", threads, ", waiting in ", read(proc + "/wchan"));
 }
 
 void Process::Signal(int signal) {
@@ -181,8 +210,8 @@ std::string WaitUntilListening(Process& p, int port, int timeout_ms) {
     }
     if (WaitForPort(port, 100)) return "";
   }
-  return absl::StrCat("it did not listen on port ", port, " within ", timeout_ms,
-                      " ms; the end of ", p.log_path(), ":\n", p.LogTail());
+  return absl::StrCat("it did not listen on port ", port, " within ", timeout_ms, " ms (",
+                      p.KernelView(), "); the end of ", p.log_path(), ":\n", p.LogTail());
 }
 
 std::string BinaryPath(const std::string& relative) {

@@ -40,6 +40,9 @@ class Process {
   // The last `bytes` of its log (every start of the same name in this test process appends
   // to one log), for error messages that say why a child did not come up.
   std::string LogTail(size_t bytes = 2000) const;
+  // What the kernel says of the running child (its program, state, where it waits, its
+  // threads), for a child that neither exits nor listens: whether it ever reached execve.
+  std::string KernelView() const;
 
  private:
   pid_t pid_ = -1;
