@@ -211,7 +211,7 @@ absl::Status RolloutStore::Create(PgConnection& c, const std::string& update_id,
   Row row;
   row.plan = plan;
   return Record(events_, c, "ROLLOUT_STAGE_STARTED", actor,
-                Detail(update_id, row, 0, ",\"offered_now\":0,\"approved\":false"));
+                Detail(update_id, row, 0, R"(,"offered_now":0,"approved":false)"));
 }
 
 absl::StatusOr<v1::Rollout> RolloutStore::Get(const std::string& update_id) {
