@@ -203,7 +203,8 @@ bool WaitForPort(int port, int timeout_ms) {
 }
 
 std::string WaitUntilListening(Process& p, int port, int timeout_ms) {
-  for (int waited = 0; waited < timeout_ms; waited += 100) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
     if (!p.Running()) {
       return absl::StrCat("it exited (code ", p.exit_code(), ") before listening on port ", port,
                           "; the end of ", p.log_path(), ":\n", p.LogTail());
@@ -347,9 +348,27 @@ std::unique_ptr<Process> Cluster::StartGateway(const std::map<std::string, std::
 std::unique_ptr<Process> Cluster::StartGatewayReporting(
     const std::map<std::string, std::string>& overrides, int* port, const std::string& listen_host,
     int* metrics_port, int* health_port) {
+  return LaunchGatewayUntilListening(port, /*fresh_port=*/true, overrides, listen_host,
+                                     metrics_port, health_port);
+}
+
+std::unique_ptr<Process> Cluster::StartGatewayOn(
+    int port_number, const std::map<std::string, std::string>& overrides,
+    const std::string& listen_host) {
+  int metrics = 0, health = 0;
+  return LaunchGatewayUntilListening(&port_number, /*fresh_port=*/false, overrides, listen_host,
+                                     &metrics, &health);
+}
+
+std::unique_ptr<Process> Cluster::LaunchGatewayUntilListening(
+    int* port, bool fresh_port, const std::map<std::string, std::string>& overrides,
+    const std::string& listen_host, int* metrics_port, int* health_port) {
   std::string why;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    *port = FreePort();
+    // Every attempt has fresh metrics and health ports (and a fresh main port unless the
+    // caller fixed it): a gateway that exited at once most likely lost one of them to a
+    // parallel test process.
+    if (fresh_port) *port = FreePort();
     std::unique_ptr<Process> proc =
         LaunchGateway(*port, overrides, listen_host, metrics_port, health_port);
     why = WaitUntilListening(*proc, *port);
@@ -357,17 +376,6 @@ std::unique_ptr<Process> Cluster::StartGatewayReporting(
     if (proc->Running()) break;  // slow, not refused a port: starting again will not help
   }
   throw std::runtime_error(absl::StrCat("gateway did not start: ", why));
-}
-
-std::unique_ptr<Process> Cluster::StartGatewayOn(
-    int port_number, const std::map<std::string, std::string>& overrides,
-    const std::string& listen_host) {
-  int metrics = 0, health = 0;
-  std::unique_ptr<Process> proc =
-      LaunchGateway(port_number, overrides, listen_host, &metrics, &health);
-  std::string why = WaitUntilListening(*proc, port_number);
-  if (!why.empty()) throw std::runtime_error(absl::StrCat("gateway did not start: ", why));
-  return proc;
 }
 
 std::unique_ptr<Process> Cluster::LaunchGateway(int port_number,

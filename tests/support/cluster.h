@@ -121,6 +121,12 @@ class Cluster {
                                          const std::map<std::string, std::string>& overrides,
                                          const std::string& listen_host, int* metrics_port,
                                          int* health_port) const;
+  // Launches until the gateway listens on *port, at most 3 times while it exits at once (a
+  // port lost to a parallel test process); a fresh *port each time when `fresh_port`, else
+  // the caller's. Throws saying why it did not start.
+  std::unique_ptr<Process> LaunchGatewayUntilListening(
+      int* port, bool fresh_port, const std::map<std::string, std::string>& overrides,
+      const std::string& listen_host, int* metrics_port, int* health_port);
   std::map<std::string, size_t> service_procs_;  // index in procs_
   std::map<std::string, std::string> GatewayEnv() const;
   std::map<std::string, int> ports_;
