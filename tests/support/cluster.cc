@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
@@ -54,8 +53,8 @@ Process::Process(const std::string& name, std::vector<std::string> argv,
   // Everything the child needs is built before fork: between fork and execve the child may
   // only make async-signal-safe calls. It is a copy of a multithreaded process (a fleet's
   // worker threads) whose other threads may have held the allocator's lock at the fork; a
-  // malloc there (a vector's push_back) waited forever under ASan — a gateway restarted by a
-  // fault test that never printed a line nor listened.
+  // malloc there (a vector's push_back) could wait forever. (Suspected, not reproduced, for a
+  // gateway restarted by a fault test under ASan that never printed a line nor listened.)
   std::vector<char*> args, envp;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -104,29 +103,24 @@ void Process::Kill() {
 }
 
 std::string Process::LogTail(size_t bytes) const {
-  std::ifstream in(log_, std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string all = ReadFile(log_);
   return all.size() > bytes ? all.substr(all.size() - bytes) : all;
 }
 
 std::string Process::KernelView() const {
   if (pid_ <= 0) return "not running";
   const std::string proc = absl::StrCat("/proc/", pid_);
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
   char exe[4096];
   ssize_t n = readlink((proc + "/exe").c_str(), exe, sizeof(exe) - 1);
   std::string state, threads;
-  std::istringstream status(read(proc + "/status"));
+  std::istringstream status(ReadFile(proc + "/status"));
   for (std::string line; std::getline(status, line);) {
     absl::string_view v(line);
     if (absl::ConsumePrefix(&v, "State:")) state = std::string(absl::StripAsciiWhitespace(v));
     if (absl::ConsumePrefix(&v, "Threads:")) threads = std::string(absl::StripAsciiWhitespace(v));
   }
   return absl::StrCat("pid ", pid_, ", program ", n > 0 ? std::string(exe, n) : "?", ", state ",
-                      state, ", threads ", threads, ", waiting in ", read(proc + "/wchan"));
+                      state, ", threads ", threads, ", waiting in ", ReadFile(proc + "/wchan"));
 }
 
 void Process::Signal(int signal) {
